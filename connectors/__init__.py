@@ -1,0 +1,1 @@
+"""Connectors: one module per provider or family, registered under ``gateway.connectors``."""

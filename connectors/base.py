@@ -1,0 +1,187 @@
+"""What a connector is: verify a request, turn it into events.
+
+A connector declares what is static as class attributes (``source``, ``Config``) and
+overrides only the hooks it needs. The pipeline calls, in order:
+
+    handshake(request)   -> an answer for a provider's handshake, or None
+    verify(request)      -> raises SignatureError unless authentic (raw bytes, constant time)
+    delivery_id(request) -> the provider's stable delivery id, for ids and deduplication
+    normalize(request)   -> events; raises Unnormalizable for authentic but unusable bodies
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from gateway.errors import Unnormalizable
+
+_ID_NAMESPACE = uuid.UUID("6c1f3f3e-2d0b-4a59-9d7e-1f0c8d3b7a21")
+
+
+def event_id(connector_id: str, delivery_id: str, index: int = 0) -> str:
+    """Deterministic event id: the same for every redelivery of the same source delivery."""
+    name = f"{connector_id}\x00{delivery_id}" if index == 0 else (
+        f"{connector_id}\x00{delivery_id}\x00{index}")
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """One HTTP delivery as received, before anything is parsed."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # keys lower-cased
+    query: Mapping[str, str]
+    body: bytes
+    remote_addr: str | None
+    received_at: datetime
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        """The body as JSON; an authentic body that is not JSON is dead-lettered."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise Unnormalizable("body is not valid JSON") from None
+
+    def json_object(self) -> dict[str, Any]:
+        data = self.json()
+        if not isinstance(data, dict):
+            raise Unnormalizable("body is not a JSON object")
+        return data
+
+
+@dataclass(slots=True)
+class EventDraft:
+    """A normalized event before the pipeline wraps it into the envelope."""
+
+    type: str
+    payload: dict[str, Any]
+    timestamp: datetime | None = None
+    key: str | None = None  # partition key; default the connector id
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeReply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ConnectorConfig(BaseModel):
+    """Options every connector takes where its scheme needs them (DESIGN.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: SecretStr | None = None
+    secrets: list[SecretStr] = Field(default_factory=list)
+    public_key: str | None = None
+    tolerance_seconds: int | None = Field(default=None, ge=0)
+    public_url: str | None = None
+    topic: str | None = None
+    events: list[str] | None = None
+
+    def secret_values(self) -> list[bytes]:
+        values = [self.secret] if self.secret is not None else []
+        values.extend(self.secrets)
+        return [s.get_secret_value().encode() for s in values]
+
+
+class SecretRequired(ConnectorConfig):
+    """For shared-secret schemes: at least one of ``secret`` / ``secrets``."""
+
+    @model_validator(mode="after")
+    def _need_secret(self) -> SecretRequired:
+        if self.secret is None and not self.secrets:
+            raise ValueError("secret or secrets is required")
+        if any(not s.get_secret_value() for s in ([self.secret] if self.secret else [])
+               + list(self.secrets)):
+            raise ValueError("secrets must not be empty")
+        return self
+
+
+class Connector:
+    """Base of every inbound connector. Subclasses set ``source`` and ``Config``."""
+
+    source: ClassVar[str]
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        self.connector_id = connector_id
+        self.config = config
+        self.source_slug: str = self.source
+
+    @property
+    def topic(self) -> str | None:
+        return self.config.topic
+
+    def allows(self, event_type: str) -> bool:
+        """The ``events`` allow-list: an entry matches the type or its dotted prefix."""
+        allowed = self.config.events
+        if allowed is None:
+            return True
+        return any(event_type == e or event_type.startswith(e + ".") for e in allowed)
+
+    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+        return None
+
+    def verify(self, request: InboundRequest) -> None:
+        raise NotImplementedError
+
+    def delivery_id(self, request: InboundRequest) -> str:
+        return "sha256:" + hashlib.sha256(request.body).hexdigest()
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        raise NotImplementedError
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        """Headers an honest sender would put on ``body`` (for ``gateway sign``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sign test deliveries")
+
+    def sample_body(self) -> bytes:
+        return b'{"type": "gateway.test", "message": "hello from gateway sign"}'
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 / ISO 8601 string or epoch seconds, as UTC; None when unusable."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, tz=UTC)
+        if isinstance(value, str) and value:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def json_pointer(doc: Any, pointer: str) -> Any:
+    """RFC 6901 lookup; None when any step is missing."""
+    if pointer in ("", "/"):
+        return doc
+    node = doc
+    for raw in pointer.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+        if node is None:
+            return None
+    return node

@@ -1,0 +1,100 @@
+"""The audit trail: one JSON line per request outcome, append-only.
+
+``record`` never blocks: lines queue in memory and a background task writes whatever
+accumulated in one ``write`` on an ``O_APPEND`` descriptor, off the event loop, so
+several worker processes can share the file without interleaving lines. Lines never
+hold a secret, a signature, or the payload itself: only its hash and size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.envelope import rfc3339
+
+OUTCOMES = frozenset({"accepted", "duplicate", "rejected", "handshake", "filtered",
+                      "published", "dead_lettered", "failed"})
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lines: list[dict[str, Any]] = []
+        self._ready = asyncio.Event()
+        self._fd: int | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-io")
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        def do_open() -> int:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._fd = await asyncio.get_running_loop().run_in_executor(self._io, do_open)
+        self._task = asyncio.create_task(self._writer(), name="audit-writer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._flush()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            await asyncio.get_running_loop().run_in_executor(self._io, _fsync_close, fd)
+        self._io.shutdown(wait=True)
+
+    def record(self, outcome: str, *, connector_id: str | None, reason: str | None = None,
+               event_ids: Iterable[str] = (), request_id: str | None = None,
+               remote_addr: str | None = None, body_sha256: str | None = None,
+               size: int | None = None) -> None:
+        assert outcome in OUTCOMES, outcome
+        self._lines.append({
+            "ts": rfc3339(datetime.now(UTC)),
+            "connector_id": connector_id,
+            "outcome": outcome,
+            "reason": reason,
+            "event_ids": list(event_ids),
+            "request_id": request_id,
+            "remote_addr": remote_addr,
+            "body_sha256": body_sha256,
+            "bytes": size,
+        })
+        self._ready.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            await self._flush()
+            await asyncio.sleep(0.01)  # let a burst gather into one write
+
+    async def _flush(self) -> None:
+        if not self._lines or self._fd is None:
+            return
+        lines, self._lines = self._lines, []
+        await asyncio.get_running_loop().run_in_executor(self._io, _write, self._fd, lines)
+
+
+def _write(fd: int, lines: list[dict[str, Any]]) -> None:
+    data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,196 @@
+"""``gateway``: run the service, check a config, run a local Kafka, watch a topic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from gateway import logging as gateway_logging
+from gateway.config import LoadedConfig, load_config, resolve_path
+from gateway.errors import ConfigError
+
+
+def _load(path: str | None) -> LoadedConfig:
+    return load_config(resolve_path(path))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    s = loaded.settings
+    print(f"ok: {len(loaded.connectors)} enabled connector(s): "
+          f"{', '.join(sorted(loaded.connectors)) or '-'}; kafka {s.kafka.bootstrap_servers};"
+          f" data dir {s.data_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.localkafka import LocalKafka, port_free
+
+    config_path = resolve_path(args.config)
+    os.environ["GATEWAY_CONFIG"] = str(config_path.resolve())
+    local: LocalKafka | None = None
+    if args.local_kafka and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        settings = load_config(config_path).settings  # fail on a bad config before Kafka
+        local = LocalKafka(port=9092 if port_free(9092) else None,
+                           data_dir=Path(settings.data_dir).resolve() / "kafka")
+        print(f"starting a local Kafka broker in {local.dir} ...", file=sys.stderr)
+        local.start()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = local.bootstrap
+        print(f"local Kafka ready at {local.bootstrap}", file=sys.stderr)
+    try:
+        loaded = load_config(config_path)
+        server = loaded.settings.server
+        host = args.host or server.host
+        port = server.port if args.port is None else args.port
+        workers = args.workers or server.workers
+        gateway_logging.configure()
+        if workers == 1:
+            from gateway.app import create_app
+
+            uvicorn.run(create_app(loaded), host=host, port=port, log_level="warning",
+                        access_log=False, loop="uvloop", http="httptools",
+                        timeout_graceful_shutdown=20)
+        else:
+            uvicorn.run("gateway.app:create_app_from_env", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", access_log=False,
+                        loop="uvloop", http="httptools", timeout_graceful_shutdown=20)
+    finally:
+        if local is not None:
+            local.stop()
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from gateway.localkafka import LocalKafka
+
+    kafka = LocalKafka(port=args.port, data_dir=Path(args.data_dir) if args.data_dir else None)
+    kafka.start()
+    print(kafka.bootstrap, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    kafka.close()
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _load(
+        args.config).settings.kafka.bootstrap_servers
+
+    async def tail() -> None:
+        consumer = AIOKafkaConsumer(
+            *args.topic, bootstrap_servers=bootstrap, group_id=None,
+            auto_offset_reset="earliest" if args.from_beginning else "latest")
+        await consumer.start()
+        try:
+            seen = 0
+            async for msg in consumer:
+                headers = {k: v.decode(errors="replace") for k, v in msg.headers}
+                key = msg.key.decode(errors="replace") if msg.key else None
+                print(f"# {msg.topic}[{msg.partition}]@{msg.offset} key={key} {headers}")
+                print((msg.value or b"").decode(errors="replace"), flush=True)
+                seen += 1
+                if args.max and seen >= args.max:
+                    return
+        finally:
+            await consumer.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(tail())
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    connector = loaded.connectors.get(args.connector_id)
+    if connector is None:
+        print(f"no enabled connector {args.connector_id!r}; configured: "
+              f"{', '.join(sorted(loaded.connectors)) or '-'}", file=sys.stderr)
+        return 2
+    body = Path(args.body).read_bytes() if args.body else connector.sample_body()
+    headers = connector.sign(body)
+    server = loaded.settings.server
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
+    url = args.url or f"http://{host}:{server.port}/webhooks/{args.connector_id}"
+    parts = ["curl", "-sS", "-X", "POST", url]
+    for name, value in {"Content-Type": "application/json", **headers}.items():
+        parts += ["-H", f"{name}: {value}"]
+    parts += ["--data-binary", body.decode()]
+    print(shlex.join(parts))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.envelope import SCHEMA_PATH, schema_text
+
+    if args.write:
+        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_PATH.write_text(schema_text())
+        print(f"wrote {SCHEMA_PATH}")
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve webhooks (and pollers) from a config file")
+    run.add_argument("--config", help="config file (default: $GATEWAY_CONFIG)")
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    run.add_argument("--local-kafka", action="store_true",
+                     help="start a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("--config")
+    check.set_defaults(func=cmd_check_config)
+
+    kafka = sub.add_parser("kafka", help="run a local single-node KRaft Kafka broker")
+    kafka.add_argument("--port", type=int, default=None)
+    kafka.add_argument("--data-dir", default=None, help="keep data here (default: temporary)")
+    kafka.set_defaults(func=cmd_kafka)
+
+    tail = sub.add_parser("tail", help="print records arriving on topics")
+    tail.add_argument("topic", nargs="+")
+    tail.add_argument("--config")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, default=0, help="stop after this many records")
+    tail.set_defaults(func=cmd_tail)
+
+    sign = sub.add_parser("sign", help="print a curl command with a correctly signed delivery")
+    sign.add_argument("connector_id")
+    sign.add_argument("--config")
+    sign.add_argument("--body", help="file with the body to send (default: a sample)")
+    sign.add_argument("--url", help="override the target URL")
+    sign.set_defaults(func=cmd_sign)
+
+    schema = sub.add_parser("schema", help="print (or --write) the envelope JSON Schema")
+    schema.add_argument("--write", action="store_true")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,223 @@
+"""Configuration: YAML with ``${VAR}`` / ``${VAR:-default}``, validated by pydantic.
+
+Every problem in a file is collected and reported at once with its key path
+(``connectors.github-main.config.secret``); the process never starts half-configured.
+Messages are built from key paths and pydantic's messages only, never from the values,
+so a secret cannot leak through an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    workers: int = Field(default=1, ge=1)
+
+
+class KafkaConfig(_Strict):
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = "events.{source}"
+    dead_letter_topic: str = "events.dlq"
+    client_id: str = "event-gateway"
+    linger_ms: int = Field(default=5, ge=0)
+    request_timeout_ms: int = Field(default=15_000, gt=0)
+    compression_type: str | None = None
+
+
+class AuditConfig(_Strict):
+    path: str | None = None
+
+
+class BufferConfig(_Strict):
+    """The local durable buffer (SQLite, WAL) between a 2xx and Kafka's acknowledgement."""
+
+    max_events: int = Field(default=1_000_000, gt=0)
+    max_bytes: int = Field(default=1 << 30, gt=0)
+    dedup_window_seconds: int = Field(default=86_400, ge=0)
+    retry_after_seconds: int = Field(default=5, gt=0)
+
+
+class ConnectorEntry(_Strict):
+    enabled: bool = True
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    audit: AuditConfig = AuditConfig()
+    buffer: BufferConfig = BufferConfig()
+    data_dir: str = "var"
+    connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def audit_path(self) -> Path:
+        return Path(self.audit.path) if self.audit.path else self.data_path / "audit.jsonl"
+
+
+class LoadedConfig:
+    """A validated configuration plus its connectors, built and ready."""
+
+    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector]) -> None:
+        self.settings = settings
+        self.connectors = connectors
+
+
+def key_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problems_from_validation(
+    exc: ValidationError, prefix: tuple[int | str, ...] = ()
+) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = prefix + tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(ConfigProblem(key_path(loc), msg))
+    return problems
+
+
+def expand_env(
+    node: Any, env: dict[str, str], loc: tuple[int | str, ...], problems: list[ConfigProblem]
+) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(node, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            value = env.get(name)
+            if value is not None and (value != "" or default is None):
+                return value
+            if default is not None:
+                return default
+            problems.append(
+                ConfigProblem(key_path(loc), f"environment variable {name} is not set")
+            )
+            return ""
+
+        return _VAR.sub(repl, node)
+    if isinstance(node, dict):
+        return {k: expand_env(v, env, (*loc, str(k)), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand_env(v, env, (*loc, i), problems) for i, v in enumerate(node)]
+    return node
+
+
+def resolve_path(explicit: str | None) -> Path:
+    path = explicit or os.environ.get("GATEWAY_CONFIG")
+    if not path:
+        raise ConfigError(
+            [ConfigProblem("", "no configuration file: pass --config PATH or set GATEWAY_CONFIG")]
+        )
+    return Path(path)
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
+    """Read, expand, validate and build; raises ConfigError listing every problem."""
+    from connectors import registry
+
+    env = dict(os.environ) if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([ConfigProblem("", f"{path} is not valid YAML{where}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("", f"{path} must hold a mapping at the top level")])
+
+    problems: list[ConfigProblem] = []
+    tree: dict[str, Any] = expand_env(raw, env, (), problems)
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = tree.get("kafka")
+        tree["kafka"] = {**(kafka if isinstance(kafka, dict) else {}),
+                         "bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
+    if env.get("GATEWAY_DATA_DIR"):
+        tree["data_dir"] = env["GATEWAY_DATA_DIR"]
+
+    # Connectors are validated one by one, so that a broken top level does not hide them.
+    raw_connectors = tree.pop("connectors", None) or {}
+    settings: GatewayConfig | None = None
+    try:
+        settings = GatewayConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc))
+
+    entries: dict[str, ConnectorEntry] = {}
+    connectors: dict[str, Connector] = {}
+    if not isinstance(raw_connectors, dict):
+        problems.append(ConfigProblem("connectors", "must be a mapping of connector ids"))
+        raw_connectors = {}
+    available = registry.available()
+    for cid, raw_entry in raw_connectors.items():
+        loc: tuple[int | str, ...] = ("connectors", str(cid))
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", str(cid)):
+            problems.append(ConfigProblem(
+                key_path(loc), "connector id must be letters, digits, '.', '_' or '-'"))
+            continue
+        try:
+            entry = ConnectorEntry.model_validate(raw_entry)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, loc))
+            continue
+        entries[str(cid)] = entry
+        cls = available.get(entry.type)
+        if cls is None:
+            names = ", ".join(sorted(available)) or "none installed"
+            problems.append(ConfigProblem(
+                key_path((*loc, "type")),
+                f"unknown connector type {entry.type!r}; available: {names}"))
+            continue
+        try:
+            options = cls.Config.model_validate(entry.config)
+        except ValidationError as exc:
+            problems.extend(problems_from_validation(exc, (*loc, "config")))
+            continue
+        if entry.enabled:
+            connectors[str(cid)] = cls(str(cid), options)
+
+    if problems or settings is None:
+        raise ConfigError(problems)
+    settings = settings.model_copy(update={"connectors": entries})
+    return LoadedConfig(settings, connectors)

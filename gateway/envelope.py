@@ -1,0 +1,75 @@
+"""The envelope every Kafka consumer reads, and the records that carry it.
+
+The pydantic model is the one source of truth: the pipeline builds records from it and
+``schema/envelope.schema.json`` is generated from it (``gateway schema --write``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "envelope.schema.json"
+
+
+def rfc3339(value: datetime) -> str:
+    """RFC 3339 UTC with a ``Z``, milliseconds kept when present."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Envelope(BaseModel):
+    """One normalized event, whatever its source."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        title="Event envelope",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    id: str = Field(description="Unique per event; the same for every redelivery of the "
+                    "same source delivery.", min_length=1)
+    source: str = Field(description="Provider slug, e.g. github.", min_length=1)
+    type: str = Field(description="Dotted event type, e.g. pull_request.opened.", min_length=1)
+    timestamp: datetime = Field(description="RFC 3339 UTC: when it happened at the source, "
+                                "else when received.")
+    connector_id: str = Field(description="The configured connector id.", min_length=1)
+    received_at: datetime = Field(description="RFC 3339 UTC: when the gateway accepted it.")
+    payload: dict[str, Any] = Field(description="The source's event; form bodies become "
+                                    "an object of fields.")
+
+    @field_serializer("timestamp", "received_at")
+    def _utc(self, value: datetime) -> str:
+        return rfc3339(value)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump())
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Envelope.model_json_schema(mode="serialization")
+    for name in ("timestamp", "received_at"):
+        schema["properties"][name].update(format="date-time", pattern=r"Z$")
+    return schema
+
+
+def schema_text() -> str:
+    return orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+                        ).decode() + "\n"
+
+
+_TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def topic_for(template: str, *, source: str, type: str, connector_id: str) -> str:
+    """Expand ``{source}`` ``{type}`` ``{connector_id}``; Kafka allows [A-Za-z0-9._-]."""
+    name = template.replace("{source}", source).replace("{type}", type).replace(
+        "{connector_id}", connector_id)
+    return _TOPIC_UNSAFE.sub("_", name)[:249]

@@ -1,0 +1,22 @@
+"""The Kafka side: the producer the relay publishes with (``acks=all``, idempotent)."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+from gateway.config import KafkaConfig
+
+
+def make_producer(cfg: KafkaConfig, *, max_request_size: int) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=cfg.bootstrap_servers,
+        client_id=cfg.client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=cfg.linger_ms,
+        max_batch_size=256 * 1024,
+        max_request_size=max_request_size,
+        request_timeout_ms=cfg.request_timeout_ms,
+        retry_backoff_ms=200,
+        compression_type=cfg.compression_type,
+    )

@@ -1,0 +1,32 @@
+"""Prometheus metrics, served as text at ``GET /metrics``.
+
+With several worker processes each worker reports its own counters (the scrape hits
+one of them); buffer depth is read from the shared buffer and is the same everywhere.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gateway_requests", "Requests by connector and outcome",
+            ["connector_id", "outcome"], registry=self.registry)
+        self.latency = Histogram(
+            "gateway_request_duration_seconds", "Time from request to answer",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry)
+        self.published = Counter(
+            "gateway_published_events", "Events acknowledged by Kafka", registry=self.registry)
+        self.buffer_events = Gauge(
+            "gateway_buffer_events", "Events in the local buffer", registry=self.registry)
+        self.buffer_bytes = Gauge(
+            "gateway_buffer_bytes", "Bytes in the local buffer", registry=self.registry)
+        self.kafka_up = Gauge(
+            "gateway_kafka_up", "1 when Kafka answered the last request", registry=self.registry)
+
+
+METRICS = Metrics()

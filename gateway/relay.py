@@ -1,0 +1,172 @@
+"""The relay: moves committed buffer rows onto Kafka, in id order, then forgets them.
+
+One relay per process, but only the holder of the buffer's lease publishes, so rows
+leave in id order (and so in order per record key) even with several worker processes;
+if the holder dies, its lease expires and another worker takes over. A row is deleted
+only after Kafka acknowledged it (``acks=all``); a crash in between publishes it again
+with the same event id, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import structlog
+from aiokafka.errors import KafkaError
+
+from gateway.audit import AuditLog
+from gateway.buffer import Buffer, StoredRecord
+from gateway.config import KafkaConfig
+from gateway.kafka import make_producer
+from gateway.metrics import METRICS
+
+log = structlog.get_logger(__name__)
+
+FETCH = 2000
+LEASE_TTL = 5.0
+PROBE_EVERY = 5.0
+
+
+class Relay:
+    def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog, *,
+                 max_request_size: int) -> None:
+        self.buffer = buffer
+        self.kafka = kafka
+        self.audit = audit
+        self.max_request_size = max_request_size
+        self.owner = uuid.uuid4().hex
+        self.kafka_ok = False
+        self.kafka_error: str | None = "not connected yet"
+        self.leader = False
+        self.published = 0
+        self._producer: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_producer()
+        if self.leader:
+            with contextlib.suppress(Exception):
+                await self.buffer.release_lease(self.owner)
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 10)
+
+    def _down(self, reason: str) -> None:
+        if self.kafka_ok or self.kafka_error != reason:
+            log.warning("kafka_unavailable", reason=reason)
+        self.kafka_ok = False
+        self.kafka_error = reason
+        METRICS.kafka_up.set(0)
+
+    def _up(self) -> None:
+        if not self.kafka_ok:
+            log.info("kafka_available")
+        self.kafka_ok = True
+        self.kafka_error = None
+        METRICS.kafka_up.set(1)
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        lease_at = 0.0
+        probe_at = time.monotonic() + PROBE_EVERY
+        while True:
+            if self._producer is None:
+                producer = make_producer(self.kafka, max_request_size=self.max_request_size)
+                try:
+                    await producer.start()
+                except (KafkaError, OSError) as exc:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    self._down(f"cannot connect: {type(exc).__name__}")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._producer = producer
+                self._up()
+            now = time.monotonic()
+            if now - lease_at >= 1.0:
+                try:
+                    self.leader = await self.buffer.acquire_lease(self.owner, LEASE_TTL)
+                except Exception as exc:  # the disk refused; keep trying
+                    log.error("lease_failed", error=type(exc).__name__)
+                    self.leader = False
+                lease_at = now
+            if not self.leader:
+                await asyncio.sleep(0.5)
+                continue
+            self.buffer.wake.clear()
+            rows = await self.buffer.fetch(0, FETCH)
+            if not rows:
+                if time.monotonic() >= probe_at:
+                    await self._probe()
+                    probe_at = time.monotonic() + PROBE_EVERY
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.buffer.wake.wait(), 0.1)
+                continue
+            if await self._publish(rows):
+                backoff = 0.2
+                probe_at = time.monotonic() + PROBE_EVERY
+            else:
+                # A fresh producer after a failure: its idempotence state starts clean.
+                await self._close_producer()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _probe(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._down(f"metadata request failed: {type(exc).__name__}")
+        else:
+            self._up()
+
+    async def _publish(self, rows: list[StoredRecord]) -> bool:
+        """Send ``rows``; ack the prefix Kafka acknowledged. True when all went."""
+        futures: list[asyncio.Future[Any]] = []
+        error: str | None = None
+        for stored in rows:
+            r = stored.record
+            try:
+                fut = await self._producer.send(r.topic, r.value, key=r.key,
+                                                headers=list(r.headers))
+            except KafkaError as exc:
+                error = type(exc).__name__
+                break
+            futures.append(fut)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        upto = 0
+        done: dict[str, list[str]] = defaultdict(list)
+        for stored, res in zip(rows, results, strict=False):
+            if isinstance(res, BaseException):
+                error = error or type(res).__name__
+                break
+            upto = stored.row_id
+            done[stored.record.connector_id].append(stored.record.event_id)
+        if upto:
+            await self.buffer.ack(upto)
+            n = sum(len(ids) for ids in done.values())
+            self.published += n
+            METRICS.published.inc(n)
+            for connector_id, ids in done.items():
+                self.audit.record("published", connector_id=connector_id, event_ids=ids)
+            self._up()
+        if error is not None:
+            self._down(f"publish failed: {error}")
+            return False
+        return True
