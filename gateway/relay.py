@@ -87,17 +87,17 @@ class Relay:
         probe_at = time.monotonic() + PROBE_EVERY
         while True:
             if self._producer is None:
-                producer = make_producer(self.kafka, max_request_size=self.max_request_size)
+                # Owned before start(), so that stop() closes it even mid-connect.
+                self._producer = make_producer(self.kafka,
+                                               max_request_size=self.max_request_size)
                 try:
-                    await producer.start()
+                    await self._producer.start()
                 except (KafkaError, OSError) as exc:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
+                    await self._close_producer()
                     self._down(f"cannot connect: {type(exc).__name__}")
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                self._producer = producer
                 self._up()
             now = time.monotonic()
             if now - lease_at >= 1.0:

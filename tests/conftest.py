@@ -1,0 +1,39 @@
+"""Test session: a real Kafka broker (started here unless KAFKA_BOOTSTRAP_SERVERS is set)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.localkafka import LocalKafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with LocalKafka() as kafka:
+        yield kafka.bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def pull_request_body() -> bytes:
+    return (Path(__file__).parent / "fixtures" / "github_pull_request_opened.json").read_bytes()

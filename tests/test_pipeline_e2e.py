@@ -1,0 +1,227 @@
+"""A signed webhook travels through a real uvicorn server to a real Kafka broker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import orjson
+import pytest
+
+from gateway.envelope import SCHEMA_PATH
+from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
+
+SECRET = "e2e-github-secret"
+pytestmark = pytest.mark.kafka
+
+
+def github_headers(body: bytes, event: str, delivery: str, secret: str = SECRET
+                   ) -> dict[str, str]:
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def gateway(kafka_bootstrap: str, data_dir: Path, topic_prefix: str,
+            tmp_path: Path) -> Iterator[tuple[ThreadServer, str]]:
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {
+        "github-main": {"type": "github", "config": {
+            "secret": SECRET, "events": ["pull_request", "push", "ping"]}},
+        "github-nodedup": {"type": "github", "config": {"secret": SECRET,
+                                                        "topic": f"{topic_prefix}.nodedup"}},
+        "github-off": {"type": "github", "enabled": False, "config": {"secret": SECRET}},
+    }
+    with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as server:
+        yield server, topic_prefix
+
+
+def test_pull_request_arrives_as_a_valid_envelope(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str, pull_request_body: bytes
+) -> None:
+    server, prefix = gateway
+    delivery = str(uuid.uuid4())
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=pull_request_body,
+                   headers=github_headers(pull_request_body, "pull_request", delivery))
+    assert r.status_code == 202, r.text
+    [event_id] = r.json()["event_ids"]
+
+    again = httpx.post(f"{server.url}/webhooks/github-main", content=pull_request_body,
+                       headers=github_headers(pull_request_body, "pull_request", delivery))
+    assert again.status_code == 200
+    assert again.json() == {"duplicate": True, "event_ids": [event_id]}
+
+    [record] = consume(kafka_bootstrap, f"{prefix}.github", expect=1)
+    envelope = orjson.loads(record.value)
+    jsonschema.validate(envelope, json.loads(SCHEMA_PATH.read_text()))
+    assert envelope["id"] == event_id
+    assert envelope["type"] == "pull_request.opened"
+    assert envelope["source"] == "github"
+    assert envelope["connector_id"] == "github-main"
+    assert envelope["timestamp"] == "2011-01-26T19:01:12Z"
+    assert envelope["received_at"].endswith("Z")
+    assert envelope["payload"] == orjson.loads(pull_request_body)
+    assert record.key == b"github-main"
+    assert dict(record.headers) == {
+        "content-type": b"application/json", "event-id": event_id.encode(),
+        "event-type": b"pull_request.opened", "event-source": b"github",
+        "connector-id": b"github-main"}
+    assert SECRET.encode() not in record.value
+
+    outcomes = [line["outcome"] for line in server.wait_audit(
+        lambda line: line["event_ids"] == [event_id] and line["outcome"] == "published")]
+    assert outcomes == ["published"]
+    mine = [line for line in server.audit_lines if line["event_ids"] == [event_id]]
+    assert [line["outcome"] for line in mine] == ["accepted", "duplicate", "published"]
+    assert mine[0]["body_sha256"] == hashlib.sha256(pull_request_body).hexdigest()
+    assert mine[0]["bytes"] == len(pull_request_body)
+
+
+def test_redelivery_carries_the_same_id_on_the_topic(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str, pull_request_body: bytes,
+        kafka_dedup_off: None) -> None:
+    """Even when deduplication lets it through, a redelivery keeps its event id."""
+    server, prefix = gateway
+    delivery = str(uuid.uuid4())
+    ids = []
+    for _ in range(2):
+        r = httpx.post(f"{server.url}/webhooks/github-nodedup", content=pull_request_body,
+                       headers=github_headers(pull_request_body, "pull_request", delivery))
+        ids.append(r.json()["event_ids"][0])
+    records = consume(kafka_bootstrap, f"{prefix}.nodedup", expect=2)
+    assert [orjson.loads(r.value)["id"] for r in records] == ids
+    assert ids[0] == ids[1]
+
+
+@pytest.fixture
+def kafka_dedup_off(gateway: tuple[ThreadServer, str]) -> None:
+    server, _ = gateway
+    rt = server.server.config.app.state.runtime  # type: ignore[attr-defined]
+    rt.buffer.settings = rt.buffer.settings.model_copy(update={"dedup_window_seconds": 0})
+
+
+def _bad_requests(body: bytes) -> list[tuple[str, bytes, dict[str, str], str]]:
+    good = github_headers(body, "push", str(uuid.uuid4()))
+    tampered = body.replace(b"main", b"evil")
+    no_sig = {k: v for k, v in good.items() if k != "X-Hub-Signature-256"}
+    return [
+        ("tampered body", tampered, good, "invalid_signature"),
+        ("wrong secret", body, github_headers(body, "push", "d1", secret="wrong"),
+         "invalid_signature"),
+        ("missing header", body, no_sig, "missing_signature"),
+        ("malformed header", body, {**good, "X-Hub-Signature-256": "md5=abc"},
+         "invalid_signature"),
+        ("truncated signature", body, {**good, "X-Hub-Signature-256":
+                                       good["X-Hub-Signature-256"][:-2]}, "invalid_signature"),
+    ]
+
+
+def test_unauthentic_deliveries_are_401_audited_and_never_published(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str) -> None:
+    server, prefix = gateway
+    body = b'{"ref": "refs/heads/main", "head_commit": null}'
+    for name, content, headers, reason in _bad_requests(body):
+        request_id = f"bad-{uuid.uuid4().hex}"
+        r = httpx.post(f"{server.url}/webhooks/github-main", content=content,
+                       headers={**headers, "X-Request-Id": request_id})
+        assert r.status_code == 401, name
+        assert r.json()["error"] == "unauthorized"
+        assert SECRET not in r.text
+        [line] = server.wait_audit(lambda line, rid=request_id: line["request_id"] == rid)
+        assert (line["outcome"], line["reason"]) == ("rejected", reason), name
+        assert line["event_ids"] == []
+    # A valid delivery afterwards is the only thing on the topic.
+    ok = httpx.post(f"{server.url}/webhooks/github-main", content=body,
+                    headers=github_headers(body, "push", str(uuid.uuid4())))
+    assert ok.status_code == 202
+    records = consume(kafka_bootstrap, f"{prefix}.github", expect=1)
+    assert [orjson.loads(r.value)["id"] for r in records] == ok.json()["event_ids"]
+    assert SECRET.encode() not in (server.data_dir / "audit.jsonl").read_bytes()
+
+
+def test_unknown_and_disabled_connectors_are_404(gateway: tuple[ThreadServer, str]) -> None:
+    server, _ = gateway
+    for cid in ("nope", "github-off"):
+        r = httpx.post(f"{server.url}/webhooks/{cid}", content=b"{}")
+        assert r.status_code == 404
+        assert r.json()["error"] == "unknown_connector"
+    assert [line["reason"] for line in server.wait_audit(
+        lambda line: line["connector_id"] in ("nope", "github-off"))] == [
+        "unknown_connector", "unknown_connector"]
+
+
+def test_oversized_body_is_413_by_length_and_while_streaming(
+        gateway: tuple[ThreadServer, str]) -> None:
+    server, _ = gateway
+    big = b"x" * 70_000  # the test config allows 65536
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=big)
+    assert r.status_code == 413
+    assert r.json()["error"] == "too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
+        for _ in range(70):
+            yield b"y" * 1000
+
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=chunks())
+    assert r.status_code == 413
+    assert len(server.wait_audit(lambda line: line["reason"] == "too_large")) == 2
+
+
+def test_ping_is_answered_and_audited_as_handshake(gateway: tuple[ThreadServer, str]) -> None:
+    server, _ = gateway
+    body = b'{"zen": "Design for failure.", "hook_id": 1}'
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=body,
+                   headers=github_headers(body, "ping", str(uuid.uuid4())))
+    assert r.status_code == 200
+    assert server.wait_audit(lambda line: line["outcome"] == "handshake")
+
+
+def test_events_outside_the_allow_list_are_acknowledged_and_dropped(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str) -> None:
+    server, prefix = gateway
+    body = b'{"action": "opened", "issue": {"number": 1}}'
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=body,
+                   headers=github_headers(body, "issues", str(uuid.uuid4())))
+    assert r.status_code == 200
+    assert r.json()["filtered"] is True
+    [line] = server.wait_audit(lambda line: line["outcome"] == "filtered")
+    assert line["reason"] == "event_not_allowed"
+    assert consume(kafka_bootstrap, f"{prefix}.github", timeout=2) == []
+
+
+def test_authentic_but_unparseable_goes_to_the_dead_letter_topic(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str) -> None:
+    server, prefix = gateway
+    body = b'{"action": "opened", "pull_request": '  # cut off: not JSON
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=body,
+                   headers=github_headers(body, "pull_request", str(uuid.uuid4())))
+    assert r.status_code == 202
+    assert r.json()["dead_lettered"] is True
+    [record] = consume(kafka_bootstrap, f"{prefix}.dlq", expect=1)
+    letter: dict[str, Any] = orjson.loads(record.value)
+    assert letter["body"] == body.decode()
+    assert letter["connector_id"] == "github-main"
+    assert letter["reason"] == "body is not valid JSON"
+    assert letter["id"] == r.json()["event_ids"][0]
+    assert server.wait_audit(lambda line: line["outcome"] == "dead_lettered")
+    assert consume(kafka_bootstrap, f"{prefix}.github", timeout=1) == []
+
+
+def test_health_and_readiness(gateway: tuple[ThreadServer, str]) -> None:
+    server, _ = gateway
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    metrics = httpx.get(f"{server.url}/metrics")
+    assert "gateway_requests_total" in metrics.text or "gateway_buffer_events" in metrics.text
+    missing = httpx.get(f"{server.url}/nowhere")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"

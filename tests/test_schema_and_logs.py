@@ -1,0 +1,42 @@
+"""The checked-in envelope schema is current; logs are JSON and hold no secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from structlog.testing import capture_logs
+
+from gateway.envelope import SCHEMA_PATH, schema_text
+from tests.helpers import base_config, thread_server, write_config
+
+
+def test_checked_in_schema_is_generated_from_the_model() -> None:
+    assert SCHEMA_PATH.read_text() == schema_text(), (
+        "schema/envelope.schema.json is stale: run `gateway schema --write`")
+
+
+@pytest.mark.kafka
+def test_logs_carry_request_and_connector_ids_but_no_secret(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path) -> None:
+    secret = "log-test-secret-" + uuid.uuid4().hex
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {"gh": {"type": "github", "config": {"secret": secret}}}
+    with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server, \
+            capture_logs() as logs:
+        body = b'{"ref": "x"}'
+        wrong = hmac.new(b"nope", body, hashlib.sha256).hexdigest()
+        r = httpx.post(f"{server.url}/webhooks/gh", content=body,
+                       headers={"X-Hub-Signature-256": "sha256=" + wrong,
+                                "X-GitHub-Event": "push", "X-Request-Id": "req-123"})
+        assert r.status_code == 401
+        assert r.headers["x-request-id"] == "req-123"
+    [entry] = [e for e in logs if e["event"] == "rejected"]
+    assert entry["reason"] == "invalid_signature"
+    assert orjson.dumps(logs, default=str).find(secret.encode()) == -1
+    assert wrong not in orjson.dumps(logs, default=str).decode()
