@@ -17,7 +17,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -74,6 +74,10 @@ async def webhook(request: Request) -> Response:
     remote = request.client.host if request.client else None
     try:
         body = await read_body(request, rt.loaded.settings.server.max_body_bytes)
+    except ClientDisconnect:  # the sender gave up mid-body: nothing was accepted
+        rt.audit.record("rejected", connector_id=connector_id, reason="client_disconnect",
+                        request_id=request_id, remote_addr=remote)
+        return Response(status_code=400)
     except PayloadTooLarge as exc:
         rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
                         request_id=request_id, remote_addr=remote)

@@ -172,7 +172,7 @@ class LocalKafka:
         self.proc = subprocess.Popen(
             self._java(cp, "kafka.Kafka", str(props), heap=self.heap),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
+            start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         try:
             self._wait_ready(timeout)

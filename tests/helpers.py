@@ -64,11 +64,13 @@ class ThreadServer:
             return []
         return [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
 
-    def wait_audit(self, predicate: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+    def wait_audit(self, predicate: Any, count: int = 1,
+                   timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The audit lines matching ``predicate``, once at least ``count`` were written."""
         deadline = time.monotonic() + timeout
         while True:
             lines = [line for line in self.audit_lines if predicate(line)]
-            if lines or time.monotonic() > deadline:
+            if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
 

@@ -79,7 +79,7 @@ def test_pull_request_arrives_as_a_valid_envelope(
     outcomes = [line["outcome"] for line in server.wait_audit(
         lambda line: line["event_ids"] == [event_id] and line["outcome"] == "published")]
     assert outcomes == ["published"]
-    mine = [line for line in server.audit_lines if line["event_ids"] == [event_id]]
+    mine = server.wait_audit(lambda line: line["event_ids"] == [event_id], count=3)
     assert [line["outcome"] for line in mine] == ["accepted", "duplicate", "published"]
     assert mine[0]["body_sha256"] == hashlib.sha256(pull_request_body).hexdigest()
     assert mine[0]["bytes"] == len(pull_request_body)
@@ -154,7 +154,7 @@ def test_unknown_and_disabled_connectors_are_404(gateway: tuple[ThreadServer, st
         assert r.status_code == 404
         assert r.json()["error"] == "unknown_connector"
     assert [line["reason"] for line in server.wait_audit(
-        lambda line: line["connector_id"] in ("nope", "github-off"))] == [
+        lambda line: line["connector_id"] in ("nope", "github-off"), count=2)] == [
         "unknown_connector", "unknown_connector"]
 
 
@@ -172,7 +172,7 @@ def test_oversized_body_is_413_by_length_and_while_streaming(
 
     r = httpx.post(f"{server.url}/webhooks/github-main", content=chunks())
     assert r.status_code == 413
-    assert len(server.wait_audit(lambda line: line["reason"] == "too_large")) == 2
+    assert len(server.wait_audit(lambda line: line["reason"] == "too_large", count=2)) == 2
 
 
 def test_ping_is_answered_and_audited_as_handshake(gateway: tuple[ThreadServer, str]) -> None:
