@@ -19,21 +19,32 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from gateway.errors import Unnormalizable
 
 _ID_NAMESPACE = uuid.UUID("6c1f3f3e-2d0b-4a59-9d7e-1f0c8d3b7a21")
 
 
+_NS_BYTES = _ID_NAMESPACE.bytes
+
+
 def event_id(connector_id: str, delivery_id: str, index: int = 0) -> str:
-    """Deterministic event id: the same for every redelivery of the same source delivery."""
+    """Deterministic event id: the same for every redelivery of the same source delivery.
+
+    UUIDv5 (RFC 9562) of the connector id and the delivery id, computed with hashlib:
+    equal to ``uuid.uuid5`` at a fraction of its cost.
+    """
     name = f"{connector_id}\x00{delivery_id}" if index == 0 else (
         f"{connector_id}\x00{delivery_id}\x00{index}")
-    return str(uuid.uuid5(_ID_NAMESPACE, name))
+    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])  # noqa: S324
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InboundRequest:
     """One HTTP delivery as received, before anything is parsed."""
 
@@ -92,11 +103,15 @@ class ConnectorConfig(BaseModel):
     public_url: str | None = None
     topic: str | None = None
     events: list[str] | None = None
+    _secret_bytes: list[bytes] | None = PrivateAttr(default=None)
 
     def secret_values(self) -> list[bytes]:
-        values = [self.secret] if self.secret is not None else []
-        values.extend(self.secrets)
-        return [s.get_secret_value().encode() for s in values]
+        """Every configured secret, as bytes (computed once: verify runs per request)."""
+        if self._secret_bytes is None:
+            values = [self.secret] if self.secret is not None else []
+            values.extend(self.secrets)
+            self._secret_bytes = [s.get_secret_value().encode() for s in values]
+        return self._secret_bytes
 
 
 class SecretRequired(ConnectorConfig):

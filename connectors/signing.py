@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 import re
 import time
@@ -26,6 +26,18 @@ Encoding = Literal["hex", "base64"]
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
 
 
+@functools.cache
+def _template(signed: str) -> tuple[tuple[bytes, str], ...]:
+    """``"{timestamp}.{body}"`` as (literal, placeholder) pairs, parsed once."""
+    out = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(signed):
+        out.append((signed[pos:m.start()].encode(), m.group(1)))
+        pos = m.end()
+    out.append((signed[pos:].encode(), ""))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class HmacScheme:
     header: str
@@ -38,17 +50,19 @@ class HmacScheme:
     tolerance_seconds: int = 300
 
     def _message(self, body: bytes, fields: dict[str, str]) -> bytes:
-        out = bytearray()
-        pos = 0
-        for m in _PLACEHOLDER.finditer(self.signed):
-            out += self.signed[pos:m.start()].encode()
-            out += body if m.group(1) == "body" else fields.get(m.group(1), "").encode()
-            pos = m.end()
-        out += self.signed[pos:].encode()
-        return bytes(out)
+        if self.signed == "{body}":
+            return body
+        parts: list[bytes] = []
+        for literal, name in _template(self.signed):
+            parts.append(literal)
+            if name == "body":
+                parts.append(body)
+            elif name:
+                parts.append(fields.get(name, "").encode())
+        return b"".join(parts)
 
     def _mac(self, secret: bytes, message: bytes) -> bytes:
-        return hmac.new(secret, message, getattr(hashlib, self.digest)).digest()
+        return hmac.digest(secret, message, self.digest)
 
     def _encode(self, mac: bytes) -> str:
         return mac.hex() if self.encoding == "hex" else base64.b64encode(mac).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -11,15 +12,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from connectors.base import InboundRequest
 from gateway import logging as gateway_logging
@@ -34,6 +38,9 @@ from gateway.relay import Relay
 log = structlog.get_logger(__name__)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Request ids: a random per-process prefix and a counter (uuid4 per request costs more).
+_ID_PREFIX = uuid.uuid4().hex[:12] + "-"
+_ID_COUNTER = itertools.count(1)
 
 
 @dataclass
@@ -49,52 +56,108 @@ def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class _Disconnected(Exception):
+    pass
+
+
+async def read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
     """The raw body, refused with 413 past ``limit`` (on Content-Length and while streaming)."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def webhook(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    started = time.perf_counter()
-    connector_id = request.path_params["connector_id"]
-    given = request.headers.get("x-request-id")
-    request_id = given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id, connector_id=connector_id)
-    remote = request.client.host if request.client else None
-    try:
-        body = await read_body(request, rt.loaded.settings.server.max_body_bytes)
-    except ClientDisconnect:  # the sender gave up mid-body: nothing was accepted
-        rt.audit.record("rejected", connector_id=connector_id, reason="client_disconnect",
-                        request_id=request_id, remote_addr=remote)
-        return Response(status_code=400)
-    except PayloadTooLarge as exc:
-        rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
-                        request_id=request_id, remote_addr=remote)
-        METRICS.requests.labels(connector_id, "rejected").inc()
-        return _json(413, {"error": exc.code, "detail": exc.detail},
-                     {"X-Request-Id": request_id, "Connection": "close"})
-    inbound = InboundRequest(
-        method=request.method, url=str(request.url),
-        headers={k.decode("latin-1").lower(): v.decode("latin-1")
-                 for k, v in request.scope["headers"]},
-        query=dict(request.query_params), body=body, remote_addr=remote,
-        received_at=datetime.now(UTC))
-    answer: Answer = await rt.pipeline.webhook(connector_id, inbound, request_id)
-    METRICS.latency.observe(time.perf_counter() - started)
-    structlog.contextvars.clear_contextvars()
-    return Response(answer.body, answer.status, {**answer.headers, "X-Request-Id": request_id},
-                    media_type=answer.content_type)
+async def _answer(send: Send, status: int, body: bytes, request_id: str,
+                  extra: Mapping[str, str] | None = None,
+                  content_type: str = "application/json") -> None:
+    headers = [(b"content-type", content_type.encode()),
+               (b"content-length", str(len(body)).encode()),
+               (b"x-request-id", request_id.encode())]
+    if extra:
+        headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gateway:
+    """The ASGI app: ``POST /webhooks/{connector_id}`` handled here directly (the hot
+    path: no per-request framework objects); everything else, and the lifespan, by the
+    Starlette app behind it."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    @property
+    def state(self) -> State:
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith("/webhooks/") and "/" not in path[10:] and len(path) > 10:
+                await self.webhook(path[10:], scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def webhook(self, connector_id: str, scope: Scope, receive: Receive,
+                      send: Send) -> None:
+        rt: Runtime = self.app.state.runtime
+        started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id")
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else (
+            f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
+        client = scope.get("client")
+        remote = client[0] if client else None
+        try:
+            try:
+                body = await read_body(headers, receive,
+                                       rt.loaded.settings.server.max_body_bytes)
+            except _Disconnected:  # the sender gave up mid-body: nothing was accepted
+                rt.audit.record("rejected", connector_id=connector_id,
+                                reason="client_disconnect", request_id=request_id,
+                                remote_addr=remote)
+                return
+            except PayloadTooLarge as exc:
+                rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
+                                request_id=request_id, remote_addr=remote)
+                METRICS.outcome(connector_id, "rejected").inc()
+                await _answer(send, 413, orjson.dumps({"error": exc.code,
+                                                       "detail": exc.detail}),
+                              request_id, {"connection": "close"})
+                return
+            query: bytes = scope["query_string"]
+            inbound = InboundRequest(
+                method="POST",
+                url=f"{scope['scheme']}://{headers.get('host', '')}{scope['path']}"
+                    + (f"?{query.decode('latin-1')}" if query else ""),
+                headers=headers,
+                query=dict(parse_qsl(query.decode("latin-1"))) if query else {},
+                body=body, remote_addr=remote, received_at=datetime.now(UTC))
+            answer: Answer = await rt.pipeline.webhook(connector_id, inbound, request_id)
+        except Exception as exc:
+            log.error("unhandled_error", error=type(exc).__name__, request_id=request_id,
+                      connector_id=connector_id, exc_info=exc)
+            await _answer(send, 500, b'{"error":"internal","detail":"internal error"}',
+                          request_id)
+            return
+        await _answer(send, answer.status, answer.body, request_id, answer.headers,
+                      answer.content_type)
+        METRICS.latency.observe(time.perf_counter() - started)
 
 
 async def healthz(request: Request) -> Response:
@@ -141,7 +204,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return _json(500, {"error": "internal", "detail": "internal error"})
 
 
-def create_app(loaded: LoadedConfig) -> Starlette:
+def create_app(loaded: LoadedConfig) -> Gateway:
     settings = loaded.settings
 
     @asynccontextmanager
@@ -165,19 +228,18 @@ def create_app(loaded: LoadedConfig) -> Starlette:
             await audit.close()
             log.info("gateway_stopped")
 
-    return Starlette(
+    return Gateway(Starlette(
         routes=[
-            Route("/webhooks/{connector_id}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, 500: server_error},
         lifespan=lifespan,
-    )
+    ))
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> Gateway:
     """uvicorn factory for worker processes: config from ``GATEWAY_CONFIG``."""
     gateway_logging.configure()
     return create_app(load_config(resolve_path(None)))

@@ -1,13 +1,16 @@
 """The local durable buffer: an SQLite outbox in WAL mode, with group commit.
 
-A 2xx is answered only after the event's row is committed with ``synchronous=FULL``
-(fsynced). A relay (``gateway.relay``) publishes rows to Kafka in id order and deletes
-them once Kafka acknowledged them with ``acks=all``. Deduplication rows are written in
-the same transaction as the outbox rows, so "seen" and "kept" can never disagree, and
-SQLite's write lock makes the check atomic across worker processes.
+A 2xx is answered only after the event is committed with ``synchronous=FULL``
+(fsynced). A relay (``gateway.relay``) publishes the buffer to Kafka in commit order and
+deletes what Kafka acknowledged with ``acks=all``. Deduplication rows are written in the
+same transaction as the events, so "seen" and "kept" can never disagree, and SQLite's
+write lock makes the check atomic across worker processes.
 
 All database work runs on one dedicated thread; requests queue their submissions and
-one transaction commits everything that arrived meanwhile (group commit).
+one transaction commits everything that arrived meanwhile (group commit). A group commit
+is stored as one *segment* row holding its records, and the deduplication check is one
+set-based statement, so a transaction costs a handful of SQLite calls whatever its size
+and the thread rarely has to win the GIL back from a busy event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,14 +38,11 @@ T = TypeVar("T")
 MAX_BATCH = 2000
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
+CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    key BLOB,
-    value BLOB NOT NULL,
-    headers BLOB NOT NULL,
-    event_id TEXT NOT NULL,
-    connector_id TEXT NOT NULL,
+    records BLOB NOT NULL,
+    events INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
@@ -56,20 +57,60 @@ INSERT OR IGNORE INTO lease VALUES (1, NULL, 0);
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One Kafka record to be: where it goes and what it carries."""
+    """One Kafka record to be: where it goes, what it carries, what its headers say."""
 
     topic: str
-    key: bytes | None
+    key: bytes
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
     event_id: str
     connector_id: str
+    event_type: str
+    source: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("content-type", b"application/json"), ("event-id", self.event_id.encode()),
+                ("event-type", self.event_type.encode()),
+                ("event-source", self.source.encode()),
+                ("connector-id", self.connector_id.encode())]
+
+
+_LENGTHS = struct.Struct("!7I")
+
+
+def pack(records: Sequence[Record]) -> bytes:
+    """Records as one blob: per record its seven field lengths, then the seven fields."""
+    parts: list[bytes] = []
+    for r in records:
+        fields = (r.topic.encode(), r.key, r.value, r.event_id.encode(),
+                  r.connector_id.encode(), r.event_type.encode(), r.source.encode())
+        parts.append(_LENGTHS.pack(*map(len, fields)))
+        parts.extend(fields)
+    return b"".join(parts)
+
+
+def unpack(blob: bytes) -> list[Record]:
+    out = []
+    pos = 0
+    while pos < len(blob):
+        lengths = _LENGTHS.unpack_from(blob, pos)
+        pos += _LENGTHS.size
+        f = []
+        for n in lengths:
+            f.append(blob[pos:pos + n])
+            pos += n
+        out.append(Record(f[0].decode(), f[1], f[2], f[3].decode(), f[4].decode(),
+                          f[5].decode(), f[6].decode()))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
-class StoredRecord:
-    row_id: int
-    record: Record
+class Segment:
+    """One group commit's records, as the relay reads them back."""
+
+    id: int
+    records: list[Record]
+    events: int
+    bytes: int
 
 
 @dataclass(slots=True)
@@ -81,14 +122,6 @@ class _Submission:
 
     def __post_init__(self) -> None:
         self.size = sum(len(r.value) for r in self.records)
-
-
-def _pack_headers(headers: tuple[tuple[str, bytes], ...]) -> bytes:
-    return orjson.dumps([[k, v.decode("latin-1")] for k, v in headers])
-
-
-def _unpack_headers(data: bytes) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v.encode("latin-1")) for k, v in orjson.loads(data))
 
 
 class Buffer:
@@ -183,44 +216,45 @@ class Buffer:
         assert conn is not None
         now = time.time()
         window = self.settings.dedup_window_seconds
+        limits = self.settings
         results: list[bool | Exception] = []
-        rows: list[tuple[object, ...]] = []
-        dedup_rows: list[tuple[str, float]] = []
-        claimed: set[str] = set()
+        records: list[Record] = []
+        fresh: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             events, nbytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
+            size = 0
+            keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
+            seen: set[str] = set()
+            if keys:
+                seen.update(row[0] for row in conn.execute(
+                    "SELECT key FROM dedup WHERE expires > ? AND key IN"
+                    " (SELECT value FROM json_each(?))", (now, orjson.dumps(keys))))
             for sub in batch:
-                key = sub.dedup_key if window > 0 else None
-                if key is not None:
-                    if key in claimed:
-                        results.append(False)
-                        continue
-                    hit = conn.execute("SELECT expires FROM dedup WHERE key = ?",
-                                       (key,)).fetchone()
-                    if hit is not None and hit[0] > now:
-                        results.append(False)
-                        continue
-                if (events + len(sub.records) > self.settings.max_events
-                        or nbytes + sub.size > self.settings.max_bytes):
+                key = sub.dedup_key if window else None
+                if key is not None and key in seen:
+                    results.append(False)
+                    continue
+                if (events + len(sub.records) > limits.max_events
+                        or nbytes + sub.size > limits.max_bytes):
                     results.append(BufferFull("the local buffer is full",
-                                              retry_after=self.settings.retry_after_seconds))
+                                              retry_after=limits.retry_after_seconds))
                     continue
                 if key is not None:
-                    claimed.add(key)
-                    dedup_rows.append((key, now + window))
+                    seen.add(key)
+                    fresh.append(key)
                 events += len(sub.records)
                 nbytes += sub.size
-                for r in sub.records:
-                    rows.append((r.topic, r.key, r.value, _pack_headers(r.headers),
-                                 r.event_id, r.connector_id, now))
+                size += sub.size
+                records.extend(sub.records)
                 results.append(True)
-            if dedup_rows:
-                conn.executemany("INSERT OR REPLACE INTO dedup VALUES (?, ?)", dedup_rows)
-            if rows:
-                conn.executemany(
-                    "INSERT INTO outbox (topic, key, value, headers, event_id, connector_id,"
-                    " created) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if fresh:
+                conn.execute("INSERT OR REPLACE INTO dedup (key, expires)"
+                             " SELECT value, ? FROM json_each(?)",
+                             (now + window, orjson.dumps(fresh)))
+            if records:
+                conn.execute("INSERT INTO segments (records, events, bytes, created)"
+                             " VALUES (?, ?, ?, ?)", (pack(records), len(records), size, now))
                 conn.execute("UPDATE stats SET events = ?, bytes = ? WHERE id = 1",
                              (events, nbytes))
             conn.execute("COMMIT")
@@ -232,26 +266,24 @@ class Buffer:
 
     # -- the relay's side ------------------------------------------------------------
 
-    async def fetch(self, after_id: int, limit: int) -> list[StoredRecord]:
-        return await self._run(self._fetch, after_id, limit)
+    async def fetch(self, limit: int = 8) -> list[Segment]:
+        """The oldest segments, in commit order."""
+        return await self._run(self._fetch, limit)
 
-    def _fetch(self, after_id: int, limit: int) -> list[StoredRecord]:
+    def _fetch(self, limit: int) -> list[Segment]:
         assert self._conn is not None
-        cur = self._conn.execute(
-            "SELECT id, topic, key, value, headers, event_id, connector_id FROM outbox"
-            " WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
-        return [
-            StoredRecord(row[0], Record(row[1], row[2], row[3],
-                                        _unpack_headers(row[4]),
-                                        row[5], row[6]))
-            for row in cur
-        ]
+        rows = self._conn.execute(
+            "SELECT id, records, events, bytes FROM segments ORDER BY id LIMIT ?",
+            (limit,)).fetchall()
+        return [Segment(row[0], unpack(row[1]), row[2], row[3]) for row in rows]
 
-    async def ack(self, upto_id: int) -> None:
-        """Forget every row up to ``upto_id``: Kafka has acknowledged them."""
-        await self._run(self._ack, upto_id)
+    async def ack(self, segments: Sequence[Segment]) -> None:
+        """Forget ``segments``, the oldest ones in order: Kafka acknowledged them."""
+        if segments:
+            await self._run(self._ack, segments[-1].id, sum(s.events for s in segments),
+                            sum(s.bytes for s in segments))
 
-    def _ack(self, upto_id: int) -> None:
+    def _ack(self, upto_id: int, events: int, size: int) -> None:
         conn = self._conn
         assert conn is not None
         # Losing a delete in a power cut only means publishing twice: no fsync needed.
@@ -259,12 +291,9 @@ class Buffer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                n, size = conn.execute(
-                    "SELECT count(*), coalesce(sum(length(value)), 0) FROM outbox"
-                    " WHERE id <= ?", (upto_id,)).fetchone()
-                conn.execute("DELETE FROM outbox WHERE id <= ?", (upto_id,))
+                conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))
                 conn.execute("UPDATE stats SET events = max(events - ?, 0),"
-                             " bytes = max(bytes - ?, 0) WHERE id = 1", (n, size))
+                             " bytes = max(bytes - ?, 0) WHERE id = 1", (events, size))
                 now = time.time()
                 if now - self._last_purge > 60:
                     conn.execute("DELETE FROM dedup WHERE expires < ?", (now,))

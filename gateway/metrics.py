@@ -25,8 +25,18 @@ class Metrics:
             "gateway_buffer_events", "Events in the local buffer", registry=self.registry)
         self.buffer_bytes = Gauge(
             "gateway_buffer_bytes", "Bytes in the local buffer", registry=self.registry)
+        self._outcomes: dict[tuple[str, str], Counter] = {}
         self.kafka_up = Gauge(
             "gateway_kafka_up", "1 when Kafka answered the last request", registry=self.registry)
+
+    def outcome(self, connector_id: str, outcome: str) -> Counter:
+        """The request counter's child for one connector and outcome (cached)."""
+        child = self._outcomes.get((connector_id, outcome))
+        if child is None:
+            child = self.requests.labels(connector_id, outcome)
+            if len(self._outcomes) < 10_000:  # unknown connector ids must not grow it
+                self._outcomes[(connector_id, outcome)] = child
+        return child
 
 
 METRICS = Metrics()

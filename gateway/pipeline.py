@@ -19,7 +19,7 @@ from connectors.base import Connector, EventDraft, HandshakeReply, InboundReques
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
-from gateway.envelope import Envelope, rfc3339, topic_for
+from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import Rejected, Unavailable, UnknownConnector, Unnormalizable
 from gateway.metrics import METRICS
 
@@ -52,6 +52,7 @@ class Pipeline:
         self.connectors = connectors
         self.buffer = buffer
         self.audit = audit
+        self._topics: dict[tuple[str, str], str] = {}
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
@@ -62,7 +63,7 @@ class Pipeline:
                               event_ids=ids or (), request_id=request_id,
                               remote_addr=request.remote_addr, body_sha256=body_sha256,
                               size=len(request.body))
-            METRICS.requests.labels(connector_id, outcome).inc()
+            METRICS.outcome(connector_id, outcome).inc()
 
         connector = self.connectors.get(connector_id)
         try:
@@ -71,7 +72,8 @@ class Pipeline:
             connector.verify(request)
         except Rejected as exc:
             audit("rejected", exc.reason)
-            log.info("rejected", reason=exc.reason)
+            log.info("rejected", reason=exc.reason, request_id=request_id,
+                     connector_id=connector_id)
             return Answer.error(exc.status, exc.code, exc.detail, "rejected")
 
         reply = connector.handshake(request)
@@ -80,9 +82,11 @@ class Pipeline:
             return _handshake_answer(reply)
 
         delivery = connector.delivery_id(request)
-        dedup_key = f"{connector_id}\x00{delivery}"
+        dedup_key = f"{connector_id}:{delivery}"  # connector ids never contain ':'
         try:
             drafts = connector.normalize(request)
+            records = [self._record(connector, draft, delivery, i, request.received_at)
+                       for i, draft in enumerate(drafts) if connector.allows(draft.type)]
         except Unnormalizable as exc:
             record = self._dead_letter(connector, request, delivery, exc.reason, request_id)
             try:
@@ -95,12 +99,11 @@ class Pipeline:
                 return Answer.json(200, {"duplicate": True, "event_ids": [record.event_id]},
                                    "duplicate")
             audit("dead_lettered", exc.reason, [record.event_id])
-            log.info("dead_lettered", reason=exc.reason)
+            log.info("dead_lettered", reason=exc.reason, request_id=request_id,
+                     connector_id=connector_id)
             return Answer.json(202, {"event_ids": [record.event_id], "dead_lettered": True},
                                "dead_lettered")
 
-        records = [self._record(connector, draft, delivery, i, request.received_at)
-                   for i, draft in enumerate(drafts) if connector.allows(draft.type)]
         if not records:
             audit("filtered", "event_not_allowed")
             return Answer.json(200, {"filtered": True, "event_ids": []}, "filtered")
@@ -117,26 +120,30 @@ class Pipeline:
         return Answer.json(202, {"event_ids": ids}, "accepted")
 
     def _topic(self, connector: Connector, event_type: str) -> str:
-        return connector.topic or topic_for(
-            self.settings.kafka.topic, source=connector.source_slug, type=event_type,
-            connector_id=connector.connector_id)
+        cache_key = (connector.connector_id, event_type)
+        topic = self._topics.get(cache_key)
+        if topic is None:
+            topic = connector.topic or topic_for(
+                self.settings.kafka.topic, source=connector.source_slug, type=event_type,
+                connector_id=connector.connector_id)
+            if len(self._topics) < 10_000:
+                self._topics[cache_key] = topic
+        return topic
 
     def _record(self, connector: Connector, draft: EventDraft, delivery: str, index: int,
                 received_at: datetime) -> Record:
         cid = connector.connector_id
         eid = event_id(cid, delivery, index)
-        envelope = Envelope(id=eid, source=connector.source_slug, type=draft.type,
-                            timestamp=draft.timestamp or received_at, connector_id=cid,
-                            received_at=received_at, payload=draft.payload)
-        return Record(
-            topic=self._topic(connector, draft.type),
-            key=(draft.key or cid).encode(),
-            value=envelope.to_json(),
-            headers=(("content-type", b"application/json"), ("event-id", eid.encode()),
-                     ("event-type", draft.type.encode()),
-                     ("event-source", connector.source_slug.encode()),
-                     ("connector-id", cid.encode())),
-            event_id=eid, connector_id=cid)
+        try:
+            value = encode_envelope(
+                id=eid, source=connector.source_slug, type=draft.type,
+                timestamp=draft.timestamp or received_at, connector_id=cid,
+                received_at=received_at, payload=draft.payload)
+        except orjson.JSONEncodeError as exc:
+            raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
+        return Record(topic=self._topic(connector, draft.type),
+                      key=(draft.key or cid).encode(), value=value, event_id=eid,
+                      connector_id=cid, event_type=draft.type, source=connector.source_slug)
 
     def _dead_letter(self, connector: Connector, request: InboundRequest, delivery: str,
                      reason: str, request_id: str) -> Record:
@@ -153,13 +160,9 @@ class Pipeline:
             "request_id": request_id, "content_type": request.header("content-type"),
             "body": text, "body_base64": b64,
         })
-        return Record(
-            topic=self.settings.kafka.dead_letter_topic, key=cid.encode(), value=value,
-            headers=(("content-type", b"application/json"), ("event-id", eid.encode()),
-                     ("event-type", b"gateway.dead_letter"),
-                     ("event-source", connector.source_slug.encode()),
-                     ("connector-id", cid.encode())),
-            event_id=eid, connector_id=cid)
+        return Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
+                      value=value, event_id=eid, connector_id=cid,
+                      event_type="gateway.dead_letter", source=connector.source_slug)
 
 
 def _handshake_answer(reply: HandshakeReply) -> Answer:

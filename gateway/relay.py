@@ -20,14 +20,14 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer, StoredRecord
+from gateway.buffer import Buffer, Segment
 from gateway.config import KafkaConfig
 from gateway.kafka import make_producer
 from gateway.metrics import METRICS
 
 log = structlog.get_logger(__name__)
 
-FETCH = 2000
+FETCH_SEGMENTS = 16
 LEASE_TTL = 5.0
 PROBE_EVERY = 5.0
 
@@ -45,6 +45,7 @@ class Relay:
         self.leader = False
         self.published = 0
         self._producer: Any = None
+        self._partial: dict[int, int] = {}  # segment id -> records already acknowledged
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -109,17 +110,18 @@ class Relay:
                 lease_at = now
             if not self.leader:
                 await asyncio.sleep(0.5)
+                await self.buffer.refresh_stats()
                 continue
             self.buffer.wake.clear()
-            rows = await self.buffer.fetch(0, FETCH)
-            if not rows:
+            segments = await self.buffer.fetch(FETCH_SEGMENTS)
+            if not segments:
                 if time.monotonic() >= probe_at:
                     await self._probe()
                     probe_at = time.monotonic() + PROBE_EVERY
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.buffer.wake.wait(), 0.1)
                 continue
-            if await self._publish(rows):
+            if await self._publish(segments):
                 backoff = 0.2
                 probe_at = time.monotonic() + PROBE_EVERY
             else:
@@ -136,34 +138,50 @@ class Relay:
         else:
             self._up()
 
-    async def _publish(self, rows: list[StoredRecord]) -> bool:
-        """Send ``rows``; ack the prefix Kafka acknowledged. True when all went."""
-        futures: list[asyncio.Future[Any]] = []
+    async def _publish(self, segments: list[Segment]) -> bool:
+        """Send ``segments`` in order; forget those Kafka fully acknowledged.
+
+        True when everything went. On a failure, the acknowledged prefix of the segment it
+        hit is remembered, so the retry resends only the rest of it.
+        """
+        sent: list[tuple[int, Any]] = []  # (segment index, delivery future)
         error: str | None = None
-        for stored in rows:
-            r = stored.record
-            try:
-                fut = await self._producer.send(r.topic, r.value, key=r.key,
-                                                headers=list(r.headers))
-            except KafkaError as exc:
-                error = type(exc).__name__
+        for index, segment in enumerate(segments):
+            for r in segment.records[self._partial.get(segment.id, 0):]:
+                try:
+                    fut = await self._producer.send(r.topic, r.value, key=r.key,
+                                                    headers=r.headers())
+                except KafkaError as exc:
+                    error = type(exc).__name__
+                    break
+                sent.append((index, fut))
+            if error is not None:
                 break
-            futures.append(fut)
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        upto = 0
-        done: dict[str, list[str]] = defaultdict(list)
-        for stored, res in zip(rows, results, strict=False):
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+
+        acked = [self._partial.get(s.id, 0) for s in segments]
+        published: dict[str, list[str]] = defaultdict(list)
+        for (index, _), res in zip(sent, results, strict=True):
             if isinstance(res, BaseException):
                 error = error or type(res).__name__
                 break
-            upto = stored.row_id
-            done[stored.record.connector_id].append(stored.record.event_id)
-        if upto:
-            await self.buffer.ack(upto)
-            n = sum(len(ids) for ids in done.values())
+            record = segments[index].records[acked[index]]
+            acked[index] += 1
+            published[record.connector_id].append(record.event_id)
+        complete = 0
+        while complete < len(segments) and acked[complete] == segments[complete].events:
+            complete += 1
+        if complete < len(segments) and acked[complete]:
+            self._partial[segments[complete].id] = acked[complete]
+        if complete:
+            await self.buffer.ack(segments[:complete])
+            for segment in segments[:complete]:
+                self._partial.pop(segment.id, None)
+        n = sum(len(ids) for ids in published.values())
+        if n:
             self.published += n
             METRICS.published.inc(n)
-            for connector_id, ids in done.items():
+            for connector_id, ids in published.items():
                 self.audit.record("published", connector_id=connector_id, event_ids=ids)
             self._up()
         if error is not None:

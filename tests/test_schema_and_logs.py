@@ -38,5 +38,6 @@ def test_logs_carry_request_and_connector_ids_but_no_secret(
         assert r.headers["x-request-id"] == "req-123"
     [entry] = [e for e in logs if e["event"] == "rejected"]
     assert entry["reason"] == "invalid_signature"
+    assert (entry["request_id"], entry["connector_id"]) == ("req-123", "gh")
     assert orjson.dumps(logs, default=str).find(secret.encode()) == -1
     assert wrong not in orjson.dumps(logs, default=str).decode()
