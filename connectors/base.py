@@ -137,6 +137,7 @@ class Connector:
         self.connector_id = connector_id
         self.config = config
         self.source_slug: str = self.source
+        self.secrets: list[bytes] = config.secret_values()  # per request: no pydantic access
 
     @property
     def topic(self) -> str | None:

@@ -47,7 +47,7 @@ class GitHubConnector(Connector):
     scheme: ClassVar[HmacScheme] = SCHEME
 
     def verify(self, request: InboundRequest) -> None:
-        self.scheme.verify(request, self.config.secret_values())
+        self.scheme.verify(request, self.secrets)
 
     def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         if request.header("X-GitHub-Event") == "ping":
@@ -58,7 +58,7 @@ class GitHubConnector(Connector):
         return request.header("X-GitHub-Delivery") or super().delivery_id(request)
 
     def sign(self, body: bytes) -> dict[str, str]:
-        headers = self.scheme.sign(self.config.secret_values()[0], body,
+        headers = self.scheme.sign(self.secrets[0], body,
                                    delivery_id=str(uuid.uuid4()))
         return {"X-GitHub-Event": "push", **headers}
 

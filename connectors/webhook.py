@@ -66,10 +66,10 @@ class WebhookConnector(Connector):
         self.source_slug = config.source
 
     def verify(self, request: InboundRequest) -> None:
-        self.scheme.verify(request, self.config.secret_values(), url=self.config.public_url)
+        self.scheme.verify(request, self.secrets, url=self.config.public_url)
 
     def sign(self, body: bytes) -> dict[str, str]:
-        return self.scheme.sign(self.config.secret_values()[0], body,
+        return self.scheme.sign(self.secrets[0], body,
                                 delivery_id=str(uuid.uuid4()), url=self.config.public_url or "")
 
     def delivery_id(self, request: InboundRequest) -> str:

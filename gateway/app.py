@@ -33,7 +33,7 @@ from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge
 from gateway.metrics import METRICS
 from gateway.pipeline import Answer, Pipeline
-from gateway.relay import Relay
+from gateway.relay import Relay, RelayMonitor
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ class Runtime:
     loaded: LoadedConfig
     buffer: Buffer
     audit: AuditLog
-    relay: Relay
+    relay: Relay | RelayMonitor
     pipeline: Pipeline
 
 
@@ -189,6 +189,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     METRICS.buffer_events.set(rt.buffer.events)
+    METRICS.relay_published.set(rt.relay.published)
     METRICS.buffer_bytes.set(rt.buffer.bytes)
     return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -204,7 +205,10 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return _json(500, {"error": "internal", "detail": "internal error"})
 
 
-def create_app(loaded: LoadedConfig) -> Gateway:
+def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gateway:
+    """The gateway app. With ``relay_in_process=False`` the relay runs elsewhere
+    (``gateway run`` starts ``gateway relay`` beside its workers) and this app only reads
+    its status."""
     settings = loaded.settings
 
     @asynccontextmanager
@@ -213,8 +217,12 @@ def create_app(loaded: LoadedConfig) -> Gateway:
         audit = AuditLog(settings.audit_path)
         await buffer.open()
         await audit.open()
-        relay = Relay(buffer, settings.kafka, audit,
-                      max_request_size=max(1 << 20, 2 * settings.server.max_body_bytes + 65536))
+        relay: Relay | RelayMonitor
+        if relay_in_process:
+            relay = Relay(buffer, settings.kafka, audit, max_request_size=max(
+                1 << 20, 2 * settings.server.max_body_bytes + 65536))
+        else:
+            relay = RelayMonitor(buffer)
         relay.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay,
                                     Pipeline(settings, loaded.connectors, buffer, audit))
@@ -240,6 +248,8 @@ def create_app(loaded: LoadedConfig) -> Gateway:
 
 
 def create_app_from_env() -> Gateway:
-    """uvicorn factory for worker processes: config from ``GATEWAY_CONFIG``."""
+    """uvicorn factory for worker processes: config from ``GATEWAY_CONFIG``; the relay
+    runs in-process unless ``GATEWAY_RELAY=external``."""
     gateway_logging.configure()
-    return create_app(load_config(resolve_path(None)))
+    return create_app(load_config(resolve_path(None)),
+                      relay_in_process=os.environ.get("GATEWAY_RELAY") != "external")

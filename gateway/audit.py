@@ -1,7 +1,8 @@
 """The audit trail: one JSON line per request outcome, append-only.
 
-``record`` never blocks: lines queue in memory and a background task writes whatever
-accumulated in one ``write`` on an ``O_APPEND`` descriptor, off the event loop, so
+``record`` never blocks and costs a tuple append: lines queue in memory and a background
+task formats and writes whatever accumulated in one ``write`` on an ``O_APPEND``
+descriptor, off the event loop, so
 several worker processes can share the file without interleaving lines. Lines never
 hold a secret, a signature, or the payload itself: only its hash and size.
 """
@@ -11,15 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
-
-from gateway.envelope import rfc3339
 
 OUTCOMES = frozenset({"accepted", "duplicate", "rejected", "handshake", "filtered",
                       "published", "dead_lettered", "failed"})
@@ -28,7 +26,7 @@ OUTCOMES = frozenset({"accepted", "duplicate", "rejected", "handshake", "filtere
 class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lines: list[dict[str, Any]] = []
+        self._lines: list[_Line] = []
         self._ready = asyncio.Event()
         self._fd: int | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-io")
@@ -58,18 +56,10 @@ class AuditLog:
                remote_addr: str | None = None, body_sha256: str | None = None,
                size: int | None = None) -> None:
         assert outcome in OUTCOMES, outcome
-        self._lines.append({
-            "ts": rfc3339(datetime.now(UTC)),
-            "connector_id": connector_id,
-            "outcome": outcome,
-            "reason": reason,
-            "event_ids": list(event_ids),
-            "request_id": request_id,
-            "remote_addr": remote_addr,
-            "body_sha256": body_sha256,
-            "bytes": size,
-        })
-        self._ready.set()
+        self._lines.append((time.time(), connector_id, outcome, reason, event_ids, request_id,
+                            remote_addr, body_sha256, size))
+        if not self._ready.is_set():
+            self._ready.set()
 
     async def _writer(self) -> None:
         while True:
@@ -85,8 +75,24 @@ class AuditLog:
         await asyncio.get_running_loop().run_in_executor(self._io, _write, self._fd, lines)
 
 
-def _write(fd: int, lines: list[dict[str, Any]]) -> None:
-    data = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+_Line = tuple[float, str | None, str, str | None, Iterable[str], str | None, str | None,
+              str | None, int | None]
+_second: list[object] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _ts(t: float) -> str:
+    sec = int(t)
+    if _second[0] != sec:
+        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_second[1]}.{int((t - sec) * 1000):03d}Z"
+
+
+def _write(fd: int, lines: list[_Line]) -> None:
+    data = b"".join(orjson.dumps({
+        "ts": _ts(t), "connector_id": cid, "outcome": outcome, "reason": reason,
+        "event_ids": list(ids), "request_id": rid, "remote_addr": remote,
+        "body_sha256": sha, "bytes": size}) + b"\n"
+        for t, cid, outcome, reason, ids, rid, remote, sha, size in lines)
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

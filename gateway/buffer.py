@@ -52,7 +52,20 @@ INSERT OR IGNORE INTO stats VALUES (1, 0, 0);
 CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT,
     expires REAL NOT NULL);
 INSERT OR IGNORE INTO lease VALUES (1, NULL, 0);
+CREATE TABLE IF NOT EXISTS relay_status (id INTEGER PRIMARY KEY CHECK (id = 1),
+    kafka_ok INTEGER NOT NULL, error TEXT, published INTEGER NOT NULL, updated REAL NOT NULL);
+INSERT OR IGNORE INTO relay_status VALUES (1, 0, 'no relay has run yet', 0, 0);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatus:
+    """What the relay (possibly another process) last said about Kafka."""
+
+    kafka_ok: bool
+    error: str | None
+    published: int
+    updated: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +337,30 @@ class Buffer:
                 " (owner = ? OR owner IS NULL OR expires < ?)", (owner, now + ttl, owner, now))
             return cur.rowcount == 1
         return await self._run(take)
+
+    async def write_status(self, status: RelayStatus) -> None:
+        def write() -> None:
+            assert self._conn is not None
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._conn.execute(
+                    "UPDATE relay_status SET kafka_ok = ?, error = ?, published = ?,"
+                    " updated = ? WHERE id = 1",
+                    (int(status.kafka_ok), status.error, status.published, status.updated))
+            finally:
+                self._conn.execute("PRAGMA synchronous=FULL")
+        await self._run(write)
+
+    async def read_status(self) -> RelayStatus:
+        """The relay's status, and (as a side effect) fresh buffer stats."""
+        def read() -> RelayStatus:
+            assert self._conn is not None
+            self.events, self.bytes = self._conn.execute(
+                "SELECT events, bytes FROM stats").fetchone()
+            row = self._conn.execute(
+                "SELECT kafka_ok, error, published, updated FROM relay_status").fetchone()
+            return RelayStatus(bool(row[0]), row[1], row[2], row[3])
+        return await self._run(read)
 
     async def release_lease(self, owner: str) -> None:
         def release() -> None:

@@ -7,7 +7,10 @@ import asyncio
 import contextlib
 import os
 import shlex
+import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from gateway import logging as gateway_logging
@@ -25,6 +28,63 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"ok: {len(loaded.connectors)} enabled connector(s): "
           f"{', '.join(sorted(loaded.connectors)) or '-'}; kafka {s.kafka.bootstrap_servers};"
           f" data dir {s.data_dir}")
+    return 0
+
+
+class RelayProcess:
+    """``gateway relay`` beside the HTTP workers: restarted if it exits, stopped last,
+    killed by the kernel if this process dies first."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._supervise, name="relay-supervisor",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        from gateway.localkafka import die_with_parent
+
+        while not self._stopping.is_set():
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "relay", "--config", str(self.config_path)],
+                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            code = self.proc.wait()
+            if not self._stopping.is_set():
+                print(f"gateway: the relay exited with {code}; restarting", file=sys.stderr)
+                self._stopping.wait(1.0)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self._thread.join(5)
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from gateway.relay import serve
+
+    settings = _load(args.config).settings
+    gateway_logging.configure()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    uvloop.run(main())
     return 0
 
 
@@ -51,16 +111,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         port = server.port if args.port is None else args.port
         workers = args.workers or server.workers
         gateway_logging.configure()
-        if workers == 1:
-            from gateway.app import create_app
+        relay = RelayProcess(config_path.resolve())
+        relay.start()
+        try:
+            if workers == 1:
+                from gateway.app import create_app
 
-            uvicorn.run(create_app(loaded), host=host, port=port, log_level="warning",
-                        access_log=False, loop="uvloop", http="httptools",
-                        timeout_graceful_shutdown=20)
-        else:
-            uvicorn.run("gateway.app:create_app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False,
-                        loop="uvloop", http="httptools", timeout_graceful_shutdown=20)
+                uvicorn.run(create_app(loaded, relay_in_process=False), host=host, port=port,
+                            log_level="warning", access_log=False, loop="uvloop",
+                            http="httptools", timeout_graceful_shutdown=20)
+            else:
+                os.environ["GATEWAY_RELAY"] = "external"
+                uvicorn.run("gateway.app:create_app_from_env", factory=True, host=host,
+                            port=port, workers=workers, log_level="warning", access_log=False,
+                            loop="uvloop", http="httptools", timeout_graceful_shutdown=20)
+        finally:
+            relay.stop()
     finally:
         if local is not None:
             local.stop()
@@ -157,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--local-kafka", action="store_true",
                      help="start a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set")
     run.set_defaults(func=cmd_run)
+
+    relay = sub.add_parser("relay", help="publish the local buffer to Kafka (alone; `run`"
+                           " starts one itself)")
+    relay.add_argument("--config")
+    relay.set_defaults(func=cmd_relay)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config")

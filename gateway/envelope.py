@@ -63,9 +63,11 @@ def encode_envelope(*, id: str, source: str, type: str, timestamp: datetime,
                     connector_id: str, received_at: datetime, payload: dict[str, Any]) -> bytes:
     """The bytes ``Envelope(...).to_json()`` gives, without per-event model validation
     (the request path's inputs are already typed; a test pins the two together)."""
+    received = rfc3339(received_at)
     return orjson.dumps({"id": id, "source": source, "type": type,
-                         "timestamp": rfc3339(timestamp), "connector_id": connector_id,
-                         "received_at": rfc3339(received_at), "payload": payload})
+                         "timestamp": received if timestamp is received_at else rfc3339(timestamp),
+                         "connector_id": connector_id, "received_at": received,
+                         "payload": payload})
 
 
 def json_schema() -> dict[str, Any]:

@@ -98,7 +98,8 @@ def port_free(port: int) -> bool:
         return True
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -172,7 +173,7 @@ class LocalKafka:
         self.proc = subprocess.Popen(
             self._java(cp, "kafka.Kafka", str(props), heap=self.heap),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_die_with_parent)
+            start_new_session=True, preexec_fn=die_with_parent)
         log.close()
         try:
             self._wait_ready(timeout)

@@ -20,7 +20,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry)
         self.published = Counter(
-            "gateway_published_events", "Events acknowledged by Kafka", registry=self.registry)
+            "gateway_published_events", "Events this process's relay saw acknowledged by Kafka",
+            registry=self.registry)
+        self.relay_published = Gauge(
+            "gateway_relay_published_events", "Events the relay published since it started",
+            registry=self.registry)
         self.buffer_events = Gauge(
             "gateway_buffer_events", "Events in the local buffer", registry=self.registry)
         self.buffer_bytes = Gauge(

@@ -1,10 +1,15 @@
-"""The relay: moves committed buffer rows onto Kafka, in id order, then forgets them.
+"""The relay: moves committed buffer segments onto Kafka, in commit order, then forgets them.
 
-One relay per process, but only the holder of the buffer's lease publishes, so rows
-leave in id order (and so in order per record key) even with several worker processes;
-if the holder dies, its lease expires and another worker takes over. A row is deleted
-only after Kafka acknowledged it (``acks=all``); a crash in between publishes it again
-with the same event id, never loses it.
+``gateway run`` runs it as a process of its own beside the HTTP workers (``gateway
+relay``), so Kafka's client work never competes with requests for the GIL; embedded
+apps (and tests) can run it in-process. Only the holder of the buffer's lease publishes,
+so segments leave in commit order (and so in order per record key) whoever runs it; if
+the holder dies, its lease expires and another relay takes over. A segment is deleted
+only after Kafka acknowledged all of it (``acks=all``); a crash in between publishes it
+again with the same event ids, never loses it.
+
+The relay writes its view of Kafka into the buffer every second; workers read it for
+``/readyz`` (``RelayMonitor``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer, Segment
-from gateway.config import KafkaConfig
+from gateway.buffer import Buffer, RelayStatus, Segment
+from gateway.config import GatewayConfig, KafkaConfig
 from gateway.kafka import make_producer
 from gateway.metrics import METRICS
 
@@ -30,6 +35,8 @@ log = structlog.get_logger(__name__)
 FETCH_SEGMENTS = 16
 LEASE_TTL = 5.0
 PROBE_EVERY = 5.0
+STATUS_EVERY = 1.0
+STALE_AFTER = 10.0
 
 
 class Relay:
@@ -85,8 +92,14 @@ class Relay:
     async def _run(self) -> None:
         backoff = 0.2
         lease_at = 0.0
+        status_at = 0.0
         probe_at = time.monotonic() + PROBE_EVERY
         while True:
+            if time.monotonic() - status_at >= STATUS_EVERY:
+                status_at = time.monotonic()
+                with contextlib.suppress(Exception):
+                    await self.buffer.write_status(RelayStatus(
+                        self.kafka_ok, self.kafka_error, self.published, time.time()))
             if self._producer is None:
                 # Owned before start(), so that stop() closes it even mid-connect.
                 self._producer = make_producer(self.kafka,
@@ -110,7 +123,6 @@ class Relay:
                 lease_at = now
             if not self.leader:
                 await asyncio.sleep(0.5)
-                await self.buffer.refresh_stats()
                 continue
             self.buffer.wake.clear()
             segments = await self.buffer.fetch(FETCH_SEGMENTS)
@@ -188,3 +200,59 @@ class Relay:
             self._down(f"publish failed: {error}")
             return False
         return True
+
+
+class RelayMonitor:
+    """A worker's view of a relay running in another process, read from the buffer."""
+
+    def __init__(self, buffer: Buffer) -> None:
+        self.buffer = buffer
+        self.kafka_ok = False
+        self.kafka_error: str | None = "relay status not read yet"
+        self.published = 0
+        self.leader = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="relay-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                status = await self.buffer.read_status()
+            except Exception as exc:
+                self.kafka_ok, self.kafka_error = False, f"status unreadable: {type(exc).__name__}"
+            else:
+                if time.time() - status.updated > STALE_AFTER:
+                    self.kafka_ok, self.kafka_error = False, "the relay is not running"
+                else:
+                    self.kafka_ok, self.kafka_error = status.kafka_ok, status.error
+                self.published = status.published
+            METRICS.kafka_up.set(1 if self.kafka_ok else 0)
+            await asyncio.sleep(0.5)
+
+
+async def serve(settings: GatewayConfig, stop: asyncio.Event) -> None:
+    """The relay alone, until ``stop`` is set (``gateway relay``)."""
+    buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
+    audit = AuditLog(settings.audit_path)
+    await buffer.open()
+    await audit.open()
+    relay = Relay(buffer, settings.kafka, audit,
+                  max_request_size=max(1 << 20, 2 * settings.server.max_body_bytes + 65536))
+    relay.start()
+    log.info("relay_started", data_dir=settings.data_dir)
+    try:
+        await stop.wait()
+    finally:
+        await relay.stop()
+        await buffer.close()
+        await audit.close()
+        log.info("relay_stopped")
