@@ -37,11 +37,11 @@ def event_id(connector_id: str, delivery_id: str, index: int = 0) -> str:
     """
     name = f"{connector_id}\x00{delivery_id}" if index == 0 else (
         f"{connector_id}\x00{delivery_id}\x00{index}")
-    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])  # noqa: S324
-    h[6] = (h[6] & 0x0F) | 0x50
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    x = hashlib.sha1(_NS_BYTES + name.encode()).hexdigest()  # noqa: S324 - UUIDv5 is SHA-1
+    return (f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}")
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
 
 
 @dataclass(slots=True)

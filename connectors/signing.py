@@ -38,6 +38,16 @@ def _template(signed: str) -> tuple[tuple[bytes, str], ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=1024)
+def _keyed(secret: bytes, digest: str) -> hmac.HMAC:
+    return hmac.new(secret, digestmod=digest)
+
+
+@functools.cache
+def _needs(signed: str) -> frozenset[str]:
+    return frozenset(name for _, name in _template(signed) if name)
+
+
 @dataclass(frozen=True, slots=True)
 class HmacScheme:
     header: str
@@ -62,7 +72,9 @@ class HmacScheme:
         return b"".join(parts)
 
     def _mac(self, secret: bytes, message: bytes) -> bytes:
-        return hmac.digest(secret, message, self.digest)
+        h = _keyed(secret, self.digest).copy()  # a keyed context, copied: no re-keying
+        h.update(message)
+        return h.digest()
 
     def _encode(self, mac: bytes) -> str:
         return mac.hex() if self.encoding == "hex" else base64.b64encode(mac).decode()
@@ -103,8 +115,13 @@ class HmacScheme:
         if given is None:
             raise SignatureError("signature header is malformed")
 
-        fields = {"method": request.method, "url": url or request.url}
-        if self.delivery_id_header:
+        fields: dict[str, str] = {}
+        needs = _needs(self.signed)
+        if "method" in needs:
+            fields["method"] = request.method
+        if "url" in needs:
+            fields["url"] = url or request.url
+        if "delivery_id" in needs and self.delivery_id_header:
             fields["delivery_id"] = request.header(self.delivery_id_header) or ""
         if self.timestamp_header:
             ts = request.header(self.timestamp_header)

@@ -100,6 +100,7 @@ class Gateway:
 
     def __init__(self, app: Starlette) -> None:
         self.app = app
+        self.runtime: Runtime | None = None  # set by the lifespan; State lookups are slow
 
     @property
     def state(self) -> State:
@@ -115,7 +116,9 @@ class Gateway:
 
     async def webhook(self, connector_id: str, scope: Scope, receive: Receive,
                       send: Send) -> None:
-        rt: Runtime = self.app.state.runtime
+        rt = self.runtime
+        if rt is None:
+            rt = self.runtime = self.app.state.runtime
         started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get("x-request-id")

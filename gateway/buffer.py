@@ -22,7 +22,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -131,10 +131,7 @@ class _Submission:
     dedup_key: str | None
     records: Sequence[Record]
     future: asyncio.Future[bool]
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.size = sum(len(r.value) for r in self.records)
+    size: int
 
 
 class Buffer:
@@ -150,11 +147,13 @@ class Buffer:
         self._conn: sqlite3.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
         await self._run(self._open)
         self._task = asyncio.create_task(self._committer(), name="buffer-committer")
 
@@ -196,11 +195,13 @@ class Buffer:
 
         Raises BufferFull at the configured bound, Unavailable when the disk refuses.
         """
-        if self._task is None:
+        if self._task is None or self._loop is None:
             raise Unavailable("the buffer is not open")
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Submission(dedup_key, records, fut))
-        self._has_pending.set()
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        size = len(records[0].value) if len(records) == 1 else sum(len(r.value) for r in records)
+        self._pending.append(_Submission(dedup_key, records, fut, size))
+        if not self._has_pending.is_set():
+            self._has_pending.set()
         return await fut
 
     async def _committer(self) -> None:
