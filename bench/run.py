@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.run [--concurrency 64] [--duration 10] [--workers 1 2]
 
 Starts a real Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), then for each worker
-count: the bare app (reads the body, answers 202) and the gateway as a user runs it
+count: the bare Starlette app (reads the body, answers 202), a raw ASGI app on uvicorn
+doing the same (the floor under any ASGI app), and the gateway as a user runs it
 (``gateway run``), each driven with signed deliveries through the generic ``webhook``
 connector at full load; the gateway once more at half its peak rate for latency. After
 that it consumes the topic and counts accepted ids that are missing (must be 0). A
@@ -291,13 +292,22 @@ def main() -> int:
                  "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
                  "--log-level", "warning", "--no-access-log"], port, work, args, reqs)
             print_run(bare)
+            port = free_port()
+            reqs, _ = build_requests(args.max_requests, port, args.payload, "raw")
+            raw = run_server(
+                f"raw ASGI on uvicorn x{workers}",
+                [sys.executable, "-m", "uvicorn", "bench.raw_app:app", "--port", str(port),
+                 "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+                 "--log-level", "warning", "--no-access-log"], port, work, args, reqs)
+            print_run(raw)
             peak, half, accepted, missing = bench_gateway(workers, bootstrap, work, args)
             print_run(peak)
             print_run(half)
             ratio = peak.rate / bare.rate if bare.rate else 0.0
             print(f"  workers={workers}: ratio gateway/bare = {ratio:.2f}; accepted ids "
                   f"{accepted}, missing on the topic: {missing}", flush=True)
-            results[f"workers_{workers}"] = {"bare": asdict(bare), "peak": asdict(peak),
+            results[f"workers_{workers}"] = {"bare": asdict(bare), "raw": asdict(raw),
+                                             "peak": asdict(peak),
                                              "half": asdict(half), "ratio": round(ratio, 3),
                                              "accepted": accepted, "missing": missing}
     finally:
