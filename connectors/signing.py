@@ -1,9 +1,14 @@
-"""HMAC signature schemes as data: header, signed string, digest, encoding, prefix, window.
+"""HMAC signature schemes as data: one engine, every provider's facts in a frozen dataclass.
 
-One engine for every provider that differs only in these facts. A scheme is a frozen
-dataclass; ``verify`` checks the raw request bytes against every configured secret in
-constant time and ``sign`` produces the header an honest sender would send (used by
-``gateway sign`` and by tests that cross-check against providers' own vectors).
+A scheme says where the signature is (a header; one value, a list of versioned values, or
+``key=value`` parameters), what was signed (a template over the raw body, the timestamp,
+the delivery id, the method and the URL), how (digest, encoding, prefix, how the secret
+becomes a key) and when it stops being valid (a timestamp in a header, a parameter or
+the signed body; checked in both directions or only into the past).
+
+``verify`` checks the raw bytes against every configured secret and every signature in
+the header in constant time; signatures of unknown versions are skipped, not errors.
+``sign`` produces what an honest sender would send (``gateway sign``, tests).
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
-from connectors.base import InboundRequest
+import orjson
+
+from connectors.base import InboundRequest, json_pointer
 from gateway.errors import SignatureError
 
 Digest = Literal["sha1", "sha256", "sha512"]
-Encoding = Literal["hex", "base64"]
+Encoding = Literal["hex", "base64", "base64url"]
+Layout = Literal["single", "list", "params"]
+TimeFormat = Literal["unix", "unix_ms", "iso"]
+KeyFormat = Literal["raw", "whsec", "base64"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
 
@@ -48,16 +59,44 @@ def _needs(signed: str) -> frozenset[str]:
     return frozenset(name for _, name in _template(signed) if name)
 
 
+def key_from_secret(secret: bytes, key_format: KeyFormat) -> bytes:
+    """The HMAC key a secret stands for: as is, ``whsec_``+base64 (Standard Webhooks,
+    Svix), or base64."""
+    if key_format == "raw":
+        return secret
+    text = secret.decode()
+    if key_format == "whsec":
+        text = text.removeprefix("whsec_")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("the secret is not valid base64") from None
+
+
 @dataclass(frozen=True, slots=True)
 class HmacScheme:
     header: str
     digest: Digest = "sha256"
     encoding: Encoding = "hex"
-    prefix: str = ""
+    prefix: str = ""  # before each signature: "sha256=", "v0=", "v1,"
     signed: str = "{body}"  # template: {body} {timestamp} {delivery_id} {method} {url}
+    layout: Layout = "single"
+    separator: str = ","  # between list items or parameters
+    signature_keys: tuple[str, ...] = ("v1",)  # parameters that carry signatures
+    timestamp_key: str | None = None  # parameter that carries the timestamp ("t", "ts")
     timestamp_header: str | None = None
+    timestamp_pointer: str | None = None  # a timestamp inside the (signed) JSON body
+    timestamp_format: TimeFormat = "unix"
     delivery_id_header: str | None = None
     tolerance_seconds: int = 300
+    reject_future: bool = True  # False: only too-old timestamps are refused
+    key_format: KeyFormat = "raw"
+
+    @property
+    def timestamped(self) -> bool:
+        return bool(self.timestamp_key or self.timestamp_header or self.timestamp_pointer)
+
+    # -- building blocks ---------------------------------------------------------------
 
     def _message(self, body: bytes, fields: dict[str, str]) -> bytes:
         if self.signed == "{body}":
@@ -71,35 +110,103 @@ class HmacScheme:
                 parts.append(fields.get(name, "").encode())
         return b"".join(parts)
 
-    def _mac(self, secret: bytes, message: bytes) -> bytes:
-        h = _keyed(secret, self.digest).copy()  # a keyed context, copied: no re-keying
+    def _mac(self, key: bytes, message: bytes) -> bytes:
+        h = _keyed(key, self.digest).copy()  # a keyed context, copied: no re-keying
         h.update(message)
         return h.digest()
 
     def _encode(self, mac: bytes) -> str:
-        return mac.hex() if self.encoding == "hex" else base64.b64encode(mac).decode()
+        if self.encoding == "hex":
+            return mac.hex()
+        if self.encoding == "base64url":
+            return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+        return base64.b64encode(mac).decode()
 
     def _decode(self, text: str) -> bytes | None:
         try:
             if self.encoding == "hex":
                 return bytes.fromhex(text)
+            if self.encoding == "base64url":
+                return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             return base64.b64decode(text, validate=True)
         except (ValueError, binascii.Error):
             return None
 
-    def sign(self, secret: bytes, body: bytes, *, timestamp: int | None = None,
+    def _candidates(self, raw: str) -> tuple[list[bytes], str | None]:
+        """The signatures in a header value (unknown versions skipped) and, for
+        parameter layouts, the timestamp parameter."""
+        found: list[bytes] = []
+        stamp = None
+        if self.layout == "single":
+            if raw.startswith(self.prefix):
+                sig = self._decode(raw[len(self.prefix):])
+                if sig is not None:
+                    found.append(sig)
+        elif self.layout == "list":
+            for item in raw.split(self.separator):
+                item = item.strip()
+                if item.startswith(self.prefix):
+                    sig = self._decode(item[len(self.prefix):])
+                    if sig is not None:
+                        found.append(sig)
+        else:
+            for part in raw.split(self.separator):
+                key, _, value = part.strip().partition("=")
+                if key in self.signature_keys:
+                    sig = self._decode(value)
+                    if sig is not None:
+                        found.append(sig)
+                elif key == self.timestamp_key:
+                    stamp = value
+        return found, stamp
+
+    def _epoch(self, text: str) -> float | None:
+        try:
+            if self.timestamp_format == "unix":
+                return float(int(text))
+            if self.timestamp_format == "unix_ms":
+                return int(text) / 1000
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        except (ValueError, OverflowError):
+            return None
+
+    def _check_window(self, stamp: float, tolerance: int | None, now: float | None) -> None:
+        window = self.tolerance_seconds if tolerance is None else tolerance
+        age = (time.time() if now is None else now) - stamp
+        if age > window or (self.reject_future and -age > window):
+            raise SignatureError("timestamp is outside the replay window",
+                                 reason="stale_timestamp")
+
+    def _format_time(self, epoch: float) -> str:
+        if self.timestamp_format == "unix_ms":
+            return str(int(epoch * 1000))
+        if self.timestamp_format == "iso":
+            return datetime.fromtimestamp(epoch, tz=UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z")
+        return str(int(epoch))
+
+    # -- the two directions ------------------------------------------------------------
+
+    def sign(self, secret: bytes, body: bytes, *, timestamp: float | None = None,
              delivery_id: str = "", method: str = "POST", url: str = "") -> dict[str, str]:
         """The headers an honest sender puts on ``body``."""
+        key = key_from_secret(secret, self.key_format)
         fields = {"delivery_id": delivery_id, "method": method, "url": url}
         headers: dict[str, str] = {}
+        stamp = self._format_time(time.time() if timestamp is None else timestamp)
+        if self.timestamp_key or self.timestamp_header:
+            fields["timestamp"] = stamp
         if self.timestamp_header:
-            ts = str(int(time.time()) if timestamp is None else timestamp)
-            fields["timestamp"] = ts
-            headers[self.timestamp_header] = ts
+            headers[self.timestamp_header] = stamp
         if self.delivery_id_header and delivery_id:
             headers[self.delivery_id_header] = delivery_id
-        headers[self.header] = self.prefix + self._encode(
-            self._mac(secret, self._message(body, fields)))
+        sig = self._encode(self._mac(key, self._message(body, fields)))
+        if self.layout == "params":
+            value = f"{self.timestamp_key}={stamp}{self.separator}" if self.timestamp_key else ""
+            headers[self.header] = f"{value}{self.signature_keys[0]}={sig}"
+        else:
+            headers[self.header] = self.prefix + sig
         return headers
 
     def verify(self, request: InboundRequest, secrets: list[bytes], *,
@@ -108,12 +215,9 @@ class HmacScheme:
         raw = request.header(self.header)
         if raw is None or not raw.strip():
             raise SignatureError("signature header is missing", reason="missing_signature")
-        raw = raw.strip()
-        if not raw.startswith(self.prefix):
-            raise SignatureError("signature header is malformed")
-        given = self._decode(raw[len(self.prefix):])
-        if given is None:
-            raise SignatureError("signature header is malformed")
+        candidates, stamp = self._candidates(raw.strip())
+        if not candidates:
+            raise SignatureError("no signature of a supported version in the header")
 
         fields: dict[str, str] = {}
         needs = _needs(self.signed)
@@ -123,21 +227,32 @@ class HmacScheme:
             fields["url"] = url or request.url
         if "delivery_id" in needs and self.delivery_id_header:
             fields["delivery_id"] = request.header(self.delivery_id_header) or ""
-        if self.timestamp_header:
-            ts = request.header(self.timestamp_header)
-            if ts is None or not ts.strip().isdigit():
-                raise SignatureError("timestamp header is missing or malformed",
+        if self.timestamp_header or self.timestamp_key:
+            if self.timestamp_header:
+                stamp = request.header(self.timestamp_header)
+            epoch = self._epoch(stamp.strip()) if stamp else None
+            if stamp is None or epoch is None:
+                raise SignatureError("timestamp is missing or malformed",
                                      reason="missing_signature")
-            window = self.tolerance_seconds if tolerance_seconds is None else tolerance_seconds
-            current = time.time() if now is None else now
-            if abs(current - int(ts)) > window:
-                raise SignatureError("timestamp is outside the replay window",
-                                     reason="stale_timestamp")
-            fields["timestamp"] = ts.strip()
+            self._check_window(epoch, tolerance_seconds, now)
+            fields["timestamp"] = stamp.strip()
 
         message = self._message(request.body, fields)
         ok = False
-        for secret in secrets:  # every secret is tried: no early exit reveals which matched
-            ok |= hmac.compare_digest(self._mac(secret, message), given)
+        for secret in secrets:  # every pair is compared: no early exit tells which matched
+            mac = self._mac(secret, message)
+            for candidate in candidates:
+                ok |= hmac.compare_digest(mac, candidate)
         if not ok:
             raise SignatureError("signature does not match")
+
+        if self.timestamp_pointer:  # inside the body: trusted only now that it is authentic
+            try:
+                value = json_pointer(orjson.loads(request.body), self.timestamp_pointer)
+            except orjson.JSONDecodeError:
+                value = None
+            epoch = self._epoch(str(value)) if value is not None else None
+            if epoch is None:
+                raise SignatureError("timestamp is missing from the body",
+                                     reason="missing_signature")
+            self._check_window(epoch, tolerance_seconds, now)

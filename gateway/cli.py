@@ -199,6 +199,17 @@ def cmd_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_providers(args: argparse.Namespace) -> int:
+    from connectors import registry
+    from connectors.presets import markdown_table
+
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+    else:
+        print("\n".join(sorted(registry.available())))
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from gateway.envelope import SCHEMA_PATH, schema_text
 
@@ -251,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--body", help="file with the body to send (default: a sample)")
     sign.add_argument("--url", help="override the target URL")
     sign.set_defaults(func=cmd_sign)
+
+    providers = sub.add_parser("providers", help="list connector types (--markdown: the"
+                               " provider table of docs/providers.md)")
+    providers.add_argument("--markdown", action="store_true")
+    providers.set_defaults(func=cmd_providers)
 
     schema = sub.add_parser("schema", help="print (or --write) the envelope JSON Schema")
     schema.add_argument("--write", action="store_true")

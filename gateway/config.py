@@ -215,7 +215,10 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
             problems.extend(problems_from_validation(exc, (*loc, "config")))
             continue
         if entry.enabled:
-            connectors[str(cid)] = cls(str(cid), options)
+            try:
+                connectors[str(cid)] = cls(str(cid), options)
+            except ValueError as exc:  # e.g. a secret not in the provider's format
+                problems.append(ConfigProblem(key_path((*loc, "config")), str(exc)))
 
     if problems or settings is None:
         raise ConfigError(problems)

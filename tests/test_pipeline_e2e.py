@@ -225,3 +225,27 @@ def test_health_and_readiness(gateway: tuple[ThreadServer, str]) -> None:
     assert "gateway_requests_total" in metrics.text or "gateway_buffer_events" in metrics.text
     missing = httpx.get(f"{server.url}/nowhere")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_a_preset_travels_through_the_real_server_to_kafka(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path) -> None:
+    """Presets are wired into the same pipeline: a Stripe-signed event arrives on Kafka."""
+    stripe = pytest.importorskip("stripe")
+    secret = "whsec_e2e_" + uuid.uuid4().hex
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {"stripe-live": {"type": "stripe", "config": {"secret": secret}}}
+    payload = '{"id": "evt_e2e", "type": "invoice.paid", "created": 1700000000}'
+    with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server:
+        header = stripe.WebhookSignature.generate_signature_header(payload, secret)
+        r = httpx.post(f"{server.url}/webhooks/stripe-live", content=payload,
+                       headers={"Stripe-Signature": header,
+                                "Content-Type": "application/json"})
+        assert r.status_code == 202, r.text
+        bad = httpx.post(f"{server.url}/webhooks/stripe-live", content=payload,
+                         headers={"Stripe-Signature": header.replace("v1=", "v1=0")})
+        assert bad.status_code == 401
+        [record] = consume(kafka_bootstrap, f"{topic_prefix}.stripe", expect=1)
+    envelope = orjson.loads(record.value)
+    assert (envelope["type"], envelope["source"]) == ("invoice.paid", "stripe")
+    assert envelope["timestamp"] == "2023-11-14T22:13:20Z"
+    assert envelope["id"] == r.json()["event_ids"][0]

@@ -1,0 +1,320 @@
+"""Provider presets: one row of data per provider, one connector class built from each.
+
+Each preset is a ``type`` usable in config (``type: stripe``), registered under the
+``gateway.connectors`` entry-point group. A preset knows its signature scheme, where its
+event type, delivery id and event time are, and its handshake if it has one. Where each
+preset's facts and test vectors come from is in ``docs/providers.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+import orjson
+
+from connectors.base import (
+    Connector,
+    ConnectorConfig,
+    EventDraft,
+    HandshakeReply,
+    InboundRequest,
+    SecretRequired,
+    json_pointer,
+    parse_time,
+)
+from connectors.signing import HmacScheme, key_from_secret
+from gateway.errors import Unnormalizable
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    name: str
+    scheme: HmacScheme
+    type_header: str | None = None  # event type from a header ...
+    type_pointer: str | None = None  # ... or from the JSON body
+    action_pointer: str | None = None  # appended to the type: "pull_request.opened"
+    id_header: str | None = None  # the provider's delivery id, for ids and dedup ...
+    id_pointer: str | None = None  # ... or from the body
+    time_pointer: str | None = None  # the event's own time in the body
+    needs_url: bool = False  # the URL is signed: `public_url` is required
+    handshake: str | None = None  # slack | zoom | twitch
+    sample: dict[str, Any] = field(default_factory=dict)
+
+
+def _sample_headers(preset: Preset) -> dict[str, str]:
+    return {preset.type_header: "test"} if preset.type_header else {}
+
+
+class PresetConnector(Connector):
+    """A connector driven by a ``Preset``; subclasses only set ``preset``."""
+
+    preset: ClassVar[Preset]
+    Config = SecretRequired
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        scheme = self.preset.scheme
+        try:
+            self.keys = [key_from_secret(s, scheme.key_format) for s in self.secrets]
+        except ValueError:
+            raise ValueError(f"connector {connector_id!r}: a secret is not in the "
+                             f"{scheme.key_format} format this provider uses") from None
+
+    def verify(self, request: InboundRequest) -> None:
+        self.preset.scheme.verify(request, self.keys,
+                                  tolerance_seconds=self.config.tolerance_seconds,
+                                  url=self.config.public_url)
+
+    def delivery_id(self, request: InboundRequest) -> str:
+        p = self.preset
+        if p.id_header and (value := request.header(p.id_header)):
+            return value
+        if p.id_pointer:
+            try:
+                found = json_pointer(orjson.loads(request.body), p.id_pointer)
+            except orjson.JSONDecodeError:
+                found = None
+            if found is not None and not isinstance(found, dict | list):
+                return str(found)
+        return super().delivery_id(request)
+
+    def _payload(self, request: InboundRequest) -> dict[str, Any]:
+        ctype = (request.header("content-type") or "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            try:
+                return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+            except UnicodeDecodeError:
+                raise Unnormalizable("form body is not UTF-8") from None
+        return request.json_object()
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        p = self.preset
+        payload = self._payload(request)
+        etype: Any = request.header(p.type_header) if p.type_header else None
+        if not etype and p.type_pointer:
+            etype = json_pointer(payload, p.type_pointer)
+        if not isinstance(etype, str) or not etype:
+            etype = f"{self.source}.event"
+        if p.action_pointer:
+            action = json_pointer(payload, p.action_pointer)
+            if isinstance(action, str) and action:
+                etype = f"{etype}.{action}"
+        ts = parse_time(json_pointer(payload, p.time_pointer)) if p.time_pointer else None
+        return [EventDraft(type=etype, payload=payload, timestamp=ts)]
+
+    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+        kind = self.preset.handshake
+        if kind is None:
+            return None
+        if kind == "twitch":
+            if request.header("Twitch-Eventsub-Message-Type") != "webhook_callback_verification":
+                return None
+            challenge = json_pointer(self._payload(request), "/challenge")
+            return HandshakeReply(200, str(challenge or "").encode(), "text/plain")
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        if kind == "slack" and body.get("type") == "url_verification":
+            return HandshakeReply(200, str(body.get("challenge", "")).encode(), "text/plain")
+        if kind == "zoom" and body.get("event") == "endpoint.url_validation":
+            plain = str(json_pointer(body, "/payload/plainToken") or "")
+            encrypted = hmac.new(self.keys[0], plain.encode(), hashlib.sha256).hexdigest()
+            return HandshakeReply(200, orjson.dumps({"plainToken": plain,
+                                                     "encryptedToken": encrypted}))
+        return None
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        p = self.preset
+        headers = p.scheme.sign(self.secrets[0], body, delivery_id=str(uuid.uuid4()),
+                                url=self.config.public_url or "")
+        if p.id_header and p.id_header not in headers:
+            headers[p.id_header] = str(uuid.uuid4())
+        return {**_sample_headers(p), **headers}
+
+    def sample_body(self) -> bytes:
+        return orjson.dumps(self.preset.sample or {"type": f"{self.source}.test"})
+
+
+H = HmacScheme
+SVIX = dict(digest="sha256", encoding="base64", prefix="v1,", layout="list", separator=" ",
+            signed="{delivery_id}.{timestamp}.{body}", key_format="whsec")
+
+PRESETS: list[Preset] = [
+    Preset("stripe", H("Stripe-Signature", layout="params", timestamp_key="t",
+                       signed="{timestamp}.{body}", reject_future=False),
+           type_pointer="/type", id_pointer="/id", time_pointer="/created",
+           sample={"id": "evt_test", "type": "payment_intent.succeeded", "created": 1700000000}),
+    Preset("slack", H("X-Slack-Signature", prefix="v0=", signed="v0:{timestamp}:{body}",
+                      timestamp_header="X-Slack-Request-Timestamp"),
+           type_pointer="/event/type", id_pointer="/event_id", time_pointer="/event_time",
+           handshake="slack"),
+    Preset("standard_webhooks", H("webhook-signature", timestamp_header="webhook-timestamp",
+                                  delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp"),
+    Preset("svix", H("svix-signature", timestamp_header="svix-timestamp",
+                     delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="svix-id"),
+    Preset("clerk", H("svix-signature", timestamp_header="svix-timestamp",
+                      delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="svix-id", time_pointer="/timestamp"),
+    Preset("resend", H("svix-signature", timestamp_header="svix-timestamp",
+                       delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="svix-id", time_pointer="/created_at"),
+    Preset("paddle", H("Paddle-Signature", layout="params", separator=";",
+                       signature_keys=("h1",), timestamp_key="ts",
+                       signed="{timestamp}:{body}", tolerance_seconds=5),
+           type_pointer="/event_type", id_pointer="/event_id", time_pointer="/occurred_at"),
+    Preset("pagerduty", H("X-PagerDuty-Signature", prefix="v1=", layout="list"),
+           type_pointer="/event/event_type", id_header="X-Webhook-Id",
+           time_pointer="/event/occurred_at"),
+    Preset("square", H("x-square-hmacsha256-signature", encoding="base64",
+                       signed="{url}{body}"),
+           type_pointer="/type", id_pointer="/event_id", time_pointer="/created_at",
+           needs_url=True),
+    Preset("circleci", H("circleci-signature", prefix="v1=", layout="list"),
+           type_header="circleci-event-type", id_pointer="/id", time_pointer="/happened_at"),
+    Preset("shopify", H("X-Shopify-Hmac-Sha256", encoding="base64"),
+           type_header="X-Shopify-Topic", id_header="X-Shopify-Webhook-Id",
+           time_pointer="/updated_at"),
+    Preset("linear", H("Linear-Signature", timestamp_pointer="/webhookTimestamp",
+                       timestamp_format="unix_ms", tolerance_seconds=60),
+           type_pointer="/type", action_pointer="/action", id_header="Linear-Delivery",
+           time_pointer="/createdAt"),
+    Preset("bitbucket", H("X-Hub-Signature", prefix="sha256="),
+           type_header="X-Event-Key", id_header="X-Request-UUID"),
+    Preset("intercom", H("X-Hub-Signature", prefix="sha1=", digest="sha1"),
+           type_pointer="/topic", id_pointer="/id", time_pointer="/created_at"),
+    Preset("typeform", H("Typeform-Signature", prefix="sha256=", encoding="base64"),
+           type_pointer="/event_type", id_pointer="/event_id",
+           time_pointer="/form_response/submitted_at"),
+    Preset("sentry", H("Sentry-Hook-Signature"),
+           type_header="Sentry-Hook-Resource", action_pointer="/action",
+           id_header="Request-ID"),
+    Preset("zoom", H("x-zm-signature", prefix="v0=", signed="v0:{timestamp}:{body}",
+                     timestamp_header="x-zm-request-timestamp"),
+           type_pointer="/event", time_pointer="/event_ts", handshake="zoom"),
+    Preset("twitch", H("Twitch-Eventsub-Message-Signature", prefix="sha256=",
+                       signed="{delivery_id}{timestamp}{body}",
+                       timestamp_header="Twitch-Eventsub-Message-Timestamp",
+                       timestamp_format="iso", delivery_id_header="Twitch-Eventsub-Message-Id",
+                       tolerance_seconds=600),
+           type_header="Twitch-Eventsub-Subscription-Type",
+           id_header="Twitch-Eventsub-Message-Id", handshake="twitch"),
+    Preset("mux", H("Mux-Signature", layout="params", timestamp_key="t",
+                    signed="{timestamp}.{body}"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/created_at"),
+    Preset("calendly", H("Calendly-Webhook-Signature", layout="params", timestamp_key="t",
+                         signed="{timestamp}.{body}", tolerance_seconds=180),
+           type_pointer="/event", time_pointer="/created_at"),
+    Preset("razorpay", H("X-Razorpay-Signature"),
+           type_pointer="/event", id_header="X-Razorpay-Event-Id", time_pointer="/created_at"),
+    Preset("checkout_com", H("Cko-Signature"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/created_on"),
+    Preset("coinbase", H("X-CC-Webhook-Signature"),
+           type_pointer="/event/type", id_pointer="/event/id",
+           time_pointer="/event/created_at"),
+    Preset("launchdarkly", H("X-LD-Signature"),
+           type_pointer="/kind", id_pointer="/_id", time_pointer="/date"),
+    Preset("lemon_squeezy", H("X-Signature"),
+           type_header="X-Event-Name", time_pointer="/data/attributes/created_at"),
+    Preset("xero", H("x-xero-signature", encoding="base64"),
+           type_pointer="/events/0/eventType", time_pointer="/events/0/eventDateUtc"),
+    Preset("vercel", H("x-vercel-signature", digest="sha1"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/createdAt"),
+    Preset("dropbox", H("X-Dropbox-Signature"), type_pointer="/type"),
+    Preset("asana", H("X-Hook-Signature"), type_pointer="/events/0/action"),
+    Preset("meta_whatsapp", H("X-Hub-Signature-256", prefix="sha256="),
+           type_pointer="/object", id_pointer="/entry/0/id"),
+    Preset("docusign", H("X-DocuSign-Signature-1", encoding="base64"),
+           type_pointer="/event", id_pointer="/data/envelopeId",
+           time_pointer="/generatedDateTime"),
+    Preset("notion", H("X-Notion-Signature", prefix="sha256="),
+           type_pointer="/type", id_pointer="/id", time_pointer="/timestamp"),
+    Preset("segment", H("X-Signature", digest="sha1"),
+           type_pointer="/type", id_pointer="/messageId", time_pointer="/timestamp"),
+    Preset("sanity", H("sanity-webhook-signature", layout="params", timestamp_key="t",
+                       encoding="base64url", signed="{timestamp}.{body}",
+                       timestamp_format="unix_ms"),
+           type_header="sanity-operation", id_header="idempotency-key"),
+    Preset("hubspot", H("X-HubSpot-Signature-v3", encoding="base64",
+                        signed="{method}{url}{body}{timestamp}",
+                        timestamp_header="X-HubSpot-Request-Timestamp",
+                        timestamp_format="unix_ms"),
+           type_pointer="/0/subscriptionType", id_pointer="/0/eventId",
+           time_pointer="/0/occurredAt", needs_url=True),
+]
+
+
+def _config_for(preset: Preset) -> type[ConnectorConfig]:
+    if not preset.needs_url:
+        return SecretRequired
+
+    class UrlSigned(SecretRequired):
+        """This provider signs the URL it calls: ``public_url`` must be that URL."""
+
+        public_url: str
+
+    UrlSigned.__name__ = UrlSigned.__qualname__ = f"{preset.name}_config"
+    return UrlSigned
+
+
+def _connector_class(preset: Preset) -> type[PresetConnector]:
+    return type(preset.name, (PresetConnector,), {
+        "preset": preset, "source": preset.name, "Config": _config_for(preset),
+        "__doc__": f"The {preset.name} preset.", "__module__": __name__})
+
+
+BY_NAME: dict[str, type[PresetConnector]] = {p.name: _connector_class(p) for p in PRESETS}
+globals().update(BY_NAME)  # entry points name them: connectors.presets:stripe
+
+
+# Where each preset's test vectors come from (tests/test_presets.py).
+VECTORS: dict[str, str] = {
+    "stripe": "stripe SDK (signs and verifies, in the tests)",
+    "slack": "published (api.slack.com) + slack_sdk",
+    "standard_webhooks": "standardwebhooks library's test vector + its SDK",
+    "svix": "published (docs.svix.com) + svix SDK",
+    "clerk": "svix SDK (Clerk delivers through Svix)",
+    "resend": "svix SDK (Resend delivers through Svix)",
+    "paddle": "paddle-python-sdk test vector + its Verifier",
+    "pagerduty": "go-pagerduty SDK test vector",
+    "square": "square-python-sdk test vectors",
+    "circleci": "published (CircleCI webhook docs, 4 vectors)",
+    "bitbucket": "published (Atlassian webhook docs)",
+    "sanity": "sanity webhook-toolkit test vectors",
+}
+DOCUMENTED_ONLY = "built from the documented algorithm (no published vector or Python SDK)"
+
+
+def markdown_table() -> str:
+    """The provider table in docs/providers.md (a test keeps the file current)."""
+    rows = ["| type | scheme | signature header | signed | timestamp / tolerance "
+            "| dedup key | event type | vectors |", "|---|---|---|---|---|---|---|---|"]
+    for p in PRESETS:
+        s = p.scheme
+        layout = {"single": "", "list": f" (list, `{s.separator.strip() or 'space'}`)",
+                  "params": f" (params `{s.separator}`)"}[s.layout]
+        scheme = f"HMAC-{s.digest.upper()} {s.encoding}{layout}"
+        if s.key_format != "raw":
+            scheme += f", key {s.key_format}"
+        where = s.timestamp_header or (f"`{s.timestamp_key}=` param" if s.timestamp_key
+                                       else (f"body `{s.timestamp_pointer}`"
+                                             if s.timestamp_pointer else None))
+        window = (f"{where}, {s.timestamp_format}, {s.tolerance_seconds}s"
+                  f"{'' if s.reject_future else ' (past only)'}") if where else "none signed"
+        dedup = p.id_header or (f"body `{p.id_pointer}`" if p.id_pointer else "body SHA-256")
+        etype = p.type_header or (f"body `{p.type_pointer}`" if p.type_pointer else "-")
+        if p.action_pointer:
+            etype += f" + `{p.action_pointer}`"
+        rows.append(f"| `{p.name}` | {scheme} | `{s.header}`"
+                    f"{' ' + repr(s.prefix) if s.prefix else ''} | `{s.signed}` | {window} "
+                    f"| {dedup} | {etype} | {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
+    return "\n".join(rows) + "\n"
