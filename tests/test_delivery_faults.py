@@ -219,16 +219,16 @@ def test_full_buffer_answers_503_and_loses_nothing(
         own_kafka.stop()  # nothing drains: the buffer fills
         outcomes = asyncio.run(drive(f"{gw.url}/webhooks/load", deliveries(80)))
         statuses = Counter(o.status for o in outcomes)
-        assert statuses == {202: 50, 503: 30}
+        assert statuses == {202: 50, 503: 30}, statuses
         assert {o.retry_after for o in outcomes if o.status == 503} == {"7"}
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         ready = httpx.get(gw.url + "/readyz")
         while ready.json()["kafka"]["ok"] and time.monotonic() < deadline:
             time.sleep(0.5)  # the relay notices the broker is gone
             ready = httpx.get(gw.url + "/readyz")
-        assert ready.status_code == 503
-        assert "buffer: full" in ready.json()["reason"]
-        assert "kafka" in ready.json()["reason"]
+        assert ready.status_code == 503, ready.text
+        assert "buffer: full" in ready.json()["reason"], ready.text
+        assert "kafka" in ready.json()["reason"], ready.text
         audit = [orjson.loads(x) for x in (tmp_path / "data" / "audit.jsonl")
                  .read_bytes().splitlines()]
         assert Counter(line["reason"] for line in audit if line["outcome"] == "failed") == {

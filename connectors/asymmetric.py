@@ -1,0 +1,143 @@
+"""Providers that sign with a private key: the gateway holds only their public key.
+
+    discord    Ed25519 over ``timestamp + body``, hex (X-Signature-Ed25519)
+    sendgrid   ECDSA P-256 / SHA-256 over ``timestamp + body``, base64 DER
+               (X-Twilio-Email-Event-Webhook-Signature); the body is a batch of events
+
+Config: ``public_key`` (Discord: 64 hex chars; SendGrid: the base64 verification key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Any, ClassVar
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pydantic import model_validator
+
+from connectors.base import (
+    Connector,
+    ConnectorConfig,
+    EventDraft,
+    HandshakeReply,
+    InboundRequest,
+    parse_time,
+)
+from gateway.errors import SignatureError, Unnormalizable
+
+
+class PublicKeyRequired(ConnectorConfig):
+    @model_validator(mode="after")
+    def _need_key(self) -> PublicKeyRequired:
+        if not self.public_key:
+            raise ValueError("public_key is required")
+        return self
+
+
+def _timestamp(request: InboundRequest, header: str, tolerance: int | None) -> str:
+    stamp = request.header(header)
+    if stamp is None or not stamp.strip().isdigit():
+        raise SignatureError("timestamp is missing or malformed", reason="missing_signature")
+    if tolerance is not None and abs(time.time() - int(stamp)) > tolerance:
+        raise SignatureError("timestamp is outside the replay window", reason="stale_timestamp")
+    return stamp.strip()
+
+
+class DiscordConnector(Connector):
+    """Discord interactions and webhook events; PINGs are answered after verification."""
+
+    source: ClassVar[str] = "discord"
+    Config = PublicKeyRequired
+    SIGNATURE = "X-Signature-Ed25519"
+    TIMESTAMP = "X-Signature-Timestamp"
+    DEFAULT_TOLERANCE = 300  # Discord documents none; a replay window is ours to keep
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        try:
+            self.key = ed25519.Ed25519PublicKey.from_public_bytes(
+                bytes.fromhex(config.public_key or ""))
+        except ValueError:
+            raise ValueError(f"connector {connector_id!r}: public_key must be the "
+                             "application's 64-hex-character Ed25519 key") from None
+
+    def verify(self, request: InboundRequest) -> None:
+        raw = request.header(self.SIGNATURE)
+        if not raw:
+            raise SignatureError("signature header is missing", reason="missing_signature")
+        tolerance = self.config.tolerance_seconds
+        stamp = _timestamp(request, self.TIMESTAMP,
+                           self.DEFAULT_TOLERANCE if tolerance is None else tolerance)
+        try:
+            self.key.verify(bytes.fromhex(raw.strip()), stamp.encode() + request.body)
+        except (ValueError, InvalidSignature):
+            raise SignatureError("signature does not match") from None
+
+    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        if body.get("type") == 1 and "event" not in body and "version" not in body:
+            return HandshakeReply(200, b'{"type":1}')  # interactions PING -> PONG
+        if body.get("type") == 0 and "version" in body:
+            return HandshakeReply(204, b"")  # webhook events PING
+        return None
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        payload = request.json_object()
+        event = payload.get("event")
+        if isinstance(event, dict):  # webhook events: {"version": 1, "type": 1, "event": ...}
+            etype = str(event.get("type") or "discord.event")
+            return [EventDraft(type=etype, payload=payload,
+                               timestamp=parse_time(event.get("timestamp")))]
+        return [EventDraft(type=f"interaction.{payload.get('type', 'unknown')}",
+                           payload=payload)]
+
+
+class SendGridConnector(Connector):
+    """SendGrid's Event Webhook: a signed batch, one event per element."""
+
+    source: ClassVar[str] = "sendgrid"
+    Config = PublicKeyRequired
+    SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+    TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        text = (config.public_key or "").strip()
+        text = "".join(line for line in text.splitlines() if "-----" not in line)
+        try:
+            key = load_der_public_key(base64.b64decode(text, validate=True))
+        except (ValueError, binascii.Error):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError(f"connector {connector_id!r}: public_key must be SendGrid's "
+                             "base64 verification key (ECDSA P-256)")
+        self.key = key
+
+    def verify(self, request: InboundRequest) -> None:
+        raw = request.header(self.SIGNATURE)
+        if not raw:
+            raise SignatureError("signature header is missing", reason="missing_signature")
+        stamp = _timestamp(request, self.TIMESTAMP, self.config.tolerance_seconds)
+        try:
+            self.key.verify(base64.b64decode(raw.strip(), validate=True),
+                            stamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))
+        except (ValueError, binascii.Error, InvalidSignature):
+            raise SignatureError("signature does not match") from None
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        events: Any = request.json()
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise Unnormalizable("body is not a JSON array of events")
+        return [EventDraft(type=str(e.get("event") or "sendgrid.event"), payload=e,
+                           timestamp=parse_time(e.get("timestamp"))) for e in events]

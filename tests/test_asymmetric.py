@@ -1,0 +1,162 @@
+"""Discord (Ed25519) and SendGrid (ECDSA P-256): the gateway holds only public keys.
+
+Vectors: SendGrid's own SDK unit-test vector; signatures made with freshly generated key
+pairs checked by the providers' SDKs (discord-interactions, sendgrid) as well as by us.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from connectors.asymmetric import DiscordConnector, SendGridConnector
+from connectors.base import InboundRequest
+from gateway.errors import SignatureError
+
+
+def request(body: bytes, headers: dict[str, str]) -> InboundRequest:
+    return InboundRequest("POST", "http://gw/webhooks/x", {k.lower(): v for k, v in
+                                                           headers.items()}, {}, body, None,
+                          datetime.now(UTC))
+
+
+def make(cls: Any, public_key: str, **config: Any) -> Any:
+    return cls("c", cls.Config.model_validate({"public_key": public_key, **config}))
+
+
+# -- SendGrid -----------------------------------------------------------------------------
+
+SG_PUBLIC = ("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE83T4O/n84iotIvIW4mdBgQ/7dAfSmpqIM8kF9mN1flpVK"
+             "S3GRqe62gw+2fNNRaINXvVpiglSI8eNEc6wEA3F+g==")
+SG_SIGNATURE = ("MEUCIGHQVtGj+Y3LkG9fLcxf3qfI10QysgDWmMOVmxG0u6ZUAiEAyBiXDWzM+uOe5W0JuG+luQAbPIqH"
+                "h89M15TluLtEZtM=")
+SG_TIMESTAMP = "1600112502"
+SG_PAYLOAD = json.dumps([{
+    "email": "hello@world.com", "event": "dropped", "reason": "Bounced Address",
+    "sg_event_id": "ZHJvcC0xMDk5NDkxOS1MUnpYbF9OSFN0T0doUTRrb2ZTbV9BLTA",
+    "sg_message_id": "LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0",
+    "smtp-id": "<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>",
+    "timestamp": 1600112492}], sort_keys=True, separators=(",", ":")) + "\r\n"
+
+
+def sg_headers(signature: str, timestamp: str) -> dict[str, str]:
+    return {"X-Twilio-Email-Event-Webhook-Signature": signature,
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+
+
+def test_sendgrid_sdk_unit_test_vector() -> None:
+    # sendgrid/sendgrid-python test/unit/test_eventwebhook.py
+    c = make(SendGridConnector, SG_PUBLIC)
+    r = request(SG_PAYLOAD.encode(), sg_headers(SG_SIGNATURE, SG_TIMESTAMP))
+    c.verify(r)
+    [event] = c.normalize(r)
+    assert event.type == "dropped"
+    with pytest.raises(SignatureError):  # the trailing CRLF is signed
+        c.verify(request(SG_PAYLOAD.rstrip().encode(), sg_headers(SG_SIGNATURE, SG_TIMESTAMP)))
+
+
+def test_sendgrid_fresh_key_checked_by_the_sdk_too() -> None:
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = base64.b64encode(private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    stamp = str(int(time.time()))
+    body = '[{"event":"delivered","sg_event_id":"a","timestamp":1},{"event":"open"}]\r\n'
+    signature = base64.b64encode(private.sign((stamp + body).encode(),
+                                              ec.ECDSA(hashes.SHA256()))).decode()
+    assert EventWebhook(public).verify_signature(body, signature, stamp)
+    c = make(SendGridConnector, public, tolerance_seconds=300)
+    r = request(body.encode(), sg_headers(signature, stamp))
+    c.verify(r)
+    assert [e.type for e in c.normalize(r)] == ["delivered", "open"]
+    tampered = ((body.replace("open", "click"), stamp), (body, str(int(stamp) + 1)))
+    for bad_body, bad_stamp in tampered:
+        with pytest.raises(SignatureError):
+            c.verify(request(bad_body.encode(), sg_headers(signature, bad_stamp)))
+    with pytest.raises(SignatureError) as stale:
+        old = str(int(time.time()) - 1000)
+        c.verify(request(body.encode(), sg_headers(base64.b64encode(private.sign(
+            (old + body).encode(), ec.ECDSA(hashes.SHA256()))).decode(), old)))
+    assert stale.value.reason == "stale_timestamp"
+    with pytest.raises(SignatureError) as missing:
+        c.verify(request(body.encode(), {"X-Twilio-Email-Event-Webhook-Timestamp": stamp}))
+    assert missing.value.reason == "missing_signature"
+
+
+def test_sendgrid_rejects_a_key_that_is_not_an_ecdsa_key() -> None:
+    with pytest.raises(ValueError, match="verification key"):
+        make(SendGridConnector, base64.b64encode(b"not a key").decode())
+
+
+# -- Discord ------------------------------------------------------------------------------
+
+def discord_pair() -> tuple[ed25519.Ed25519PrivateKey, str]:
+    private = ed25519.Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                               serialization.PublicFormat.Raw).hex()
+    return private, public
+
+
+def discord_headers(private: ed25519.Ed25519PrivateKey, body: bytes, stamp: str
+                    ) -> dict[str, str]:
+    return {"X-Signature-Ed25519": private.sign(stamp.encode() + body).hex(),
+            "X-Signature-Timestamp": stamp}
+
+
+def test_discord_nacl_signatures_verify_here_and_in_discords_sdk() -> None:
+    from discord_interactions import verify_key
+    from nacl.signing import SigningKey
+
+    signing = SigningKey.generate()
+    public = signing.verify_key.encode().hex()
+    stamp = str(int(time.time()))
+    body = b'{"version":1,"application_id":"1","type":1,"event":{"type":"APPLICATION_AUTHORIZED",' \
+           b'"timestamp":"2026-01-01T00:00:00.000000+00:00","data":{}}}'
+    signature = signing.sign(stamp.encode() + body).signature.hex()
+    assert verify_key(body, signature, stamp, public)
+    c = make(DiscordConnector, public)
+    r = request(body, {"X-Signature-Ed25519": signature, "X-Signature-Timestamp": stamp})
+    c.verify(r)
+    [event] = c.normalize(r)
+    assert event.type == "APPLICATION_AUTHORIZED"
+    with pytest.raises(SignatureError):
+        c.verify(request(body + b" ", {"X-Signature-Ed25519": signature,
+                                       "X-Signature-Timestamp": stamp}))
+
+
+def test_discord_rejects_wrong_key_stale_and_missing() -> None:
+    private, public = discord_pair()
+    _, other = discord_pair()
+    body = b'{"type":2,"id":"1"}'
+    stamp = str(int(time.time()))
+    with pytest.raises(SignatureError):
+        make(DiscordConnector, other).verify(request(body, discord_headers(private, body, stamp)))
+    old = str(int(time.time()) - 1000)
+    with pytest.raises(SignatureError) as stale:
+        make(DiscordConnector, public).verify(request(body, discord_headers(private, body, old)))
+    assert stale.value.reason == "stale_timestamp"
+    with pytest.raises(SignatureError) as missing:
+        make(DiscordConnector, public).verify(request(body, {"X-Signature-Timestamp": stamp}))
+    assert missing.value.reason == "missing_signature"
+
+
+def test_discord_pings_are_answered() -> None:
+    _, public = discord_pair()
+    c = make(DiscordConnector, public)
+    pong = c.handshake(request(b'{"type":1,"id":"1","application_id":"2"}', {}))
+    assert pong is not None and (pong.status, pong.body) == (200, b'{"type":1}')
+    ack = c.handshake(request(b'{"version":1,"application_id":"2","type":0}', {}))
+    assert ack is not None and ack.status == 204
+
+
+def test_discord_public_key_must_be_hex() -> None:
+    with pytest.raises(ValueError, match="Ed25519"):
+        make(DiscordConnector, "zz" * 32)
