@@ -150,11 +150,22 @@ class Connector:
             return True
         return any(event_type == e or event_type.startswith(e + ".") for e in allowed)
 
+    def challenge(self, request: InboundRequest) -> HandshakeReply | None:
+        """A handshake that carries its own proof, answered before any signature check
+        (Meta's verify token, Dropbox's and Okta's GET, Graph's validationToken). The
+        only hook that sees GET requests."""
+        return None
+
     def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+        """A provider handshake inside an authentic (already verified) delivery."""
         return None
 
     def verify(self, request: InboundRequest) -> None:
         raise NotImplementedError
+
+    async def authenticate(self, request: InboundRequest) -> None:
+        """``verify``, for connectors that need I/O first (fetching a signing certificate)."""
+        self.verify(request)
 
     def delivery_id(self, request: InboundRequest) -> str:
         return "sha256:" + hashlib.sha256(request.body).hexdigest()

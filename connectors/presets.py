@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import orjson
+from pydantic import SecretStr
 
 from connectors.base import (
     Connector,
@@ -27,14 +28,14 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
-from connectors.signing import HmacScheme, key_from_secret
+from connectors.signing import HmacScheme, TokenScheme, key_from_secret
 from gateway.errors import Unnormalizable
 
 
 @dataclass(frozen=True, slots=True)
 class Preset:
     name: str
-    scheme: HmacScheme
+    scheme: HmacScheme | TokenScheme
     type_header: str | None = None  # event type from a header ...
     type_pointer: str | None = None  # ... or from the JSON body
     action_pointer: str | None = None  # appended to the type: "pull_request.opened"
@@ -42,8 +43,20 @@ class Preset:
     id_pointer: str | None = None  # ... or from the body
     time_pointer: str | None = None  # the event's own time in the body
     needs_url: bool = False  # the URL is signed: `public_url` is required
-    handshake: str | None = None  # slack | zoom | twitch
+    handshake: str | None = None  # slack | zoom | twitch (inside a verified delivery)
+    challenge: str | None = None  # meta | dropbox | okta | graph (carries its own proof)
+    known_types: tuple[str, ...] = ()  # when set, other types are dead-lettered
     sample: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signs_body(self) -> bool:
+        return isinstance(self.scheme, HmacScheme)
+
+
+def _plain(text: str) -> HandshakeReply:
+    """Echo a challenge as text, never as something a browser would render."""
+    return HandshakeReply(200, text.encode(), "text/plain",
+                          {"X-Content-Type-Options": "nosniff"})
 
 
 def _sample_headers(preset: Preset) -> dict[str, str]:
@@ -104,8 +117,33 @@ class PresetConnector(Connector):
             action = json_pointer(payload, p.action_pointer)
             if isinstance(action, str) and action:
                 etype = f"{etype}.{action}"
+        if p.known_types and etype not in p.known_types:
+            raise Unnormalizable(f"unknown {p.name} event type {etype!r}; known: "
+                                 f"{', '.join(p.known_types)}")
         ts = parse_time(json_pointer(payload, p.time_pointer)) if p.time_pointer else None
         return [EventDraft(type=etype, payload=payload, timestamp=ts)]
+
+    def challenge(self, request: InboundRequest) -> HandshakeReply | None:
+        kind = self.preset.challenge
+        q = request.query
+        if kind == "meta" and request.method == "GET" and q.get("hub.mode") == "subscribe":
+            expected = getattr(self.config, "verify_token", None)
+            given = q.get("hub.verify_token", "").encode()
+            if expected is None or not hmac.compare_digest(
+                    expected.get_secret_value().encode(), given):
+                return HandshakeReply(403, b'{"error":"forbidden","detail":"verify token"}')
+            return _plain(q.get("hub.challenge", ""))
+        if kind == "dropbox" and request.method == "GET" and "challenge" in q:
+            return _plain(q["challenge"])
+        if kind == "okta" and request.method == "GET":
+            value = request.header("X-Okta-Verification-Challenge")
+            if value is None:
+                return None
+            self.verify(request)  # the verification request carries the same auth header
+            return HandshakeReply(200, orjson.dumps({"verification": value}))
+        if kind == "graph" and "validationToken" in q:
+            return _plain(q["validationToken"])
+        return None
 
     def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         kind = self.preset.handshake
@@ -229,10 +267,10 @@ PRESETS: list[Preset] = [
            type_pointer="/events/0/eventType", time_pointer="/events/0/eventDateUtc"),
     Preset("vercel", H("x-vercel-signature", digest="sha1"),
            type_pointer="/type", id_pointer="/id", time_pointer="/createdAt"),
-    Preset("dropbox", H("X-Dropbox-Signature"), type_pointer="/type"),
+    Preset("dropbox", H("X-Dropbox-Signature"), type_pointer="/type", challenge="dropbox"),
     Preset("asana", H("X-Hook-Signature"), type_pointer="/events/0/action"),
     Preset("meta_whatsapp", H("X-Hub-Signature-256", prefix="sha256="),
-           type_pointer="/object", id_pointer="/entry/0/id"),
+           type_pointer="/object", id_pointer="/entry/0/id", challenge="meta"),
     Preset("docusign", H("X-DocuSign-Signature-1", encoding="base64"),
            type_pointer="/event", id_pointer="/data/envelopeId",
            time_pointer="/generatedDateTime"),
@@ -244,6 +282,39 @@ PRESETS: list[Preset] = [
                        encoding="base64url", signed="{timestamp}.{body}",
                        timestamp_format="unix_ms"),
            type_header="sanity-operation", id_header="idempotency-key"),
+    Preset("zendesk", H("X-Zendesk-Webhook-Signature", encoding="base64",
+                        signed="{timestamp}{body}",
+                        timestamp_header="X-Zendesk-Webhook-Signature-Timestamp",
+                        timestamp_format="iso"),
+           type_pointer="/type", id_header="x-zendesk-webhook-invocation-id",
+           time_pointer="/time"),
+    Preset("atlassian_jira", H("X-Hub-Signature", prefix="sha256="),
+           type_pointer="/webhookEvent", id_header="X-Atlassian-Webhook-Identifier",
+           time_pointer="/timestamp"),
+    Preset("gitlab", TokenScheme("X-Gitlab-Token"),
+           type_header="X-Gitlab-Event", id_header="X-Gitlab-Event-UUID"),
+    Preset("okta", TokenScheme("Authorization"),
+           type_pointer="/data/events/0/eventType", id_pointer="/eventId",
+           time_pointer="/eventTime", challenge="okta"),
+    Preset("aws_eventbridge", TokenScheme("Authorization"),
+           type_pointer="/detail-type", id_pointer="/id", time_pointer="/time"),
+    Preset("postmark", TokenScheme("Authorization", style="basic"),
+           type_pointer="/RecordType", id_pointer="/MessageID"),
+    Preset("openclaw", H("webhook-signature", timestamp_header="webhook-timestamp",
+                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
+           known_types=("llm.function_call", "token.usage"),
+           sample={"type": "llm.function_call", "data": {"name": "lookup", "arguments": {}}}),
+    Preset("moltbook", H("webhook-signature", timestamp_header="webhook-timestamp",
+                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
+           known_types=("notebook.cell_executed", "model.trained"),
+           sample={"type": "notebook.cell_executed", "data": {"cell": 1}}),
+    Preset("fourclaw", H("webhook-signature", timestamp_header="webhook-timestamp",
+                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+           type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
+           known_types=("git.push", "review.started"),
+           sample={"type": "git.push", "data": {"ref": "refs/heads/main"}}),
     Preset("hubspot", H("X-HubSpot-Signature-v3", encoding="base64",
                         signed="{method}{url}{body}{timestamp}",
                         timestamp_header="X-HubSpot-Request-Timestamp",
@@ -253,7 +324,15 @@ PRESETS: list[Preset] = [
 ]
 
 
+class MetaConfig(SecretRequired):
+    """Meta signs with the app secret; its GET subscription check echoes a verify token."""
+
+    verify_token: SecretStr
+
+
 def _config_for(preset: Preset) -> type[ConnectorConfig]:
+    if preset.challenge == "meta":
+        return MetaConfig
     if not preset.needs_url:
         return SecretRequired
 
@@ -277,6 +356,7 @@ globals().update(BY_NAME)  # entry points name them: connectors.presets:stripe
 
 
 # Where each preset's test vectors come from (tests/test_presets.py).
+DOCUMENTED_ONLY = "built from the documented algorithm (no published vector or Python SDK)"
 VECTORS: dict[str, str] = {
     "stripe": "stripe SDK (signs and verifies, in the tests)",
     "slack": "published (api.slack.com) + slack_sdk",
@@ -290,8 +370,12 @@ VECTORS: dict[str, str] = {
     "circleci": "published (CircleCI webhook docs, 4 vectors)",
     "bitbucket": "published (Atlassian webhook docs)",
     "sanity": "sanity webhook-toolkit test vectors",
+    "openclaw": "standardwebhooks SDK (Standard Webhooks signing)",
+    "moltbook": "standardwebhooks SDK (Standard Webhooks signing)",
+    "fourclaw": "standardwebhooks SDK (Standard Webhooks signing)",
+    "zendesk": DOCUMENTED_ONLY + "; current docs sign timestamp+body, an older copy"
+               " said body+timestamp",
 }
-DOCUMENTED_ONLY = "built from the documented algorithm (no published vector or Python SDK)"
 
 
 def markdown_table() -> str:
@@ -300,6 +384,13 @@ def markdown_table() -> str:
             "| dedup key | event type | vectors |", "|---|---|---|---|---|---|---|---|"]
     for p in PRESETS:
         s = p.scheme
+        if isinstance(s, TokenScheme):
+            dedup = p.id_header or (f"body `{p.id_pointer}`" if p.id_pointer else "body SHA-256")
+            etype = p.type_header or (f"body `{p.type_pointer}`" if p.type_pointer else "-")
+            rows.append(f"| `{p.name}` | token ({s.style}): authenticates the sender, not the "
+                        f"body | `{s.header}` | - | none | {dedup} | {etype} "
+                        f"| {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
+            continue
         layout = {"single": "", "list": f" (list, `{s.separator.strip() or 'space'}`)",
                   "params": f" (params `{s.separator}`)"}[s.layout]
         scheme = f"HMAC-{s.digest.upper()} {s.encoding}{layout}"

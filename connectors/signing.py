@@ -256,3 +256,36 @@ class HmacScheme:
                 raise SignatureError("timestamp is missing from the body",
                                      reason="missing_signature")
             self._check_window(epoch, tolerance_seconds, now)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenScheme:
+    """A shared token in a header (GitLab, Okta, EventBridge API destinations, Postmark's
+    basic auth): it authenticates the sender, not the body. Compared in constant time."""
+
+    header: str
+    style: Literal["plain", "bearer", "basic"] = "plain"
+    timestamped: bool = False
+    tolerance_seconds: int = 0
+    key_format: KeyFormat = "raw"
+
+    def _expected(self, secret: bytes) -> bytes:
+        if self.style == "bearer":
+            return b"Bearer " + secret
+        if self.style == "basic":
+            return b"Basic " + base64.b64encode(secret)
+        return secret
+
+    def sign(self, secret: bytes, body: bytes, **_: object) -> dict[str, str]:
+        return {self.header: self._expected(secret).decode()}
+
+    def verify(self, request: InboundRequest, secrets: list[bytes], **_: object) -> None:
+        raw = request.header(self.header)
+        if raw is None or not raw.strip():
+            raise SignatureError("token header is missing", reason="missing_signature")
+        given = raw.strip().encode()
+        ok = False
+        for secret in secrets:
+            ok |= hmac.compare_digest(self._expected(secret), given)
+        if not ok:
+            raise SignatureError("token does not match")

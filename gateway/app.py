@@ -107,7 +107,7 @@ class Gateway:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
             path: str = scope["path"]
             if path.startswith("/webhooks/") and "/" not in path[10:] and len(path) > 10:
                 await self.webhook(path[10:], scope, receive, send)
@@ -145,7 +145,7 @@ class Gateway:
                 return
             query: bytes = scope["query_string"]
             inbound = InboundRequest(
-                method="POST",
+                method=scope["method"],
                 url=f"{scope['scheme']}://{headers.get('host', '')}{scope['path']}"
                     + (f"?{query.decode('latin-1')}" if query else ""),
                 headers=headers,

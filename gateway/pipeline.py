@@ -69,7 +69,15 @@ class Pipeline:
         try:
             if connector is None:
                 raise UnknownConnector(f"no enabled connector {connector_id!r}")
-            connector.verify(request)
+            early = connector.challenge(request)
+            if early is not None:
+                audit("handshake" if early.status < 400 else "rejected",
+                      None if early.status < 400 else "invalid_challenge")
+                return _handshake_answer(early)
+            if request.method != "POST":
+                return Answer.error(405, "method_not_allowed",
+                                    "this connector takes POST deliveries", "rejected")
+            await connector.authenticate(request)
         except Rejected as exc:
             audit("rejected", exc.reason)
             log.info("rejected", reason=exc.reason, request_id=request_id,

@@ -36,6 +36,8 @@ def connector(name: str, *secrets: str, **config: Any) -> PresetConnector:
     cls = BY_NAME[name]
     if cls.preset.needs_url:
         config.setdefault("public_url", URL)
+    if cls.preset.challenge == "meta":
+        config.setdefault("verify_token", "meta-verify-token")
     return cls(f"{name}-test", cls.Config.model_validate({"secrets": list(secrets), **config}))
 
 
@@ -50,8 +52,9 @@ def secret_for(preset: Preset) -> str:
     return "preset-suite-secret-" + preset.name
 
 
-def suite_body(now: float) -> bytes:
-    return orjson.dumps({"type": "suite.event", "id": "evt_1", "event_id": "evt_1",
+def suite_body(now: float, preset: Preset | None = None) -> bytes:
+    etype = preset.known_types[0] if preset and preset.known_types else "suite.event"
+    return orjson.dumps({"type": etype, "id": "evt_1", "event_id": "evt_1",
                          "webhookTimestamp": int(now * 1000), "created_at": "2026-01-01T00:00:00Z",
                          "data": {"object": {"amount": 1}}})
 
@@ -70,7 +73,7 @@ def signed(c: PresetConnector, body: bytes, *, at: float | None = None) -> dict[
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
 def test_a_signed_delivery_verifies_and_normalizes_to_a_valid_envelope(preset: Preset) -> None:
     c = connector(preset.name, secret_for(preset))
-    body = suite_body(time.time())
+    body = suite_body(time.time(), preset)
     r = request(body, signed(c, body))
     c.verify(r)
     drafts = c.normalize(r)
@@ -86,7 +89,10 @@ def test_a_signed_delivery_verifies_and_normalizes_to_a_valid_envelope(preset: P
         assert c.secrets[0].decode() not in record.value.decode()
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+BODY_SIGNED = [p for p in PRESETS if p.signs_body]
+
+
+@pytest.mark.parametrize("preset", BODY_SIGNED, ids=lambda p: p.name)
 def test_tampered_body_is_rejected(preset: Preset) -> None:
     c = connector(preset.name, secret_for(preset))
     body = suite_body(time.time())
@@ -357,3 +363,73 @@ def test_docs_provider_table_is_current() -> None:
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text()
     assert doc.endswith(markdown_table()), "docs/providers.md is stale: regenerate its table"
+
+
+def test_token_schemes_compare_the_whole_token() -> None:
+    c = connector("gitlab", "glpat-secret-token")
+    c.verify(request(b"{}", {"X-Gitlab-Token": "glpat-secret-token"}))
+    for wrong in ("glpat-secret-toke", "glpat-secret-token2", "GLPAT-SECRET-TOKEN"):
+        with pytest.raises(SignatureError):
+            c.verify(request(b"{}", {"X-Gitlab-Token": wrong}))
+    basic = connector("postmark", "user:pass")
+    basic.verify(request(b"{}", {"Authorization": "Basic " + base64.b64encode(
+        b"user:pass").decode()}))
+
+
+@pytest.mark.parametrize(("name", "good"), [
+    ("openclaw", "token.usage"), ("moltbook", "model.trained"), ("fourclaw", "review.started")])
+def test_product_connectors_check_their_event_types(name: str, good: str) -> None:
+    from gateway.errors import Unnormalizable
+
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    c = connector(name, secret)
+    body = orjson.dumps({"type": good, "data": {}})
+    r = request(body, signed(c, body))
+    c.verify(r)
+    assert c.normalize(r)[0].type == good
+    stray = orjson.dumps({"type": "something.else", "data": {}})
+    with pytest.raises(Unnormalizable, match="unknown"):
+        c.normalize(request(stray, signed(c, stray)))
+
+
+def test_product_connectors_verify_standard_webhooks_sdk_signatures() -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    payload = '{"type": "llm.function_call", "data": {"name": "search"}}'
+    now = datetime.now(UTC)
+    sig = Webhook(secret).sign("msg_claw_1", now, payload)
+    connector("openclaw", secret).verify(request(payload.encode(), {
+        "webhook-id": "msg_claw_1", "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": sig}))
+
+
+def test_meta_subscription_check_echoes_the_challenge_only_for_the_right_token() -> None:
+    c = connector("meta_whatsapp", "app-secret", verify_token="vt-123")
+    ok = InboundRequest("GET", URL, {}, {"hub.mode": "subscribe", "hub.verify_token": "vt-123",
+                                         "hub.challenge": "1158201444"}, b"", None,
+                        datetime.now(UTC))
+    reply = c.challenge(ok)
+    assert reply is not None and (reply.status, reply.body) == (200, b"1158201444")
+    bad = InboundRequest("GET", URL, {}, {"hub.mode": "subscribe", "hub.verify_token": "nope",
+                                          "hub.challenge": "1"}, b"", None, datetime.now(UTC))
+    reply = c.challenge(bad)
+    assert reply is not None and reply.status == 403
+
+
+def test_dropbox_and_okta_challenges() -> None:
+    d = connector("dropbox", "app-secret")
+    get = InboundRequest("GET", URL, {}, {"challenge": "abc123"}, b"", None, datetime.now(UTC))
+    reply = d.challenge(get)
+    assert reply is not None and reply.body == b"abc123" and reply.content_type == "text/plain"
+    o = connector("okta", "Bearer okta-shared")
+    verification = InboundRequest("GET", URL, {"authorization": "Bearer okta-shared",
+                                               "x-okta-verification-challenge": "Lg3Y"}, {},
+                                  b"", None, datetime.now(UTC))
+    reply = o.challenge(verification)
+    assert reply is not None and orjson.loads(reply.body) == {"verification": "Lg3Y"}
+    forged = InboundRequest("GET", URL, {"authorization": "Bearer other",
+                                         "x-okta-verification-challenge": "Lg3Y"}, {}, b"",
+                            None, datetime.now(UTC))
+    with pytest.raises(SignatureError):
+        o.challenge(forged)

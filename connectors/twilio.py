@@ -1,0 +1,106 @@
+"""Twilio: ``X-Twilio-Signature`` = base64 HMAC-SHA1(auth token, URL + sorted form params).
+
+The URL is the one Twilio calls, exactly: ``public_url`` (required), plus the query string
+as received unless ``public_url`` already holds one. JSON bodies are covered through the
+``bodySHA256`` query parameter, which must equal the body's SHA-256.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, parse_qsl
+
+from connectors.base import Connector, EventDraft, InboundRequest, SecretRequired
+from gateway.errors import SignatureError, Unnormalizable
+
+
+class TwilioConfig(SecretRequired):
+    public_url: str  # the URL configured in Twilio, exactly
+
+
+def _form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(body.decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return []
+
+
+class TwilioConnector(Connector):
+    source: ClassVar[str] = "twilio"
+    Config = TwilioConfig
+    HEADER = "X-Twilio-Signature"
+
+    def _url(self, request: InboundRequest) -> str:
+        public = self.config.public_url or ""
+        query = request.url.partition("?")[2]
+        return public if "?" in public or not query else f"{public}?{query}"
+
+    def _is_json(self, request: InboundRequest) -> bool:
+        return (request.header("content-type") or "").split(";")[0].strip().lower() == \
+            "application/json"
+
+    def _message(self, url: str, request: InboundRequest) -> bytes:
+        if self._is_json(request):
+            return url.encode()
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for name, value in _form(request.body):
+            grouped[name].append(value)
+        return (url + "".join(name + value for name in sorted(grouped)
+                              for value in sorted(grouped[name]))).encode()
+
+    def verify(self, request: InboundRequest) -> None:
+        raw = request.header(self.HEADER)
+        if not raw:
+            raise SignatureError("signature header is missing", reason="missing_signature")
+        url = self._url(request)
+        if self._is_json(request):
+            declared = parse_qs(url.partition("?")[2]).get("bodySHA256", [""])[0]
+            if not hmac.compare_digest(declared.encode(),
+                                       hashlib.sha256(request.body).hexdigest().encode()):
+                raise SignatureError("bodySHA256 does not match the body")
+        message = self._message(url, request)
+        ok = False
+        for secret in self.secrets:
+            mac = base64.b64encode(hmac.new(secret, message, hashlib.sha1).digest())
+            ok |= hmac.compare_digest(mac, raw.strip().encode())
+        if not ok:
+            raise SignatureError("signature does not match")
+
+    def delivery_id(self, request: InboundRequest) -> str:
+        return request.header("I-Twilio-Idempotency-Token") or super().delivery_id(request)
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        payload: dict[str, Any]
+        if self._is_json(request):
+            payload = request.json_object()
+        else:
+            try:
+                payload = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+            except UnicodeDecodeError:
+                raise Unnormalizable("form body is not UTF-8") from None
+        if "MessageSid" in payload or "SmsSid" in payload:
+            status = payload.get("MessageStatus") or payload.get("SmsStatus") or "received"
+            etype = f"message.{str(status).lower()}"
+        elif "CallSid" in payload:
+            etype = f"call.{str(payload.get('CallStatus') or 'event').lower()}"
+        else:
+            etype = "twilio.event"
+        return [EventDraft(type=etype, payload=payload)]
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        fake = InboundRequest("POST", self.config.public_url or "",
+                              {"content-type": "application/x-www-form-urlencoded"}, {}, body,
+                              None, datetime.now(UTC))
+        mac = hmac.new(self.secrets[0], self._message(self._url(fake), fake), hashlib.sha1)
+        return {"Content-Type": "application/x-www-form-urlencoded",
+                self.HEADER: base64.b64encode(mac.digest()).decode()}
+
+    def sample_body(self) -> bytes:
+        return b"MessageSid=SM00000000000000000000000000000000&MessageStatus=delivered" \
+               b"&From=%2B15550000000&To=%2B15551111111"
+
