@@ -160,6 +160,13 @@ class Connector:
         """A provider handshake inside an authentic (already verified) delivery."""
         return None
 
+    async def respond(self, request: InboundRequest) -> HandshakeReply | None:
+        """``handshake``, for connectors whose answer needs I/O (confirming with SNS)."""
+        return self.handshake(request)
+
+    async def aclose(self) -> None:
+        """Release what the connector opened (HTTP clients); called at shutdown."""
+
     def verify(self, request: InboundRequest) -> None:
         raise NotImplementedError
 

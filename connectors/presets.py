@@ -8,6 +8,8 @@ preset's facts and test vectors come from is in ``docs/providers.md``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import uuid
@@ -16,7 +18,9 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import orjson
-from pydantic import SecretStr
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from pydantic import SecretStr, model_validator
 
 from connectors.base import (
     Connector,
@@ -29,7 +33,7 @@ from connectors.base import (
     parse_time,
 )
 from connectors.signing import HmacScheme, TokenScheme, key_from_secret
-from gateway.errors import Unnormalizable
+from gateway.errors import SignatureError, Unnormalizable
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ class PresetConnector(Connector):
     """A connector driven by a ``Preset``; subclasses only set ``preset``."""
 
     preset: ClassVar[Preset]
-    Config = SecretRequired
+    Config: ClassVar[type[ConnectorConfig]] = SecretRequired
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
         super().__init__(connector_id, config)
@@ -409,3 +413,69 @@ def markdown_table() -> str:
                     f"{' ' + repr(s.prefix) if s.prefix else ''} | `{s.signed}` | {window} "
                     f"| {dedup} | {etype} | {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
     return "\n".join(rows) + "\n"
+
+
+class StandardWebhooksConfig(ConnectorConfig):
+    """``secret``/``secrets`` (``whsec_``, for v1 HMAC) and/or ``public_key`` (``whpk_``,
+    for v1a Ed25519): a delivery passes when any signature of either kind verifies."""
+
+    @model_validator(mode="after")
+    def _need_one(self) -> StandardWebhooksConfig:
+        if self.secret is None and not self.secrets and not self.public_key:
+            raise ValueError("secret, secrets or public_key is required")
+        return self
+
+
+class StandardWebhooksConnector(PresetConnector):
+    """Standard Webhooks: ``v1`` (HMAC-SHA256) and ``v1a`` (Ed25519) signatures."""
+
+    preset = next(p for p in PRESETS if p.name == "standard_webhooks")
+    source = "standard_webhooks"
+    Config = StandardWebhooksConfig
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        self.public: ed25519.Ed25519PublicKey | None = None
+        if config.public_key:
+            try:
+                raw = base64.b64decode(config.public_key.removeprefix("whpk_"), validate=True)
+                self.public = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            except (ValueError, binascii.Error):
+                raise ValueError(f"connector {connector_id!r}: public_key must be a whpk_ "
+                                 "base64 Ed25519 key") from None
+
+    def verify(self, request: InboundRequest) -> None:
+        failure: SignatureError | None = None
+        if self.keys:
+            try:
+                super().verify(request)
+                return
+            except SignatureError as exc:
+                failure = exc
+                if self.public is None or exc.reason == "stale_timestamp":
+                    raise
+        assert self.public is not None
+        scheme = self.preset.scheme
+        assert isinstance(scheme, HmacScheme)
+        msg_id, stamp = request.header("webhook-id"), request.header("webhook-timestamp")
+        raw = request.header("webhook-signature") or ""
+        if not msg_id or not stamp or not raw.strip():
+            raise failure or SignatureError("signature headers are missing",
+                                            reason="missing_signature")
+        epoch = scheme._epoch(stamp.strip())
+        if epoch is None:
+            raise SignatureError("timestamp is malformed", reason="missing_signature")
+        scheme._check_window(epoch, self.config.tolerance_seconds, None)
+        message = f"{msg_id}.{stamp.strip()}.".encode() + request.body
+        for item in raw.split():
+            if item.startswith("v1a,"):
+                try:
+                    self.public.verify(base64.b64decode(item[4:], validate=True), message)
+                    return
+                except (InvalidSignature, ValueError, binascii.Error):
+                    continue
+        raise SignatureError("signature does not match")
+
+
+BY_NAME["standard_webhooks"] = StandardWebhooksConnector
+standard_webhooks = StandardWebhooksConnector

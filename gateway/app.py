@@ -234,6 +234,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         try:
             yield
         finally:
+            for connector in loaded.connectors.values():
+                await connector.aclose()
             await relay.stop()
             await buffer.close()
             await audit.close()

@@ -78,13 +78,16 @@ class Pipeline:
                 return Answer.error(405, "method_not_allowed",
                                     "this connector takes POST deliveries", "rejected")
             await connector.authenticate(request)
+            reply = await connector.respond(request)
         except Rejected as exc:
             audit("rejected", exc.reason)
             log.info("rejected", reason=exc.reason, request_id=request_id,
                      connector_id=connector_id)
             return Answer.error(exc.status, exc.code, exc.detail, "rejected")
+        except Unavailable as unavailable:  # e.g. a signing certificate could not be fetched
+            audit("failed", unavailable.code)
+            return _unavailable(unavailable)
 
-        reply = connector.handshake(request)
         if reply is not None:
             audit("handshake")
             return _handshake_answer(reply)

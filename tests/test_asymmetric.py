@@ -160,3 +160,31 @@ def test_discord_pings_are_answered() -> None:
 def test_discord_public_key_must_be_hex() -> None:
     with pytest.raises(ValueError, match="Ed25519"):
         make(DiscordConnector, "zz" * 32)
+
+
+# -- Standard Webhooks v1a (Ed25519) ----------------------------------------------------
+
+def test_standard_webhooks_v1a_ed25519_signatures() -> None:
+    from connectors.presets import BY_NAME
+
+    private, _ = discord_pair()
+    raw_public = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+    cls = BY_NAME["standard_webhooks"]
+    c = cls("sw", cls.Config.model_validate(
+        {"public_key": "whpk_" + base64.b64encode(raw_public).decode()}))
+    body, stamp = b'{"type": "invoice.paid"}', str(int(time.time()))
+    sig = base64.b64encode(private.sign(f"msg_1.{stamp}.".encode() + body)).decode()
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": stamp,
+               "webhook-signature": f"v1,AAAA v1a,{sig}"}  # unknown or wrong entries skipped
+    c.verify(request(body, headers))
+    with pytest.raises(SignatureError):
+        c.verify(request(body + b" ", headers))
+    old = str(int(time.time()) - 1000)
+    stale = base64.b64encode(private.sign(f"msg_1.{old}.".encode() + body)).decode()
+    with pytest.raises(SignatureError) as err:
+        c.verify(request(body, {**headers, "webhook-timestamp": old,
+                                "webhook-signature": f"v1a,{stale}"}))
+    assert err.value.reason == "stale_timestamp"
+    with pytest.raises(ValueError, match="required"):
+        cls.Config.model_validate({})

@@ -7,6 +7,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,46 @@ def test_a_preset_travels_through_the_real_server_to_kafka(
     assert (envelope["type"], envelope["source"]) == ("invoice.paid", "stripe")
     assert envelope["timestamp"] == "2023-11-14T22:13:20Z"
     assert envelope["id"] == r.json()["event_ids"][0]
+
+
+def test_handshakes_through_the_real_server(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path) -> None:
+    """GET challenges and unsigned validation requests reach the connector's challenge hook;
+    a product connector's unknown event type is dead-lettered."""
+    import base64 as b64
+    import os
+
+    from standardwebhooks.webhooks import Webhook
+
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    claw_secret = "whsec_" + b64.b64encode(os.urandom(24)).decode()
+    cfg["connectors"] = {
+        "meta": {"type": "meta_whatsapp", "config": {"secret": "app", "verify_token": "vt"}},
+        "graph": {"type": "microsoft_graph", "config": {"secret": "client-state"}},
+        "claw": {"type": "openclaw", "config": {"secret": claw_secret}},
+        "gh": {"type": "github", "config": {"secret": SECRET}},
+    }
+    with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server:
+        ok = httpx.get(f"{server.url}/webhooks/meta", params={
+            "hub.mode": "subscribe", "hub.verify_token": "vt", "hub.challenge": "1158201444"})
+        assert (ok.status_code, ok.text) == (200, "1158201444")
+        assert ok.headers["content-type"].startswith("text/plain")
+        bad = httpx.get(f"{server.url}/webhooks/meta", params={
+            "hub.mode": "subscribe", "hub.verify_token": "no", "hub.challenge": "1"})
+        assert bad.status_code == 403
+        assert httpx.get(f"{server.url}/webhooks/gh").status_code == 405
+        graph = httpx.post(f"{server.url}/webhooks/graph",
+                           params={"validationToken": "Validation: Token"},
+                           headers={"Content-Type": "text/plain"})
+        assert (graph.status_code, graph.text) == (200, "Validation: Token")
+
+        payload = '{"type": "model.deleted", "data": {}}'
+        now = datetime.now(UTC)
+        sig = Webhook(claw_secret).sign("msg_e2e", now, payload)
+        stray = httpx.post(f"{server.url}/webhooks/claw", content=payload, headers={
+            "webhook-id": "msg_e2e", "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": sig})
+        assert stray.status_code == 202 and stray.json()["dead_lettered"] is True
+        [letter] = consume(kafka_bootstrap, f"{topic_prefix}.dlq", expect=1)
+        assert "unknown openclaw event type" in orjson.loads(letter.value)["reason"]
+        assert server.wait_audit(lambda line: line["outcome"] == "handshake", count=2)
