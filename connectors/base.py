@@ -192,7 +192,8 @@ def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 / ISO 8601 string or epoch seconds, as UTC; None when unusable."""
     try:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, tz=UTC)
+            # Epoch seconds; values past the year 5000 are taken as milliseconds.
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
         if isinstance(value, str) and value:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if parsed.tzinfo is None:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -50,6 +51,7 @@ class Preset:
     handshake: str | None = None  # slack | zoom | twitch (inside a verified delivery)
     challenge: str | None = None  # meta | dropbox | okta | graph (carries its own proof)
     known_types: tuple[str, ...] = ()  # when set, other types are dead-lettered
+    batch: bool = False  # the body is a JSON array, one event per element
     sample: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,8 +112,15 @@ class PresetConnector(Connector):
         return request.json_object()
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        if self.preset.batch:
+            items = request.json()
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise Unnormalizable("body is not a JSON array of events")
+            return [self._event(request, item) for item in items]
+        return [self._event(request, self._payload(request))]
+
+    def _event(self, request: InboundRequest, payload: dict[str, Any]) -> EventDraft:
         p = self.preset
-        payload = self._payload(request)
         etype: Any = request.header(p.type_header) if p.type_header else None
         if not etype and p.type_pointer:
             etype = json_pointer(payload, p.type_pointer)
@@ -125,7 +134,7 @@ class PresetConnector(Connector):
             raise Unnormalizable(f"unknown {p.name} event type {etype!r}; known: "
                                  f"{', '.join(p.known_types)}")
         ts = parse_time(json_pointer(payload, p.time_pointer)) if p.time_pointer else None
-        return [EventDraft(type=etype, payload=payload, timestamp=ts)]
+        return EventDraft(type=etype, payload=payload, timestamp=ts)
 
     def challenge(self, request: InboundRequest) -> HandshakeReply | None:
         kind = self.preset.challenge
@@ -322,9 +331,9 @@ PRESETS: list[Preset] = [
     Preset("hubspot", H("X-HubSpot-Signature-v3", encoding="base64",
                         signed="{method}{url}{body}{timestamp}",
                         timestamp_header="X-HubSpot-Request-Timestamp",
-                        timestamp_format="unix_ms"),
-           type_pointer="/0/subscriptionType", id_pointer="/0/eventId",
-           time_pointer="/0/occurredAt", needs_url=True),
+                        timestamp_format="unix_ms", reject_future=False),
+           type_pointer="/subscriptionType", id_pointer="/0/eventId",
+           time_pointer="/occurredAt", needs_url=True, batch=True),
 ]
 
 
@@ -377,6 +386,7 @@ VECTORS: dict[str, str] = {
     "openclaw": "standardwebhooks SDK (Standard Webhooks signing)",
     "moltbook": "standardwebhooks SDK (Standard Webhooks signing)",
     "fourclaw": "standardwebhooks SDK (Standard Webhooks signing)",
+    "hubspot": "hubspot-api-client SDK (Signature.get_signature v3)",
     "zendesk": DOCUMENTED_ONLY + "; current docs sign timestamp+body, an older copy"
                " said body+timestamp",
 }
@@ -479,3 +489,13 @@ class StandardWebhooksConnector(PresetConnector):
 
 BY_NAME["standard_webhooks"] = StandardWebhooksConnector
 standard_webhooks = StandardWebhooksConnector
+
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
+_TABLE_START = "| type | scheme | signature header |"
+
+
+def write_docs() -> None:
+    """Replace the generated table at the end of docs/providers.md."""
+    text = DOC_PATH.read_text()
+    DOC_PATH.write_text(text[:text.index(_TABLE_START)] + markdown_table())

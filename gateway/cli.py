@@ -187,7 +187,13 @@ def cmd_sign(args: argparse.Namespace) -> int:
               f"{', '.join(sorted(loaded.connectors)) or '-'}", file=sys.stderr)
         return 2
     body = Path(args.body).read_bytes() if args.body else connector.sample_body()
-    headers = connector.sign(body)
+    try:
+        headers = connector.sign(body)
+    except NotImplementedError:
+        print(f"{args.connector_id!r} ({type(connector).__name__}) is signed with the "
+              "provider's private key; only the provider can sign its deliveries",
+              file=sys.stderr)
+        return 2
     server = loaded.settings.server
     host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
     url = args.url or f"http://{host}:{server.port}/webhooks/{args.connector_id}"
@@ -201,9 +207,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_providers(args: argparse.Namespace) -> int:
     from connectors import registry
-    from connectors.presets import markdown_table
+    from connectors.presets import DOC_PATH, markdown_table, write_docs
 
-    if args.markdown:
+    if args.write:
+        write_docs()
+        print(f"wrote the provider table in {DOC_PATH}")
+    elif args.markdown:
         sys.stdout.write(markdown_table())
     else:
         print("\n".join(sorted(registry.available())))
@@ -266,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     providers = sub.add_parser("providers", help="list connector types (--markdown: the"
                                " provider table of docs/providers.md)")
     providers.add_argument("--markdown", action="store_true")
+    providers.add_argument("--write", action="store_true",
+                           help="regenerate the table in docs/providers.md")
     providers.set_defaults(func=cmd_providers)
 
     schema = sub.add_parser("schema", help="print (or --write) the envelope JSON Schema")

@@ -293,3 +293,37 @@ def test_handshakes_through_the_real_server(
         [letter] = consume(kafka_bootstrap, f"{topic_prefix}.dlq", expect=1)
         assert "unknown openclaw event type" in orjson.loads(letter.value)["reason"]
         assert server.wait_audit(lambda line: line["outcome"] == "handshake", count=2)
+
+
+def test_gateway_sign_prints_a_curl_that_the_real_server_accepts(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path) -> None:
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {
+        "gh": {"type": "github", "config": {"secret": SECRET}},
+        "hook": {"type": "webhook", "config": {"secret": "s", "timestamp_header": "X-Ts"}},
+        "pay": {"type": "stripe", "config": {"secret": "whsec_sign_test"}},
+        "sv": {"type": "svix", "config": {"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+        "sms": {"type": "twilio", "config": {"secret": "tok", "public_url":
+                                             "https://gw.example.com/webhooks/sms"}},
+        "dc": {"type": "discord", "config": {"public_key": "ab" * 32}},
+    }
+    path = write_config(tmp_path / "g.yaml", cfg)
+    with thread_server(path) as server:
+        for cid in ("gh", "hook", "pay", "sv", "sms"):
+            out = subprocess.run(
+                [sys.executable, "-m", "gateway", "sign", cid, "--config", str(path),
+                 "--url", f"{server.url}/webhooks/{cid}"], capture_output=True, text=True,
+                check=True, env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+            argv = shlex.split(out.stdout)
+            assert argv[0] == "curl"
+            curl = subprocess.run([*argv, "-o", "/dev/null", "-w", "%{http_code}"],
+                                  capture_output=True, text=True, check=True)
+            assert curl.stdout == "202", (cid, curl.stdout, out.stdout)
+        refused = subprocess.run([sys.executable, "-m", "gateway", "sign", "dc", "--config",
+                                  str(path)], capture_output=True, text=True, check=False)
+        assert refused.returncode == 2 and "private key" in refused.stderr

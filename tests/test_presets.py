@@ -54,9 +54,10 @@ def secret_for(preset: Preset) -> str:
 
 def suite_body(now: float, preset: Preset | None = None) -> bytes:
     etype = preset.known_types[0] if preset and preset.known_types else "suite.event"
-    return orjson.dumps({"type": etype, "id": "evt_1", "event_id": "evt_1",
-                         "webhookTimestamp": int(now * 1000), "created_at": "2026-01-01T00:00:00Z",
-                         "data": {"object": {"amount": 1}}})
+    event = {"type": etype, "id": "evt_1", "event_id": "evt_1",
+             "webhookTimestamp": int(now * 1000), "created_at": "2026-01-01T00:00:00Z",
+             "data": {"object": {"amount": 1}}}
+    return orjson.dumps([event] if preset and preset.batch else event)
 
 
 def signed(c: PresetConnector, body: bytes, *, at: float | None = None) -> dict[str, str]:
@@ -95,7 +96,7 @@ BODY_SIGNED = [p for p in PRESETS if p.signs_body]
 @pytest.mark.parametrize("preset", BODY_SIGNED, ids=lambda p: p.name)
 def test_tampered_body_is_rejected(preset: Preset) -> None:
     c = connector(preset.name, secret_for(preset))
-    body = suite_body(time.time())
+    body = suite_body(time.time(), preset)
     headers = signed(c, body)
     with pytest.raises(SignatureError) as err:
         c.verify(request(body.replace(b'"amount":1', b'"amount":9'), headers))
@@ -362,7 +363,8 @@ def test_docs_provider_table_is_current() -> None:
     from connectors.presets import markdown_table
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text()
-    assert doc.endswith(markdown_table()), "docs/providers.md is stale: regenerate its table"
+    assert doc.endswith(markdown_table()), (
+        "docs/providers.md is stale: run `gateway providers --write`")
 
 
 def test_token_schemes_compare_the_whole_token() -> None:
@@ -433,3 +435,19 @@ def test_dropbox_and_okta_challenges() -> None:
                             None, datetime.now(UTC))
     with pytest.raises(SignatureError):
         o.challenge(forged)
+
+
+def test_hubspot_sdk_v3_signature_verifies() -> None:
+    from hubspot.utils.signature import Signature
+
+    secret, uri = "hubspot-client-secret", URL
+    body = '[{"eventId": 1, "subscriptionType": "contact.creation", "occurredAt": 1700000000000}]'
+    stamp = str(int(time.time() * 1000))
+    signature = Signature.get_signature(secret, body, "v3", uri, "POST", stamp)
+    c = connector("hubspot", secret)
+    r = request(body.encode(), {"X-HubSpot-Signature-v3": signature,
+                                "X-HubSpot-Request-Timestamp": stamp})
+    c.verify(r)
+    [event] = c.normalize(r)  # a batch: one event per element
+    assert event.type == "contact.creation"
+    assert event.timestamp == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # from ms
