@@ -149,3 +149,18 @@ def test_mailgun_without_event_data_is_dead_lettered() -> None:
     c.verify(r)
     with pytest.raises(Unnormalizable):
         c.normalize(r)
+
+
+def test_twilio_wrong_token_and_stripped_header_are_rejected() -> None:
+    params = urlencode({"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030",
+                        "Digits": "1234", "From": "+12349013030", "To": "+18005551212"})
+    headers = {"X-Twilio-Signature": "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", "Content-Type": FORM}
+    with pytest.raises(SignatureError):
+        make(TwilioConnector, secret="54321", public_url=TWILIO_URL).verify(
+            request(params.encode(), headers))
+    with pytest.raises(SignatureError) as missing:
+        make(TwilioConnector, secret="12345", public_url=TWILIO_URL).verify(
+            request(params.encode(), {"Content-Type": FORM}))
+    assert missing.value.reason == "missing_signature"
+    make(TwilioConnector, secrets=["old", "12345"], public_url=TWILIO_URL).verify(
+        request(params.encode(), headers))  # rotation
