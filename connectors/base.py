@@ -132,6 +132,7 @@ class Connector:
 
     source: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    takes_webhooks: ClassVar[bool] = True  # False: reached only through /api/events
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
         self.connector_id = connector_id

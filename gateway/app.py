@@ -32,7 +32,7 @@ from gateway.buffer import Buffer
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge
 from gateway.metrics import METRICS
-from gateway.pipeline import Answer, Pipeline
+from gateway.pipeline import Answer, ApiEvents, Pipeline
 from gateway.relay import Relay, RelayMonitor
 
 log = structlog.get_logger(__name__)
@@ -50,6 +50,7 @@ class Runtime:
     audit: AuditLog
     relay: Relay | RelayMonitor
     pipeline: Pipeline
+    api: ApiEvents
 
 
 def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
@@ -110,12 +111,16 @@ class Gateway:
         if scope["type"] == "http" and scope["method"] in ("POST", "GET"):
             path: str = scope["path"]
             if path.startswith("/webhooks/") and "/" not in path[10:] and len(path) > 10:
-                await self.webhook(path[10:], scope, receive, send)
+                await self.serve(path[10:], scope, receive, send)
+                return
+            if path == "/api/events" and scope["method"] == "POST":
+                await self.serve(None, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def webhook(self, connector_id: str, scope: Scope, receive: Receive,
-                      send: Send) -> None:
+    async def serve(self, connector_id: str | None, scope: Scope, receive: Receive,
+                    send: Send) -> None:
+        """One delivery: to ``connector_id``'s webhook, or (None) to /api/events."""
         rt = self.runtime
         if rt is None:
             rt = self.runtime = self.app.state.runtime
@@ -138,7 +143,7 @@ class Gateway:
             except PayloadTooLarge as exc:
                 rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
                                 request_id=request_id, remote_addr=remote)
-                METRICS.outcome(connector_id, "rejected").inc()
+                METRICS.outcome(connector_id or "-", "rejected").inc()
                 await _answer(send, 413, orjson.dumps({"error": exc.code,
                                                        "detail": exc.detail}),
                               request_id, {"connection": "close"})
@@ -151,7 +156,9 @@ class Gateway:
                 headers=headers,
                 query=dict(parse_qsl(query.decode("latin-1"))) if query else {},
                 body=body, remote_addr=remote, received_at=datetime.now(UTC))
-            answer: Answer = await rt.pipeline.webhook(connector_id, inbound, request_id)
+            answer: Answer = (
+                await rt.pipeline.webhook(connector_id, inbound, request_id)
+                if connector_id is not None else await rt.api.handle(inbound, request_id))
         except Exception as exc:
             log.error("unhandled_error", error=type(exc).__name__, request_id=request_id,
                       connector_id=connector_id, exc_info=exc)
@@ -227,8 +234,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         else:
             relay = RelayMonitor(buffer)
         relay.start()
-        app.state.runtime = Runtime(loaded, buffer, audit, relay,
-                                    Pipeline(settings, loaded.connectors, buffer, audit))
+        pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
+        app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline))
         log.info("gateway_started", connectors=sorted(loaded.connectors),
                  data_dir=settings.data_dir, pid=os.getpid())
         try:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -130,8 +130,9 @@ class Segment:
 class _Submission:
     dedup_key: str | None
     records: Sequence[Record]
-    future: asyncio.Future[bool]
+    future: asyncio.Future[Any]
     size: int
+    record_keys: Sequence[str] | None = None  # one dedup key per record (submit_each)
 
 
 class Buffer:
@@ -204,6 +205,19 @@ class Buffer:
             self._has_pending.set()
         return await fut
 
+    async def submit_each(self, records: Sequence[Record], keys: Sequence[str]) -> list[bool]:
+        """Like ``submit``, with one dedup key per record: the records whose keys were
+        seen within the window are skipped, the rest made durable together. Returns, per
+        record, whether it was new."""
+        if self._task is None or self._loop is None:
+            raise Unavailable("the buffer is not open")
+        fut: asyncio.Future[list[bool]] = self._loop.create_future()
+        self._pending.append(_Submission(None, records, fut, sum(len(r.value) for r in records),
+                                         keys))
+        if not self._has_pending.is_set():
+            self._has_pending.set()
+        return await fut
+
     async def _committer(self) -> None:
         while True:
             await self._has_pending.wait()
@@ -212,7 +226,8 @@ class Buffer:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 try:
-                    results: list[bool | Exception] = await self._run(self._commit, batch)
+                    results: list[bool | list[bool] | Exception] = await self._run(
+                        self._commit, batch)
                 except Exception as exc:
                     log.error("buffer_commit_failed", error=type(exc).__name__, exc_info=exc)
                     results = [Unavailable("the local buffer cannot write")] * len(batch)
@@ -225,13 +240,13 @@ class Buffer:
                         sub.future.set_result(res)
                 self.wake.set()
 
-    def _commit(self, batch: list[_Submission]) -> list[bool | Exception]:
+    def _commit(self, batch: list[_Submission]) -> list[bool | list[bool] | Exception]:
         conn = self._conn
         assert conn is not None
         now = time.time()
         window = self.settings.dedup_window_seconds
         limits = self.settings
-        results: list[bool | Exception] = []
+        results: list[bool | list[bool] | Exception] = []
         records: list[Record] = []
         fresh: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
@@ -239,12 +254,37 @@ class Buffer:
             events, nbytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
             size = 0
             keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
+            if window:
+                keys.extend(k for s in batch if s.record_keys for k in s.record_keys)
             seen: set[str] = set()
             if keys:
                 seen.update(row[0] for row in conn.execute(
                     "SELECT key FROM dedup WHERE expires > ? AND key IN"
                     " (SELECT value FROM json_each(?))", (now, orjson.dumps(keys))))
             for sub in batch:
+                if sub.record_keys is not None:
+                    flags, mine = [], set()
+                    for k in sub.record_keys:  # a key twice in one submission counts once
+                        flags.append(not window or (k not in seen and k not in mine))
+                        mine.add(k)
+                    kept = [r for r, new in zip(sub.records, flags, strict=True) if new]
+                    kept_size = sum(len(r.value) for r in kept)
+                    if kept and (events + len(kept) > limits.max_events
+                                 or nbytes + kept_size > limits.max_bytes):
+                        results.append(BufferFull("the local buffer is full",
+                                                  retry_after=limits.retry_after_seconds))
+                        continue
+                    if window:
+                        for k, new in zip(sub.record_keys, flags, strict=True):
+                            if new:
+                                seen.add(k)
+                                fresh.append(k)
+                    events += len(kept)
+                    nbytes += kept_size
+                    size += kept_size
+                    records.extend(kept)
+                    results.append(flags)
+                    continue
                 key = sub.dedup_key if window else None
                 if key is not None and key in seen:
                     results.append(False)

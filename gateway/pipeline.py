@@ -15,12 +15,25 @@ from typing import Any
 import orjson
 import structlog
 
-from connectors.base import Connector, EventDraft, HandshakeReply, InboundRequest, event_id
+from connectors.base import (
+    Connector,
+    EventDraft,
+    HandshakeReply,
+    InboundRequest,
+    event_id,
+    parse_time,
+)
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
 from gateway.envelope import encode_envelope, rfc3339, topic_for
-from gateway.errors import Rejected, Unavailable, UnknownConnector, Unnormalizable
+from gateway.errors import (
+    Rejected,
+    SignatureError,
+    Unavailable,
+    UnknownConnector,
+    Unnormalizable,
+)
 from gateway.metrics import METRICS
 
 log = structlog.get_logger(__name__)
@@ -67,8 +80,8 @@ class Pipeline:
 
         connector = self.connectors.get(connector_id)
         try:
-            if connector is None:
-                raise UnknownConnector(f"no enabled connector {connector_id!r}")
+            if connector is None or not connector.takes_webhooks:
+                raise UnknownConnector(f"no enabled webhook connector {connector_id!r}")
             early = connector.challenge(request)
             if early is not None:
                 audit("handshake" if early.status < 400 else "rejected",
@@ -184,3 +197,121 @@ def _handshake_answer(reply: HandshakeReply) -> Answer:
 def _unavailable(exc: Unavailable) -> Answer:
     return Answer.error(503, exc.code, exc.detail, "failed",
                         {"Retry-After": str(exc.retry_after)})
+
+
+def _client_event(item: Any, path: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    """One event of an /api/events body, validated; problems carry their JSON path."""
+    if not isinstance(item, dict):
+        return None, [{"path": path, "problem": "must be an object"}]
+    problems = []
+    for name in ("source", "type"):
+        value = item.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append({"path": f"{path}.{name}", "problem": "must be a non-empty string"})
+    stamp = item.get("timestamp")
+    parsed = parse_time(stamp) if isinstance(stamp, str) else None
+    if parsed is None:
+        problems.append({"path": f"{path}.timestamp",
+                         "problem": "must be an ISO 8601 date-time string"})
+    if not isinstance(item.get("payload"), dict):
+        problems.append({"path": f"{path}.payload", "problem": "must be an object"})
+    client_id = item.get("id")
+    if client_id is not None and (not isinstance(client_id, str) or not client_id):
+        problems.append({"path": f"{path}.id", "problem": "must be a non-empty string"})
+    for extra in sorted(set(item) - {"source", "type", "timestamp", "payload", "id"}):
+        problems.append({"path": f"{path}.{extra}", "problem": "unknown field"})
+    return ({**item, "timestamp": parsed} if not problems else None), problems
+
+
+class ApiEvents:
+    """``POST /api/events``: already-normalized events from push connectors."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def _authenticate(self, request: InboundRequest) -> Connector:
+        from connectors.push import PushConnector
+
+        pushers = [c for c in self.pipeline.connectors.values() if isinstance(c, PushConnector)]
+        if not any(c.presents_credentials(request) for c in pushers):
+            raise SignatureError("no bearer token or signature", reason="missing_signature")
+        failure: SignatureError | None = None
+        for connector in pushers:  # the credentials say which connector is calling
+            try:
+                connector.verify(request)
+                return connector
+            except SignatureError as exc:
+                failure = exc if failure is None or exc.reason == "stale_timestamp" else failure
+        raise failure or SignatureError("token does not match")
+
+    async def handle(self, request: InboundRequest, request_id: str) -> Answer:
+        p = self.pipeline
+        body_sha256 = hashlib.sha256(request.body).hexdigest()
+        connector_id: str | None = None
+
+        def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
+            p.audit.record(outcome, connector_id=connector_id, reason=reason,
+                           event_ids=ids or (), request_id=request_id,
+                           remote_addr=request.remote_addr, body_sha256=body_sha256,
+                           size=len(request.body))
+            METRICS.outcome(connector_id or "-", outcome).inc()
+
+        try:
+            connector = self._authenticate(request)
+        except SignatureError as exc:
+            audit("rejected", exc.reason)
+            return Answer.error(401, exc.code, exc.detail, "rejected")
+        connector_id = connector.connector_id
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            audit("rejected", "malformed")
+            return Answer.error(400, "malformed", "body is not JSON", "rejected")
+        items = body if isinstance(body, list) else [body]
+        root = "$" if not isinstance(body, list) else None
+        events, problems = [], []
+        allowed = getattr(connector, "sources", None)
+        for i, item in enumerate(items):
+            path = root or f"$[{i}]"
+            event, found = _client_event(item, path)
+            if event is not None and allowed is not None and event["source"] not in allowed:
+                found = [{"path": f"{path}.source", "problem": "not a source this connector"
+                          " may write"}]
+            problems.extend(found)
+            events.append(event)
+        if not items:
+            problems.append({"path": "$", "problem": "no events"})
+        if problems:  # all or nothing
+            audit("rejected", "malformed")
+            return Answer.json(400, {"error": "malformed", "detail": "invalid events",
+                                     "problems": problems}, "rejected")
+        records, keys = [], []
+        for i, event in enumerate(events):
+            assert event is not None
+            delivery = f"client:{event['id']}" if event.get("id") else f"sha256:{body_sha256}:{i}"
+            eid = event_id(connector_id, delivery)
+            value = encode_envelope(id=eid, source=event["source"], type=event["type"],
+                                    timestamp=event["timestamp"], connector_id=connector_id,
+                                    received_at=request.received_at, payload=event["payload"])
+            records.append(Record(
+                topic=connector.topic or topic_for(p.settings.kafka.topic,
+                                                   source=event["source"], type=event["type"],
+                                                   connector_id=connector_id),
+                key=connector_id.encode(), value=value, event_id=eid,
+                connector_id=connector_id, event_type=event["type"], source=event["source"]))
+            keys.append(f"{connector_id}:{delivery}")
+        try:
+            fresh = await p.buffer.submit_each(records, keys)
+        except Unavailable as unavailable:
+            audit("failed", unavailable.code)
+            return _unavailable(unavailable)
+        ids = [r.event_id for r in records]
+        new = [i for i, f in zip(ids, fresh, strict=True) if f]
+        dups = [i for i, f in zip(ids, fresh, strict=True) if not f]
+        if not new:
+            audit("duplicate", ids=ids)
+            return Answer.json(200, {"duplicate": True, "event_ids": ids}, "duplicate")
+        audit("accepted", ids=new)
+        if dups:
+            audit("duplicate", ids=dups)
+        return Answer.json(202, {"event_ids": ids, "duplicates": dups}, "accepted")

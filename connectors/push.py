@@ -1,0 +1,76 @@
+"""``push``: daemons written in any language send already-normalized events to
+``POST /api/events``.
+
+A caller authenticates as one push connector, with ``Authorization: Bearer <secret>`` or
+a Standard Webhooks signature (``webhook-id``/``-timestamp``/``-signature``) made with the
+secret; the events are then that connector's, whatever the body says. ``sources``
+optionally limits the ``source`` values a connector may write.
+
+    connectors:
+      billing-daemon:
+        type: push
+        config:
+          secret: ${BILLING_PUSH_TOKEN}
+          sources: [billing]
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import ClassVar
+
+from connectors.base import Connector, ConnectorConfig, EventDraft, InboundRequest, SecretRequired
+from connectors.signing import HmacScheme, key_from_secret
+from gateway.errors import SignatureError
+
+STANDARD_WEBHOOKS = HmacScheme(
+    "webhook-signature", encoding="base64", prefix="v1,", layout="list", separator=" ",
+    signed="{delivery_id}.{timestamp}.{body}", timestamp_header="webhook-timestamp",
+    delivery_id_header="webhook-id")
+
+
+class PushConfig(SecretRequired):
+    sources: list[str] | None = None
+
+
+class PushConnector(Connector):
+    source: ClassVar[str] = "push"
+    Config = PushConfig
+    takes_webhooks: ClassVar[bool] = False
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        assert isinstance(config, PushConfig)
+        self.sources = None if config.sources is None else frozenset(config.sources)
+        self.signing_keys = [key_from_secret(s, "whsec") if s.startswith(b"whsec_") else s
+                             for s in self.secrets]
+
+    def presents_credentials(self, request: InboundRequest) -> bool:
+        auth = request.header("authorization") or ""
+        return auth.startswith("Bearer ") or bool(request.header("webhook-signature"))
+
+    def verify(self, request: InboundRequest) -> None:
+        auth = request.header("authorization") or ""
+        if auth.startswith("Bearer "):
+            given = auth[7:].strip().encode()
+            ok = False
+            for secret in self.secrets:
+                ok |= hmac.compare_digest(secret, given)
+            if not ok:
+                raise SignatureError("token does not match")
+            return
+        if request.header("webhook-signature"):
+            STANDARD_WEBHOOKS.verify(request, self.signing_keys,
+                                     tolerance_seconds=self.config.tolerance_seconds)
+            return
+        raise SignatureError("no bearer token or signature", reason="missing_signature")
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        raise NotImplementedError("push connectors take events through /api/events")
+
+    def sign(self, body: bytes) -> dict[str, str]:
+        return {"Authorization": "Bearer " + self.secrets[0].decode()}
+
+    def sample_body(self) -> bytes:
+        return (b'{"source": "sample", "type": "sample.created", "timestamp": '
+                b'"2026-01-01T00:00:00Z", "payload": {"hello": "world"}, "id": "sample-1"}')
