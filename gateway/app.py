@@ -33,6 +33,7 @@ from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge
 from gateway.metrics import METRICS
 from gateway.pipeline import Answer, ApiEvents, Pipeline
+from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
 
 log = structlog.get_logger(__name__)
@@ -192,6 +193,7 @@ async def readyz(request: Request) -> Response:
                    "max_events": limits.max_events, "max_bytes": limits.max_bytes,
                    "has_room": buffer.has_room},
         "relay": {"leader": relay.leader, "published": relay.published},
+        "pollers": await buffer.read_pollers(),
     }
     return _json(200 if ready else 503, body)
 
@@ -234,6 +236,9 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         else:
             relay = RelayMonitor(buffer)
         relay.start()
+        runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
+                            audit)
+        runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline))
         log.info("gateway_started", connectors=sorted(loaded.connectors),
@@ -241,6 +246,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         try:
             yield
         finally:
+            await runner.stop()
             for connector in loaded.connectors.values():
                 await connector.aclose()
             await relay.stop()

@@ -52,6 +52,10 @@ INSERT OR IGNORE INTO stats VALUES (1, 0, 0);
 CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT,
     expires REAL NOT NULL);
 INSERT OR IGNORE INTO lease VALUES (1, NULL, 0);
+CREATE TABLE IF NOT EXISTS cursors (poller TEXT PRIMARY KEY, state BLOB NOT NULL,
+    updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS poller_status (id INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS relay_status (id INTEGER PRIMARY KEY CHECK (id = 1),
     kafka_ok INTEGER NOT NULL, error TEXT, published INTEGER NOT NULL, updated REAL NOT NULL);
 INSERT OR IGNORE INTO relay_status VALUES (1, 0, 'no relay has run yet', 0, 0);
@@ -133,6 +137,7 @@ class _Submission:
     future: asyncio.Future[Any]
     size: int
     record_keys: Sequence[str] | None = None  # one dedup key per record (submit_each)
+    cursor: tuple[str, bytes] | None = None  # a poller's state, saved with the records
 
 
 class Buffer:
@@ -205,15 +210,17 @@ class Buffer:
             self._has_pending.set()
         return await fut
 
-    async def submit_each(self, records: Sequence[Record], keys: Sequence[str]) -> list[bool]:
+    async def submit_each(self, records: Sequence[Record], keys: Sequence[str], *,
+                          cursor: tuple[str, bytes] | None = None) -> list[bool]:
         """Like ``submit``, with one dedup key per record: the records whose keys were
         seen within the window are skipped, the rest made durable together. Returns, per
-        record, whether it was new."""
+        record, whether it was new. ``cursor`` (poller id, state) is saved in the same
+        transaction: a poller's position moves exactly when its events become durable."""
         if self._task is None or self._loop is None:
             raise Unavailable("the buffer is not open")
         fut: asyncio.Future[list[bool]] = self._loop.create_future()
         self._pending.append(_Submission(None, records, fut, sum(len(r.value) for r in records),
-                                         keys))
+                                         keys, cursor))
         if not self._has_pending.is_set():
             self._has_pending.set()
         return await fut
@@ -284,6 +291,9 @@ class Buffer:
                     size += kept_size
                     records.extend(kept)
                     results.append(flags)
+                    if sub.cursor is not None:
+                        conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
+                                     (*sub.cursor, now))
                     continue
                 key = sub.dedup_key if window else None
                 if key is not None and key in seen:
@@ -401,6 +411,33 @@ class Buffer:
             row = self._conn.execute(
                 "SELECT kafka_ok, error, published, updated FROM relay_status").fetchone()
             return RelayStatus(bool(row[0]), row[1], row[2], row[3])
+        return await self._run(read)
+
+    async def write_pollers(self, view: dict[str, Any]) -> None:
+        def write() -> None:
+            assert self._conn is not None
+            self._conn.execute("INSERT OR REPLACE INTO poller_status VALUES (1, ?, ?)",
+                               (orjson.dumps(view), time.time()))
+        await self._run(write)
+
+    async def read_pollers(self) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            assert self._conn is not None
+            row = self._conn.execute("SELECT state, updated FROM poller_status").fetchone()
+            if row is None:
+                return {}
+            view: dict[str, Any] = orjson.loads(row[0])
+            for health in view.values():
+                health["reported_seconds_ago"] = round(time.time() - row[1], 1)
+            return view
+        return await self._run(read)
+
+    async def load_cursor(self, poller: str) -> bytes | None:
+        def read() -> bytes | None:
+            assert self._conn is not None
+            row = self._conn.execute("SELECT state FROM cursors WHERE poller = ?",
+                                     (poller,)).fetchone()
+            return None if row is None else bytes(row[0])
         return await self._run(read)
 
     async def release_lease(self, owner: str) -> None:

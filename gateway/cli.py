@@ -32,8 +32,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 class RelayProcess:
-    """``gateway relay`` beside the HTTP workers: restarted if it exits, stopped last,
-    killed by the kernel if this process dies first."""
+    """``gateway poll`` (the relay and the pollers) beside the HTTP workers: restarted if
+    it exits, stopped last, killed by the kernel if this process dies first."""
 
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
@@ -50,7 +50,7 @@ class RelayProcess:
 
         while not self._stopping.is_set():
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "relay", "--config", str(self.config_path)],
+                [sys.executable, "-m", "gateway", "poll", "--config", str(self.config_path)],
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
             code = self.proc.wait()
             if not self._stopping.is_set():
@@ -74,7 +74,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     from gateway.relay import serve
 
-    settings = _load(args.config).settings
+    loaded = _load(args.config)
     gateway_logging.configure()
 
     async def main() -> None:
@@ -82,7 +82,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(loaded, stop, pollers=args.command == "poll")
 
     uvloop.run(main())
     return 0
@@ -248,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                            " starts one itself)")
     relay.add_argument("--config")
     relay.set_defaults(func=cmd_relay)
+
+    poll = sub.add_parser("poll", help="run the polling connectors (and the relay) alone,"
+                          " as a dedicated daemon; `run` starts one itself")
+    poll.add_argument("--config")
+    poll.set_defaults(func=cmd_relay)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config")

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, RelayStatus, Segment
-from gateway.config import GatewayConfig, KafkaConfig
+from gateway.config import KafkaConfig, LoadedConfig
 from gateway.kafka import make_producer
 from gateway.metrics import METRICS
 
@@ -239,8 +239,12 @@ class RelayMonitor:
             await asyncio.sleep(0.5)
 
 
-async def serve(settings: GatewayConfig, stop: asyncio.Event) -> None:
-    """The relay alone, until ``stop`` is set (``gateway relay``)."""
+async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> None:
+    """The relay (and, with ``pollers``, the polling connectors) until ``stop`` is set:
+    ``gateway relay`` / ``gateway poll``."""
+    from gateway.polling import PollRunner
+
+    settings = loaded.settings
     buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
     audit = AuditLog(settings.audit_path)
     await buffer.open()
@@ -248,10 +252,13 @@ async def serve(settings: GatewayConfig, stop: asyncio.Event) -> None:
     relay = Relay(buffer, settings.kafka, audit,
                   max_request_size=max(1 << 20, 2 * settings.server.max_body_bytes + 65536))
     relay.start()
-    log.info("relay_started", data_dir=settings.data_dir)
+    runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit)
+    runner.start()
+    log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:
         await stop.wait()
     finally:
+        await runner.stop()
         await relay.stop()
         await buffer.close()
         await audit.close()
