@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -254,9 +255,10 @@ class HttpPollConnector(PollingConnector):
         return headers, query
 
     async def _oauth2(self, http: PollHttp, auth: Auth) -> str:
-        """Client-credentials token, refreshed a minute before it expires."""
+        """Client-credentials token, refreshed before it expires (a minute, or half its
+        lifetime when that is shorter)."""
         async with self._token.lock:
-            if self._token.value and time.time() < self._token.expires - 60:
+            if self._token.value and time.time() < self._token.expires:
                 return self._token.value
             assert auth.token_url and auth.client_secret and auth.client_id
             form = {"grant_type": "client_credentials", "client_id": auth.client_id,
@@ -268,7 +270,8 @@ class HttpPollConnector(PollingConnector):
                 raise PollError(f"token endpoint answered HTTP {response.status_code}")
             body = response.json()
             self._token.value = str(body["access_token"])
-            self._token.expires = time.time() + float(body.get("expires_in", 3600))
+            lifetime = float(body.get("expires_in", 3600))
+            self._token.expires = time.time() + lifetime - min(60.0, lifetime / 2)  # early
             return self._token.value
 
     async def poll(self, http: PollHttp, state: dict[str, Any]) -> Page:
@@ -332,3 +335,86 @@ class HttpPollConnector(PollingConnector):
         if not more and not state.get("in_pages"):
             new_state["etag"] = response.headers.get("etag")  # only a whole first page
         return Page(events, new_state, more)
+
+
+# -- github_poll ------------------------------------------------------------------------
+
+class GitHubPollConfig(PollSchedule):
+    repository: str | None = None  # "owner/repo" ...
+    organization: str | None = None  # ... or an organisation
+    token_env: str = "GITHUB_TOKEN"  # noqa: S105 - the name of the variable holding it
+    api_url: str = "https://api.github.com"
+    interval_seconds: float | None = Field(default=60, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cron_replaces_the_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cron") and "interval_seconds" not in data:
+            return {**data, "interval_seconds": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_target(self) -> GitHubPollConfig:
+        if (self.repository is None) == (self.organization is None):
+            raise ValueError("set exactly one of repository and organization")
+        return self
+
+
+def _snake(name: str) -> str:
+    out = "".join("_" + c.lower() if c.isupper() else c for c in name.removesuffix("Event"))
+    return out.lstrip("_")
+
+
+class GitHubPollConnector(PollingConnector):
+    """A repository's or organisation's events API: ETag and X-Poll-Interval honored.
+
+    Types follow the webhook connector: ``PullRequestEvent`` with action ``opened`` is
+    ``pull_request.opened``; ids are GitHub's event ids, so webhook and poll overlaps of
+    the same connector dedupe too.
+    """
+
+    source: ClassVar[str] = "github"
+    Config = GitHubPollConfig
+
+    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+        super().__init__(connector_id, config)
+        assert isinstance(config, GitHubPollConfig)
+        self.options = config
+        self.poll_interval = 0.0  # the floor GitHub asks for (X-Poll-Interval)
+
+    async def poll(self, http: PollHttp, state: dict[str, Any]) -> Page:
+        o = self.options
+        url = state.get("next_url") or (
+            f"{o.api_url}/repos/{o.repository}/events" if o.repository
+            else f"{o.api_url}/orgs/{o.organization}/events")
+        headers = {"Accept": "application/vnd.github+json",
+                   "X-GitHub-Api-Version": "2022-11-28"}
+        token = os.environ.get(o.token_env)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if state.get("etag") and not state.get("next_url"):
+            headers["If-None-Match"] = str(state["etag"])
+        response = await http.request("GET", url, headers=headers,
+                                      params=None if state.get("next_url") else {"per_page": 100})
+        interval = response.headers.get("x-poll-interval", "")
+        if interval.isdigit():
+            self.poll_interval = float(interval)
+        if response.status_code == 304:
+            return Page([], state)
+        if response.status_code >= 400:
+            raise PollError(f"HTTP {response.status_code} from GitHub")
+        events = []
+        for item in response.json():
+            if not isinstance(item, dict) or "id" not in item:
+                continue
+            payload = item.get("payload") or {}
+            action = payload.get("action") if isinstance(payload, dict) else None
+            etype = _snake(str(item.get("type", "Event"))) + (f".{action}" if action else "")
+            events.append(Polled(str(item["id"]), etype, item, parse_time(item.get("created_at"))))
+        nxt = response.links.get("next", {}).get("url")
+        new_state: dict[str, Any] = {"etag": state.get("etag")}
+        if nxt:
+            new_state["next_url"] = nxt
+        elif not state.get("next_url"):
+            new_state["etag"] = response.headers.get("etag")
+        return Page(events, new_state, more=bool(nxt))

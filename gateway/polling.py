@@ -118,15 +118,17 @@ class PollRunner:
 
     @staticmethod
     def delay(poller: PollingConnector) -> float:
+        """Until the next scheduled poll; never sooner than the source asked for."""
         options = poller.config
         assert isinstance(options, PollSchedule)
+        floor = float(getattr(poller, "poll_interval", 0.0))
         if options.interval_seconds is not None:
-            return options.interval_seconds
+            return max(options.interval_seconds, floor)
         from cronsim import CronSim
 
         now = datetime.now()
         assert options.cron is not None
-        return max(0.0, (next(CronSim(options.cron, now)) - now).total_seconds())
+        return max(floor, (next(CronSim(options.cron, now)) - now).total_seconds())
 
     def view(self) -> dict[str, dict[str, Any]]:
         now = time.time()

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import orjson
@@ -79,7 +80,58 @@ class Api:
                 return Response(status_code=304)
             return JSONResponse(self.items, headers={"ETag": tag})
 
-        return Starlette(routes=[Route("/items", items), Route("/etag", etag)])
+        async def gh_events(request: Request) -> Response:
+            self.hits.append(f"{request.url} auth={request.headers.get('authorization')}")
+            if request.headers.get("if-none-match") == '"gh1"':
+                return Response(status_code=304, headers={"X-Poll-Interval": "90"})
+            page = int(request.query_params.get("page", "1"))
+            body = GH_EVENTS[:2] if page == 1 else GH_EVENTS[2:]
+            headers = {"ETag": '"gh1"', "X-Poll-Interval": "90"}
+            if page == 1:
+                headers["Link"] = f'<{self.url}/repos/o/r/events?page=2>; rel="next"'
+            return JSONResponse(body, headers=headers)
+
+        async def styled(request: Request) -> Response:
+            """Cursor, page and offset pagination over 7 rows; every auth kind checked."""
+            self.hits.append(f"{request.url} auth={request.headers.get('authorization')} "
+                             f"key={request.headers.get('x-api-key')}")
+            rows = [{"id": f"r{i}", "kind": "row"} for i in range(7)]
+            q = request.query_params
+            if "cursor" in q or request.url.path.endswith("/cursor"):
+                at = int(q.get("cursor") or 0)
+                nxt = str(at + 3) if at + 3 < 7 else None
+                return JSONResponse({"rows": rows[at:at + 3], "meta": {"next": nxt}})
+            if "page" in q:
+                at = (int(q["page"]) - 1) * 3
+                return JSONResponse({"rows": rows[at:at + 3]})
+            at = int(q.get("offset", 0))
+            return JSONResponse({"rows": rows[at:at + 3]})
+
+        async def token(request: Request) -> Response:
+            form = dict(parse_qsl((await request.body()).decode()))
+            self.hits.append(f"token {form.get('grant_type')} {form.get('client_id')}")
+            return JSONResponse({"access_token": f"tok{len(self.hits)}", "expires_in": 30})
+
+        async def limited(request: Request) -> Response:
+            self.hits.append(f"limited {time.monotonic():.3f}")
+            return JSONResponse([], headers={"X-RateLimit-Remaining": "0",
+                                             "X-RateLimit-Reset": "1"})
+
+        return Starlette(routes=[Route("/items", items), Route("/etag", etag),
+                                 Route("/repos/o/r/events", gh_events),
+                                 Route("/styled/{style}", styled),
+                                 Route("/token", token, methods=["POST"]),
+                                 Route("/limited", limited)])
+
+
+GH_EVENTS = [
+    {"id": "101", "type": "PullRequestEvent", "created_at": "2026-02-01T10:00:00Z",
+     "payload": {"action": "opened", "number": 1}},
+    {"id": "100", "type": "PushEvent", "created_at": "2026-02-01T09:00:00Z",
+     "payload": {"ref": "refs/heads/main"}},
+    {"id": "99", "type": "IssuesEvent", "created_at": "2026-02-01T08:00:00Z",
+     "payload": {"action": "closed"}},
+]
 
 
 @pytest.fixture
@@ -200,3 +252,106 @@ def test_killed_between_fetch_and_publish_skips_nothing(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
+
+
+async def _run_all(connector: Any, tmp_path: Path, runs: int = 1) -> list[int]:
+    buffer = Buffer(tmp_path / f"{connector.connector_id}.db", BufferConfig())
+    await buffer.open()
+    runner = PollRunner(GatewayConfig(), {connector.connector_id: connector}, buffer,
+                        _NullAudit())
+    out = []
+    async with httpx.AsyncClient() as client:
+        http = PollHttp(client, requests_per_second=None, max_retries=1)
+        for _ in range(runs):
+            out.append(await runner.run_once(connector.connector_id, connector, http))
+    await buffer.close()
+    return out
+
+
+def test_github_poll_etag_poll_interval_token_and_types(
+        api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.polling import GitHubPollConnector
+
+    monkeypatch.setenv("TEST_GH_TOKEN", "ghp_test")
+    c = GitHubPollConnector("gh-poll", GitHubPollConnector.Config.model_validate(
+        {"repository": "o/r", "api_url": api.url, "token_env": "TEST_GH_TOKEN",
+         "interval_seconds": 1}))
+    assert asyncio.run(_run_all(c, tmp_path, runs=2)) == [3, 0]  # then 304 on the ETag
+    assert all("auth=Bearer ghp_test" in h for h in api.hits)
+    assert any("page=2" in h for h in api.hits)
+    assert PollRunner.delay(c) == 90  # X-Poll-Interval beats the configured 1 s
+    page = asyncio.run(_first_page(c, api))
+    assert [e.type for e in page.events] == ["pull_request.opened", "push"]
+
+
+async def _first_page(c: Any, api: Api) -> Any:
+    async with httpx.AsyncClient() as client:
+        return await c.poll(PollHttp(client, requests_per_second=None, max_retries=0), {})
+
+
+@pytest.mark.parametrize(("style", "pagination", "auth", "expect_auth"), [
+    ("cursor", {"style": "cursor", "next": "/meta/next", "param": "cursor"},
+     {"type": "bearer", "token": "t0k"}, "auth=Bearer t0k"),
+    ("page", {"style": "page", "param": "page", "size": 3},
+     {"type": "api_key", "header": "X-Api-Key", "value": "k3y"}, "key=k3y"),
+    ("offset", {"style": "offset", "param": "offset", "size": 3},
+     {"type": "basic", "username": "u", "password": "p"}, "auth=Basic dTpw"),
+])
+def test_pagination_styles_and_auth(api: Api, tmp_path: Path, style: str,
+                                    pagination: dict[str, Any], auth: dict[str, Any],
+                                    expect_auth: str) -> None:
+    c = HttpPollConnector(f"styled-{style}", HttpPollConnector.Config.model_validate(
+        {"url": f"{api.url}/styled/{style}", "records": "/rows", "pagination": pagination,
+         "auth": auth, "interval_seconds": 60, "event_type": "x.{kind}"}))
+    assert asyncio.run(_run_all(c, tmp_path)) == [7]
+    assert all(expect_auth in h for h in api.hits)
+
+
+def test_api_key_in_query_and_oauth2_token_refresh(api: Api, tmp_path: Path) -> None:
+    c = HttpPollConnector("q", HttpPollConnector.Config.model_validate(
+        {"url": f"{api.url}/styled/offset", "records": "/rows", "interval_seconds": 60,
+         "auth": {"type": "api_key", "query": "api_key", "value": "qk"}}))
+    asyncio.run(_run_all(c, tmp_path))
+    assert "api_key=qk" in api.hits[-1]
+    o = HttpPollConnector("o", HttpPollConnector.Config.model_validate(
+        {"url": f"{api.url}/styled/offset", "records": "/rows", "interval_seconds": 60,
+         "pagination": {"style": "offset", "param": "offset", "size": 3},
+         "auth": {"type": "oauth2", "token_url": f"{api.url}/token", "client_id": "cid",
+                  "client_secret": "cs"}}))
+    asyncio.run(_run_all(o, tmp_path))
+    tokens = [h for h in api.hits if h.startswith("token")]
+    assert tokens == ["token client_credentials cid"]  # fetched once, reused for 3 pages
+    assert all("auth=Bearer tok" in h for h in api.hits if "/styled/" in h and "offset" in h
+               and "api_key" not in h)
+    o._token.expires = 0  # expired: the next request refreshes it
+    asyncio.run(_run_all(o, tmp_path))
+    assert len([h for h in api.hits if h.startswith("token")]) == 2
+
+
+def test_requests_per_second_and_rate_limit_reset(api: Api) -> None:
+    async def scenario() -> tuple[float, float]:
+        async with httpx.AsyncClient() as client:
+            paced = PollHttp(client, requests_per_second=5, max_retries=0)
+            start = time.monotonic()
+            for _ in range(4):
+                await paced.request("GET", f"{api.url}/styled/offset")
+            spent = time.monotonic() - start
+            limited = PollHttp(client, requests_per_second=None, max_retries=0)
+            await limited.request("GET", f"{api.url}/limited")
+            start = time.monotonic()
+            await limited.request("GET", f"{api.url}/limited")  # waits for the reset
+            return spent, time.monotonic() - start
+
+    spent, waited = asyncio.run(scenario())
+    assert spent >= 0.55  # 4 requests at 5/s: 3 gaps of 0.2 s
+    assert waited >= 0.9
+
+
+def test_cron_schedule() -> None:
+    c = HttpPollConnector("cron", HttpPollConnector.Config.model_validate(
+        {"url": "http://127.0.0.1:1/x", "cron": "*/5 * * * *"}))
+    assert 0 <= PollRunner.delay(c) <= 300
+    with pytest.raises(ValueError, match="cron"):
+        HttpPollConnector.Config.model_validate({"url": "http://x", "cron": "not a cron"})
+    with pytest.raises(ValueError, match="exactly one"):
+        HttpPollConnector.Config.model_validate({"url": "http://x"})
