@@ -81,6 +81,7 @@ class EventDraft:
     payload: dict[str, Any]
     timestamp: datetime | None = None
     key: str | None = None  # partition key; default the connector id
+    raw: bytes | None = None  # the payload's exact JSON when it is the whole body, unchanged
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,4 +74,5 @@ class GitHubConnector(Connector):
         payload = request.json_object()
         action = payload.get("action")
         etype = f"{event}.{action}" if isinstance(action, str) and action else event
-        return [EventDraft(type=etype, payload=payload, timestamp=_event_time(event, payload))]
+        return [EventDraft(type=etype, payload=payload, timestamp=_event_time(event, payload),
+                           raw=request.body)]

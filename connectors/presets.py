@@ -117,7 +117,12 @@ class PresetConnector(Connector):
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise Unnormalizable("body is not a JSON array of events")
             return [self._event(request, item) for item in items]
-        return [self._event(request, self._payload(request))]
+        payload = self._payload(request)
+        draft = self._event(request, payload)
+        if (request.header("content-type") or "").split(";")[0].strip().lower() != \
+                "application/x-www-form-urlencoded":
+            draft.raw = request.body  # the JSON body itself, unchanged
+        return [draft]
 
     def _event(self, request: InboundRequest, payload: dict[str, Any]) -> EventDraft:
         p = self.preset

@@ -91,4 +91,4 @@ class WebhookConnector(Connector):
         ts = None
         if self.options.timestamp_pointer:
             ts = parse_time(json_pointer(payload, self.options.timestamp_pointer))
-        return [EventDraft(type=etype, payload=payload, timestamp=ts)]
+        return [EventDraft(type=etype, payload=payload, timestamp=ts, raw=request.body)]

@@ -50,7 +50,8 @@ class RelayProcess:
 
         while not self._stopping.is_set():
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "poll", "--config", str(self.config_path)],
+                [sys.executable, "-m", "gateway", "poll", "--config", str(self.config_path),
+                 "--nice", os.environ.get("GATEWAY_BACKGROUND_NICE", "5")],
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
             code = self.proc.wait()
             if not self._stopping.is_set():
@@ -76,6 +77,8 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
     loaded = _load(args.config)
     gateway_logging.configure()
+    if args.nice:  # behind the 2xx: the request path comes first
+        os.nice(args.nice)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -247,11 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser("relay", help="publish the local buffer to Kafka (alone; `run`"
                            " starts one itself)")
     relay.add_argument("--config")
+    relay.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     relay.set_defaults(func=cmd_relay)
 
     poll = sub.add_parser("poll", help="run the polling connectors (and the relay) alone,"
                           " as a dedicated daemon; `run` starts one itself")
     poll.add_argument("--config")
+    poll.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     poll.set_defaults(func=cmd_relay)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")

@@ -60,14 +60,20 @@ assert FIELDS == ("id", "source", "type", "timestamp", "connector_id", "received
 
 
 def encode_envelope(*, id: str, source: str, type: str, timestamp: datetime,
-                    connector_id: str, received_at: datetime, payload: dict[str, Any]) -> bytes:
+                    connector_id: str, received_at: datetime, payload: dict[str, Any],
+                    raw_payload: bytes | None = None) -> bytes:
     """The bytes ``Envelope(...).to_json()`` gives, without per-event model validation
-    (the request path's inputs are already typed; a test pins the two together)."""
+    (the request path's inputs are already typed; a test pins the two together).
+
+    ``raw_payload``: the payload's JSON exactly as received (already parsed once, so
+    valid), embedded instead of serialized again.
+    """
     received = rfc3339(received_at)
     return orjson.dumps({"id": id, "source": source, "type": type,
                          "timestamp": received if timestamp is received_at else rfc3339(timestamp),
                          "connector_id": connector_id, "received_at": received,
-                         "payload": payload})
+                         "payload": payload if raw_payload is None
+                         else orjson.Fragment(raw_payload)})
 
 
 def json_schema() -> dict[str, Any]:

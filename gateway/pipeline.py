@@ -162,7 +162,7 @@ class Pipeline:
             value = encode_envelope(
                 id=eid, source=connector.source_slug, type=draft.type,
                 timestamp=draft.timestamp or received_at, connector_id=cid,
-                received_at=received_at, payload=draft.payload)
+                received_at=received_at, payload=draft.payload, raw_payload=draft.raw)
         except orjson.JSONEncodeError as exc:
             raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
         return Record(topic=self._topic(connector, draft.type),

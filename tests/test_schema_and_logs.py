@@ -41,3 +41,18 @@ def test_logs_carry_request_and_connector_ids_but_no_secret(
     assert (entry["request_id"], entry["connector_id"]) == ("req-123", "gh")
     assert orjson.dumps(logs, default=str).find(secret.encode()) == -1
     assert wrong not in orjson.dumps(logs, default=str).decode()
+
+
+def test_raw_payload_embedding_equals_serializing_the_parsed_body() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.envelope import Envelope, encode_envelope
+
+    body = b' {"b": [1, 2.5, "x\\u00e9"], "a": {"nested": null}}\n'
+    now = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    common = dict(id="i", source="s", type="t", timestamp=now, connector_id="c",
+                  received_at=now, payload=orjson.loads(body))
+    raw = encode_envelope(**common, raw_payload=body)  # type: ignore[arg-type]
+    parsed = encode_envelope(**common)  # type: ignore[arg-type]
+    assert orjson.loads(raw) == orjson.loads(parsed)
+    assert orjson.loads(parsed) == orjson.loads(Envelope(**common).to_json())  # type: ignore[arg-type]
