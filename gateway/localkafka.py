@@ -98,6 +98,15 @@ def port_free(port: int) -> bool:
         return True
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with '-'
+    (Kafka's own Uuid.randomUuid() rule: a leading dash reads as a command-line option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def die_with_parent() -> None:
     """preexec_fn: the child gets SIGKILL when the thread that started it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -162,10 +171,10 @@ class LocalKafka:
         cp = classpath()
         props = self._write_config()
         if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java(cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(props), heap="256m"),
+                self._java(cp, "kafka.tools.StorageTool", "format",
+                           f"--cluster-id={new_cluster_id()}", "-c", str(props),
+                           heap="256m"),
                 capture_output=True, text=True, check=False)
             if fmt.returncode != 0:
                 raise KafkaLaunchError(f"formatting KRaft storage failed:\n{fmt.stderr[-2000:]}")

@@ -110,3 +110,11 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_example_config_is_valid() -> None:
     loaded = load_config(ROOT / "config" / "gateway.yaml", env={})
     assert set(loaded.connectors) == {"github-main", "generic"}
+
+
+def test_kraft_cluster_ids_never_start_with_a_dash() -> None:
+    from gateway.localkafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(5000)]  # ~78 would start with '-' unchecked
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
