@@ -54,9 +54,10 @@ class RelayProcess:
                  "--nice", os.environ.get("GATEWAY_BACKGROUND_NICE", "5")],
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
             code = self.proc.wait()
-            if not self._stopping.is_set():
-                print(f"gateway: the relay exited with {code}; restarting", file=sys.stderr)
-                self._stopping.wait(1.0)
+            if self._stopping.wait(1.0):  # shutting down: the exit was expected
+                break
+            print(f"gateway: the background process (relay, pollers) exited with {code};"
+                  " restarting", file=sys.stderr)
 
     def stop(self) -> None:
         self._stopping.set()
