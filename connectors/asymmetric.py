@@ -14,7 +14,6 @@ import binascii
 import time
 from typing import Any, ClassVar
 
-import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -80,10 +79,7 @@ class DiscordConnector(Connector):
             raise SignatureError("signature does not match") from None
 
     def handshake(self, request: InboundRequest) -> HandshakeReply | None:
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return None
+        body = request.json_or_none()
         if not isinstance(body, dict):
             return None
         if body.get("type") == 1 and "event" not in body and "version" not in body:

@@ -84,10 +84,7 @@ class SnsConnector(Connector):
 
     @staticmethod
     def _message(request: InboundRequest) -> dict[str, Any]:
-        try:
-            message = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            message = None
+        message = request.json_or_none()
         if not isinstance(message, dict) or not all(
                 isinstance(message.get(k), str) for k in ("Signature", "SigningCertURL", "Type")):
             raise SignatureError("not a signed SNS message", reason="missing_signature")

@@ -44,6 +44,10 @@ def event_id(connector_id: str, delivery_id: str, index: int = 0) -> str:
 _VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
 
 
+_UNPARSED: Any = object()
+_NOT_JSON: Any = object()
+
+
 @dataclass(slots=True)
 class InboundRequest:
     """One HTTP delivery as received, before anything is parsed."""
@@ -55,16 +59,31 @@ class InboundRequest:
     body: bytes
     remote_addr: str | None
     received_at: datetime
+    _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def _parse(self) -> Any:
+        """The body parsed once per request, however many hooks look at it."""
+        if self._parsed is _UNPARSED:
+            try:
+                self._parsed = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                self._parsed = _NOT_JSON
+        return self._parsed
+
     def json(self) -> Any:
         """The body as JSON; an authentic body that is not JSON is dead-lettered."""
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            raise Unnormalizable("body is not valid JSON") from None
+        data = self._parse()
+        if data is _NOT_JSON:
+            raise Unnormalizable("body is not valid JSON")
+        return data
+
+    def json_or_none(self) -> Any:
+        """The body as JSON, or None when it is not JSON (for hooks that only peek)."""
+        data = self._parse()
+        return None if data is _NOT_JSON else data
 
     def json_object(self) -> dict[str, Any]:
         data = self.json()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 
@@ -29,20 +29,13 @@ from connectors.base import (
 from gateway.errors import SignatureError, Unnormalizable
 
 
-def _json(request: InboundRequest) -> Any:
-    try:
-        return orjson.loads(request.body)
-    except orjson.JSONDecodeError:
-        return None
-
-
 class MailgunConnector(Connector):
     source: ClassVar[str] = "mailgun"
     Config = SecretRequired
     DEFAULT_TOLERANCE = 900  # the official SDK's max_age_seconds
 
     def verify(self, request: InboundRequest) -> None:
-        body = _json(request)
+        body = request.json_or_none()
         sig = body.get("signature") if isinstance(body, dict) else None
         if not isinstance(sig, dict) or not all(
                 isinstance(sig.get(k), str | int) for k in ("timestamp", "token", "signature")):
@@ -65,7 +58,7 @@ class MailgunConnector(Connector):
             raise SignatureError("signature does not match")
 
     def delivery_id(self, request: InboundRequest) -> str:
-        body = _json(request)
+        body = request.json_or_none()
         token = body.get("signature", {}).get("token") if isinstance(body, dict) else None
         return f"token:{token}" if isinstance(token, str) else super().delivery_id(request)
 
@@ -102,7 +95,7 @@ class GraphConnector(Connector):
                               {"X-Content-Type-Options": "nosniff"})
 
     def verify(self, request: InboundRequest) -> None:
-        body = _json(request)
+        body = request.json_or_none()
         items = body.get("value") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items or not all(
                 isinstance(i, dict) and isinstance(i.get("clientState"), str) for i in items):

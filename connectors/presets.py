@@ -94,10 +94,7 @@ class PresetConnector(Connector):
         if p.id_header and (value := request.header(p.id_header)):
             return value
         if p.id_pointer:
-            try:
-                found = json_pointer(orjson.loads(request.body), p.id_pointer)
-            except orjson.JSONDecodeError:
-                found = None
+            found = json_pointer(request.json_or_none(), p.id_pointer)
             if found is not None and not isinstance(found, dict | list):
                 return str(found)
         return super().delivery_id(request)
@@ -172,10 +169,7 @@ class PresetConnector(Connector):
                 return None
             challenge = json_pointer(self._payload(request), "/challenge")
             return HandshakeReply(200, str(challenge or "").encode(), "text/plain")
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            return None
+        body = request.json_or_none()
         if not isinstance(body, dict):
             return None
         if kind == "slack" and body.get("type") == "url_verification":

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-import orjson
-
 from connectors.base import InboundRequest, json_pointer
 from gateway.errors import SignatureError
 
@@ -247,10 +245,7 @@ class HmacScheme:
             raise SignatureError("signature does not match")
 
         if self.timestamp_pointer:  # inside the body: trusted only now that it is authentic
-            try:
-                value = json_pointer(orjson.loads(request.body), self.timestamp_pointer)
-            except orjson.JSONDecodeError:
-                value = None
+            value = json_pointer(request.json_or_none(), self.timestamp_pointer)
             epoch = self._epoch(str(value)) if value is not None else None
             if epoch is None:
                 raise SignatureError("timestamp is missing from the body",

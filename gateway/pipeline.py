@@ -263,8 +263,8 @@ class ApiEvents:
             return Answer.error(401, exc.code, exc.detail, "rejected")
         connector_id = connector.connector_id
         try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
+            body = request.json()
+        except Unnormalizable:
             audit("rejected", "malformed")
             return Answer.error(400, "malformed", "body is not JSON", "rejected")
         items = body if isinstance(body, list) else [body]
