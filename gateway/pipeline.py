@@ -58,6 +58,39 @@ class Answer:
         return cls.json(status, {"error": code, "detail": detail}, outcome, headers)
 
 
+class Records:
+    """Kafka records from envelope fields, for every way events come in (webhooks,
+    /api/events, pollers): the topic is the connector's or the template's (cached)."""
+
+    def __init__(self, topic_template: str) -> None:
+        self.template = topic_template
+        self._topics: dict[tuple[str, str, str], str] = {}
+
+    def topic(self, connector: Connector, source: str, event_type: str) -> str:
+        cache_key = (connector.connector_id, source, event_type)
+        topic = self._topics.get(cache_key)
+        if topic is None:
+            topic = connector.topic or topic_for(self.template, source=source, type=event_type,
+                                                 connector_id=connector.connector_id)
+            if len(self._topics) < 10_000:
+                self._topics[cache_key] = topic
+        return topic
+
+    def build(self, connector: Connector, eid: str, *, source: str, type: str,
+              timestamp: datetime, received_at: datetime, payload: dict[str, Any],
+              raw: bytes | None = None, key: str | None = None) -> Record:
+        cid = connector.connector_id
+        try:
+            value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,
+                                    connector_id=cid, received_at=received_at,
+                                    payload=payload, raw_payload=raw)
+        except orjson.JSONEncodeError as exc:
+            raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
+        return Record(topic=self.topic(connector, source, type), key=(key or cid).encode(),
+                      value=value, event_id=eid, connector_id=cid, event_type=type,
+                      source=source)
+
+
 class Pipeline:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector],
                  buffer: Buffer, audit: AuditLog) -> None:
@@ -65,7 +98,7 @@ class Pipeline:
         self.connectors = connectors
         self.buffer = buffer
         self.audit = audit
-        self._topics: dict[tuple[str, str], str] = {}
+        self.records = Records(settings.kafka.topic)
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
@@ -143,31 +176,13 @@ class Pipeline:
         audit("accepted", ids=ids)
         return Answer(202, b'{"event_ids":' + orjson.dumps(ids) + b"}", outcome="accepted")
 
-    def _topic(self, connector: Connector, event_type: str) -> str:
-        cache_key = (connector.connector_id, event_type)
-        topic = self._topics.get(cache_key)
-        if topic is None:
-            topic = connector.topic or topic_for(
-                self.settings.kafka.topic, source=connector.source_slug, type=event_type,
-                connector_id=connector.connector_id)
-            if len(self._topics) < 10_000:
-                self._topics[cache_key] = topic
-        return topic
-
     def _record(self, connector: Connector, draft: EventDraft, delivery: str, index: int,
                 received_at: datetime) -> Record:
-        cid = connector.connector_id
-        eid = event_id(cid, delivery, index)
-        try:
-            value = encode_envelope(
-                id=eid, source=connector.source_slug, type=draft.type,
-                timestamp=draft.timestamp or received_at, connector_id=cid,
-                received_at=received_at, payload=draft.payload, raw_payload=draft.raw)
-        except orjson.JSONEncodeError as exc:
-            raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
-        return Record(topic=self._topic(connector, draft.type),
-                      key=(draft.key or cid).encode(), value=value, event_id=eid,
-                      connector_id=cid, event_type=draft.type, source=connector.source_slug)
+        return self.records.build(
+            connector, event_id(connector.connector_id, delivery, index),
+            source=connector.source_slug, type=draft.type,
+            timestamp=draft.timestamp or received_at, received_at=received_at,
+            payload=draft.payload, raw=draft.raw, key=draft.key)
 
     def _dead_letter(self, connector: Connector, request: InboundRequest, delivery: str,
                      reason: str, request_id: str) -> Record:
@@ -289,16 +304,10 @@ class ApiEvents:
         for i, event in enumerate(events):
             assert event is not None
             delivery = f"client:{event['id']}" if event.get("id") else f"sha256:{body_sha256}:{i}"
-            eid = event_id(connector_id, delivery)
-            value = encode_envelope(id=eid, source=event["source"], type=event["type"],
-                                    timestamp=event["timestamp"], connector_id=connector_id,
-                                    received_at=request.received_at, payload=event["payload"])
-            records.append(Record(
-                topic=connector.topic or topic_for(p.settings.kafka.topic,
-                                                   source=event["source"], type=event["type"],
-                                                   connector_id=connector_id),
-                key=connector_id.encode(), value=value, event_id=eid,
-                connector_id=connector_id, event_type=event["type"], source=event["source"]))
+            records.append(p.records.build(
+                connector, event_id(connector_id, delivery), source=event["source"],
+                type=event["type"], timestamp=event["timestamp"],
+                received_at=request.received_at, payload=event["payload"]))
             keys.append(f"{connector_id}:{delivery}")
         try:
             fresh = await p.buffer.submit_each(records, keys)

@@ -23,10 +23,10 @@ import structlog
 from connectors.base import Connector, event_id
 from connectors.polling import PollError, PollHttp, PollingConnector, PollSchedule
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer, Record
+from gateway.buffer import Buffer
 from gateway.config import GatewayConfig
-from gateway.envelope import encode_envelope, topic_for
 from gateway.errors import Unavailable
+from gateway.pipeline import Records
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +39,7 @@ class PollRunner:
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
         self.audit = audit
+        self.records = Records(settings.kafka.topic)
         self.health: dict[str, dict[str, Any]] = {
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None} for cid in self.pollers}
@@ -78,16 +79,10 @@ class PollRunner:
             now = datetime.now().astimezone()
             records, keys = [], []
             for polled in page.events:
-                eid = event_id(cid, polled.id)
-                source = poller.source_slug
-                records.append(Record(
-                    topic=poller.topic or topic_for(self.settings.kafka.topic, source=source,
-                                                    type=polled.type, connector_id=cid),
-                    key=cid.encode(),
-                    value=encode_envelope(id=eid, source=source, type=polled.type,
-                                          timestamp=polled.timestamp or now, connector_id=cid,
-                                          received_at=now, payload=polled.payload),
-                    event_id=eid, connector_id=cid, event_type=polled.type, source=source))
+                records.append(self.records.build(
+                    poller, event_id(cid, polled.id), source=poller.source_slug,
+                    type=polled.type, timestamp=polled.timestamp or now, received_at=now,
+                    payload=polled.payload))
                 keys.append(f"{cid}:poll:{polled.id}")
             flags = await self.buffer.submit_each(records, keys,
                                                   cursor=(cid, orjson.dumps(page.state)))
