@@ -26,6 +26,7 @@ from connectors.base import (
     SecretRequired,
     parse_time,
 )
+from connectors.signing import matches_any
 from gateway.errors import SignatureError, Unnormalizable
 
 
@@ -49,12 +50,9 @@ class MailgunConnector(Connector):
             raise SignatureError("timestamp is outside the replay window",
                                  reason="stale_timestamp")
         message = (stamp + token).encode()
-        given = str(sig["signature"]).encode()
-        ok = False
-        for key in self.secrets:
-            ok |= hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest().encode(),
-                                      given)
-        if not ok:
+        expected = (hmac.new(key, message, hashlib.sha256).hexdigest().encode()
+                    for key in self.secrets)
+        if not matches_any(expected, [str(sig["signature"]).encode()]):
             raise SignatureError("signature does not match")
 
     def delivery_id(self, request: InboundRequest) -> str:
@@ -101,11 +99,7 @@ class GraphConnector(Connector):
                 isinstance(i, dict) and isinstance(i.get("clientState"), str) for i in items):
             raise SignatureError("clientState is missing", reason="missing_signature")
         for item in items:
-            given = item["clientState"].encode()
-            ok = False
-            for secret in self.secrets:
-                ok |= hmac.compare_digest(secret, given)
-            if not ok:
+            if not matches_any(self.secrets, [item["clientState"].encode()]):
                 raise SignatureError("clientState does not match")
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:

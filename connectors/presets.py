@@ -33,7 +33,7 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
-from connectors.signing import HmacScheme, TokenScheme, key_from_secret
+from connectors.signing import HmacScheme, TokenScheme, key_from_secret, standard_webhooks_scheme
 from gateway.errors import SignatureError, Unnormalizable
 
 
@@ -194,8 +194,8 @@ class PresetConnector(Connector):
 
 
 H = HmacScheme
-SVIX = dict(digest="sha256", encoding="base64", prefix="v1,", layout="list", separator=" ",
-            signed="{delivery_id}.{timestamp}.{body}", key_format="whsec")
+SVIX = standard_webhooks_scheme("svix")
+STANDARD = standard_webhooks_scheme("webhook")
 
 PRESETS: list[Preset] = [
     Preset("stripe", H("Stripe-Signature", layout="params", timestamp_key="t",
@@ -206,17 +206,13 @@ PRESETS: list[Preset] = [
                       timestamp_header="X-Slack-Request-Timestamp"),
            type_pointer="/event/type", id_pointer="/event_id", time_pointer="/event_time",
            handshake="slack"),
-    Preset("standard_webhooks", H("webhook-signature", timestamp_header="webhook-timestamp",
-                                  delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+    Preset("standard_webhooks", STANDARD,
            type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp"),
-    Preset("svix", H("svix-signature", timestamp_header="svix-timestamp",
-                     delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+    Preset("svix", SVIX,
            type_pointer="/type", id_header="svix-id"),
-    Preset("clerk", H("svix-signature", timestamp_header="svix-timestamp",
-                      delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+    Preset("clerk", SVIX,
            type_pointer="/type", id_header="svix-id", time_pointer="/timestamp"),
-    Preset("resend", H("svix-signature", timestamp_header="svix-timestamp",
-                       delivery_id_header="svix-id", **SVIX),  # type: ignore[arg-type]
+    Preset("resend", SVIX,
            type_pointer="/type", id_header="svix-id", time_pointer="/created_at"),
     Preset("paddle", H("Paddle-Signature", layout="params", separator=";",
                        signature_keys=("h1",), timestamp_key="ts",
@@ -312,18 +308,15 @@ PRESETS: list[Preset] = [
            type_pointer="/detail-type", id_pointer="/id", time_pointer="/time"),
     Preset("postmark", TokenScheme("Authorization", style="basic"),
            type_pointer="/RecordType", id_pointer="/MessageID"),
-    Preset("openclaw", H("webhook-signature", timestamp_header="webhook-timestamp",
-                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+    Preset("openclaw", STANDARD,
            type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
            known_types=("llm.function_call", "token.usage"),
            sample={"type": "llm.function_call", "data": {"name": "lookup", "arguments": {}}}),
-    Preset("moltbook", H("webhook-signature", timestamp_header="webhook-timestamp",
-                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+    Preset("moltbook", STANDARD,
            type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
            known_types=("notebook.cell_executed", "model.trained"),
            sample={"type": "notebook.cell_executed", "data": {"cell": 1}}),
-    Preset("fourclaw", H("webhook-signature", timestamp_header="webhook-timestamp",
-                         delivery_id_header="webhook-id", **SVIX),  # type: ignore[arg-type]
+    Preset("fourclaw", STANDARD,
            type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
            known_types=("git.push", "review.started"),
            sample={"type": "git.push", "data": {"ref": "refs/heads/main"}}),

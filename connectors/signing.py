@@ -19,6 +19,7 @@ import functools
 import hmac
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -45,6 +46,16 @@ def _template(signed: str) -> tuple[tuple[bytes, str], ...]:
         pos = m.end()
     out.append((signed[pos:].encode(), ""))
     return tuple(out)
+
+
+def matches_any(expected: Iterable[bytes], given: Sequence[bytes]) -> bool:
+    """True when any expected value equals any given one. Every pair is compared in
+    constant time, with no early exit that would tell which secret matched."""
+    ok = False
+    for value in expected:
+        for candidate in given:
+            ok |= hmac.compare_digest(value, candidate)
+    return ok
 
 
 @functools.lru_cache(maxsize=1024)
@@ -236,12 +247,7 @@ class HmacScheme:
             fields["timestamp"] = stamp.strip()
 
         message = self._message(request.body, fields)
-        ok = False
-        for secret in secrets:  # every pair is compared: no early exit tells which matched
-            mac = self._mac(secret, message)
-            for candidate in candidates:
-                ok |= hmac.compare_digest(mac, candidate)
-        if not ok:
+        if not matches_any((self._mac(secret, message) for secret in secrets), candidates):
             raise SignatureError("signature does not match")
 
         if self.timestamp_pointer:  # inside the body: trusted only now that it is authentic
@@ -278,9 +284,14 @@ class TokenScheme:
         raw = request.header(self.header)
         if raw is None or not raw.strip():
             raise SignatureError("token header is missing", reason="missing_signature")
-        given = raw.strip().encode()
-        ok = False
-        for secret in secrets:
-            ok |= hmac.compare_digest(self._expected(secret), given)
-        if not ok:
+        if not matches_any((self._expected(s) for s in secrets), [raw.strip().encode()]):
             raise SignatureError("token does not match")
+
+
+def standard_webhooks_scheme(prefix: str = "webhook") -> HmacScheme:
+    """Standard Webhooks ``v1``: HMAC-SHA256 over ``id.timestamp.body``, base64, a
+    space-separated list of signatures, ``whsec_`` keys; Svix names the headers ``svix-*``."""
+    return HmacScheme(f"{prefix}-signature", encoding="base64", prefix="v1,", layout="list",
+                      separator=" ", signed="{delivery_id}.{timestamp}.{body}",
+                      timestamp_header=f"{prefix}-timestamp",
+                      delivery_id_header=f"{prefix}-id", key_format="whsec")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, parse_qsl
 
 from connectors.base import Connector, EventDraft, InboundRequest, SecretRequired
+from connectors.signing import matches_any
 from gateway.errors import SignatureError, Unnormalizable
 
 
@@ -64,11 +65,9 @@ class TwilioConnector(Connector):
                                        hashlib.sha256(request.body).hexdigest().encode()):
                 raise SignatureError("bodySHA256 does not match the body")
         message = self._message(url, request)
-        ok = False
-        for secret in self.secrets:
-            mac = base64.b64encode(hmac.new(secret, message, hashlib.sha1).digest())
-            ok |= hmac.compare_digest(mac, raw.strip().encode())
-        if not ok:
+        expected = (base64.b64encode(hmac.new(secret, message, hashlib.sha1).digest())
+                    for secret in self.secrets)
+        if not matches_any(expected, [raw.strip().encode()]):
             raise SignatureError("signature does not match")
 
     def delivery_id(self, request: InboundRequest) -> str:
