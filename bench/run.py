@@ -220,6 +220,19 @@ def run_server(name: str, cmd: list[str], port: int, work: Path, args: argparse.
         stop(proc)
 
 
+def run_uvicorn_app(name: str, app: str, workers: int, work: Path,
+                    args: argparse.Namespace) -> Run:
+    """A reference app (``bench/{app}_app.py``) on uvicorn, driven like the gateway."""
+    port = free_port()
+    reqs, _ = build_requests(args.max_requests, port, args.payload, app)
+    run = run_server(name, [sys.executable, "-m", "uvicorn", f"bench.{app}_app:app",
+                            "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
+                            "--http", "httptools", "--log-level", "warning",
+                            "--no-access-log"], port, work, args, reqs)
+    print_run(run)
+    return run
+
+
 def bench_gateway(workers: int, bootstrap: str, work: Path, args: argparse.Namespace
                   ) -> tuple[Run, Run, int, int]:
     port = free_port()
@@ -284,22 +297,8 @@ def main() -> int:
         print_run(ceiling)
         results["ceiling"] = asdict(ceiling)
         for workers in args.workers:
-            port = free_port()
-            reqs, _ = build_requests(args.max_requests, port, args.payload, "bare")
-            bare = run_server(
-                f"bare starlette x{workers}",
-                [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-                 "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-                 "--log-level", "warning", "--no-access-log"], port, work, args, reqs)
-            print_run(bare)
-            port = free_port()
-            reqs, _ = build_requests(args.max_requests, port, args.payload, "raw")
-            raw = run_server(
-                f"raw ASGI on uvicorn x{workers}",
-                [sys.executable, "-m", "uvicorn", "bench.raw_app:app", "--port", str(port),
-                 "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-                 "--log-level", "warning", "--no-access-log"], port, work, args, reqs)
-            print_run(raw)
+            bare = run_uvicorn_app(f"bare starlette x{workers}", "bare", workers, work, args)
+            raw = run_uvicorn_app(f"raw ASGI on uvicorn x{workers}", "raw", workers, work, args)
             peak, half, accepted, missing = bench_gateway(workers, bootstrap, work, args)
             print_run(peak)
             print_run(half)

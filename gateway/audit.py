@@ -10,7 +10,6 @@ hold a secret, a signature, or the payload itself: only its hash and size.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -18,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
+
+from gateway.tasks import cancel
 
 OUTCOMES = frozenset({"accepted", "duplicate", "rejected", "handshake", "filtered",
                       "published", "dead_lettered", "failed"})
@@ -40,11 +41,8 @@ class AuditLog:
         self._task = asyncio.create_task(self._writer(), name="audit-writer")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self._flush()
         if self._fd is not None:
             fd, self._fd = self._fd, None

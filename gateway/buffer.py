@@ -16,7 +16,6 @@ and the thread rarely has to win the GIL back from a busy event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import struct
 import time
@@ -31,6 +30,7 @@ import structlog
 
 from gateway.config import BufferConfig
 from gateway.errors import BufferFull, Unavailable
+from gateway.tasks import cancel
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -178,9 +178,7 @@ class Buffer:
             while self._pending:
                 self._has_pending.set()
                 await asyncio.sleep(0.01)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             self._task = None
         if self._conn is not None:
             await self._run(self._conn.close)
@@ -203,12 +201,10 @@ class Buffer:
         """
         if self._task is None or self._loop is None:
             raise Unavailable("the buffer is not open")
-        fut: asyncio.Future[bool] = self._loop.create_future()
         size = len(records[0].value) if len(records) == 1 else sum(len(r.value) for r in records)
-        self._pending.append(_Submission(dedup_key, records, fut, size))
-        if not self._has_pending.is_set():
-            self._has_pending.set()
-        return await fut
+        result: bool = await self._enqueue(_Submission(dedup_key, records,
+                                                       self._loop.create_future(), size))
+        return result
 
     async def submit_each(self, records: Sequence[Record], keys: Sequence[str], *,
                           cursor: tuple[str, bytes] | None = None) -> list[bool]:
@@ -218,12 +214,17 @@ class Buffer:
         transaction: a poller's position moves exactly when its events become durable."""
         if self._task is None or self._loop is None:
             raise Unavailable("the buffer is not open")
-        fut: asyncio.Future[list[bool]] = self._loop.create_future()
-        self._pending.append(_Submission(None, records, fut, sum(len(r.value) for r in records),
-                                         keys, cursor))
+        flags: list[bool] = await self._enqueue(_Submission(
+            None, records, self._loop.create_future(), sum(len(r.value) for r in records),
+            keys, cursor))
+        return flags
+
+    def _enqueue(self, submission: _Submission) -> asyncio.Future[Any]:
+        """Queue a submission for the next group commit; its future holds the outcome."""
+        self._pending.append(submission)
         if not self._has_pending.is_set():
             self._has_pending.set()
-        return await fut
+        return submission.future
 
     async def _committer(self) -> None:
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -104,13 +105,7 @@ class Pipeline:
                       request_id: str) -> Answer:
         body_sha256 = hashlib.sha256(request.body).hexdigest()
 
-        def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
-            self.audit.record(outcome, connector_id=connector_id, reason=reason,
-                              event_ids=ids or (), request_id=request_id,
-                              remote_addr=request.remote_addr, body_sha256=body_sha256,
-                              size=len(request.body))
-            METRICS.outcome(connector_id, outcome).inc()  # cached child: a dict lookup
-
+        audit = _auditor(self.audit, connector_id, request, request_id, body_sha256)
         connector = self.connectors.get(connector_id)
         try:
             if connector is None or not connector.takes_webhooks:
@@ -204,6 +199,19 @@ class Pipeline:
                       event_type="gateway.dead_letter", source=connector.source_slug)
 
 
+def _auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
+             request_id: str, body_sha256: str) -> Callable[..., None]:
+    """Records one request's outcomes: the audit line and the outcome counter."""
+
+    def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
+        log.record(outcome, connector_id=connector_id, reason=reason, event_ids=ids or (),
+                   request_id=request_id, remote_addr=request.remote_addr,
+                   body_sha256=body_sha256, size=len(request.body))
+        METRICS.outcome(connector_id or "-", outcome).inc()  # cached child: a dict lookup
+
+    return audit
+
+
 def _handshake_answer(reply: HandshakeReply) -> Answer:
     return Answer(reply.status, reply.body, dict(reply.headers), reply.content_type,
                   outcome="handshake")
@@ -262,21 +270,14 @@ class ApiEvents:
     async def handle(self, request: InboundRequest, request_id: str) -> Answer:
         p = self.pipeline
         body_sha256 = hashlib.sha256(request.body).hexdigest()
-        connector_id: str | None = None
-
-        def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
-            p.audit.record(outcome, connector_id=connector_id, reason=reason,
-                           event_ids=ids or (), request_id=request_id,
-                           remote_addr=request.remote_addr, body_sha256=body_sha256,
-                           size=len(request.body))
-            METRICS.outcome(connector_id or "-", outcome).inc()
-
+        audit = _auditor(p.audit, None, request, request_id, body_sha256)
         try:
             connector = self._authenticate(request)
         except SignatureError as exc:
             audit("rejected", exc.reason)
             return Answer.error(401, exc.code, exc.detail, "rejected")
         connector_id = connector.connector_id
+        audit = _auditor(p.audit, connector_id, request, request_id, body_sha256)
         try:
             body = request.json()
         except Unnormalizable:

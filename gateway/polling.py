@@ -27,6 +27,7 @@ from gateway.buffer import Buffer
 from gateway.config import GatewayConfig
 from gateway.errors import Unavailable
 from gateway.pipeline import Records
+from gateway.tasks import cancel
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +62,7 @@ class PollRunner:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
         for client in self._clients:
             await client.aclose()
         self._tasks, self._clients = [], []

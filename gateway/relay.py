@@ -29,6 +29,7 @@ from gateway.buffer import Buffer, RelayStatus, Segment
 from gateway.config import KafkaConfig, LoadedConfig
 from gateway.kafka import make_producer
 from gateway.metrics import METRICS
+from gateway.tasks import cancel
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +60,8 @@ class Relay:
         self._task = asyncio.create_task(self._run(), name="relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self._close_producer()
         if self.leader:
             with contextlib.suppress(Exception):
@@ -217,11 +215,8 @@ class RelayMonitor:
         self._task = asyncio.create_task(self._run(), name="relay-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
