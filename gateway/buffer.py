@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import struct
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +31,6 @@ import structlog
 
 from gateway.config import BufferConfig
 from gateway.errors import BufferFull, Unavailable
-from gateway.tasks import cancel
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS segments (
     records BLOB NOT NULL,
     events INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    dedup_keys TEXT,  -- JSON array: the deduplication keys this commit claimed
+    dedup_expires REAL
 );
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS stats (
@@ -59,6 +61,20 @@ CREATE TABLE IF NOT EXISTS poller_status (id INTEGER PRIMARY KEY CHECK (id = 1),
 CREATE TABLE IF NOT EXISTS relay_status (id INTEGER PRIMARY KEY CHECK (id = 1),
     kafka_ok INTEGER NOT NULL, error TEXT, published INTEGER NOT NULL, updated REAL NOT NULL);
 INSERT OR IGNORE INTO relay_status VALUES (1, 0, 'no relay has run yet', 0, 0);
+"""
+
+# Stats and deduplication rows follow the segments by trigger, so that a group commit is
+# four statements (BEGIN, one read, one insert, COMMIT): each statement hands the GIL to
+# the event loop and back, and a busy loop makes every hand-back cost.
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS segment_added AFTER INSERT ON segments BEGIN
+    UPDATE stats SET events = events + NEW.events, bytes = bytes + NEW.bytes WHERE id = 1;
+    INSERT OR REPLACE INTO dedup (key, expires)
+        SELECT value, NEW.dedup_expires FROM json_each(NEW.dedup_keys);
+END;
+CREATE TRIGGER IF NOT EXISTS segment_removed AFTER DELETE ON segments BEGIN
+    UPDATE stats SET events = events - OLD.events, bytes = bytes - OLD.bytes WHERE id = 1;
+END;
 """
 
 
@@ -140,6 +156,28 @@ class _Submission:
     cursor: tuple[str, bytes] | None = None  # a poller's state, saved with the records
 
 
+_Call = tuple[Callable[..., Any], tuple[object, ...], "asyncio.Future[Any]"]
+_STOP: Any = object()  # queued by close(): the database thread exits
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None
+            ) -> None:
+    if future.done():  # the awaiting request went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: object) -> None:
+    """Run ``fn(*args)`` on the event loop, from the database thread."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
+
 class Buffer:
     def __init__(self, path: Path, settings: BufferConfig) -> None:
         self.path = path
@@ -147,11 +185,12 @@ class Buffer:
         self.events = 0
         self.bytes = 0
         self.wake = asyncio.Event()  # set after each commit: the relay has work
-        self._pending: list[_Submission] = []
-        self._has_pending = asyncio.Event()
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer-db")
+        self._pending: deque[_Submission] = deque()
+        self._calls: deque[_Call] = deque()
+        self._work = threading.Event()  # set when the thread has something to do
+        self._thread: threading.Thread | None = None
+        self._accepting = False
         self._conn: sqlite3.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -160,8 +199,10 @@ class Buffer:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._serve, name="buffer-db", daemon=True)
+        self._thread.start()
         await self._run(self._open)
-        self._task = asyncio.create_task(self._committer(), name="buffer-committer")
+        self._accepting = True
 
     def _open(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -170,23 +211,81 @@ class Buffer:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(segments)")}
+        if "dedup_keys" not in columns:  # a buffer written before the triggers
+            conn.executescript("ALTER TABLE segments ADD COLUMN dedup_keys TEXT;"
+                               " ALTER TABLE segments ADD COLUMN dedup_expires REAL;")
+        conn.executescript(_TRIGGERS)
         self._conn = conn
         self.events, self.bytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
 
     async def close(self) -> None:
-        if self._task is not None:
-            while self._pending:
-                self._has_pending.set()
-                await asyncio.sleep(0.01)
-            await cancel(self._task)
-            self._task = None
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._db.shutdown(wait=True)
+        thread = self._thread
+        if thread is None:
+            return
+        self._accepting = False
+        self._calls.append(_STOP)
+        self._work.set()
+        await asyncio.to_thread(thread.join)
+        self._thread = None
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+        """``fn(*args)`` on the database thread."""
+        if self._thread is None or self._loop is None:
+            raise Unavailable("the buffer is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._calls.append((fn, args, future))
+        self._wake()
+        return await future
+
+    def _wake(self) -> None:
+        if not self._work.is_set():
+            self._work.set()
+
+    def _serve(self) -> None:
+        """The database thread. After each group commit it takes what queued up meanwhile
+        straight away, and hands the outcomes back with one loop callback per commit."""
+        loop = self._loop
+        assert loop is not None
+        while True:
+            self._work.wait()
+            self._work.clear()  # anything queued from here on sets it again
+            while self._calls or self._pending:
+                if self._calls:
+                    call = self._calls.popleft()
+                    if call is not _STOP:
+                        fn, args, future = call
+                        try:
+                            result, error = fn(*args), None
+                        except Exception as exc:
+                            result, error = None, exc
+                        _post(loop, _settle, future, result, error)
+                    elif self._pending:  # what was queued before close() is committed first
+                        self._calls.append(_STOP)
+                    else:
+                        if self._conn is not None:
+                            self._conn.close()
+                            self._conn = None
+                        return
+                if self._pending:
+                    pending = self._pending
+                    batch = [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
+                    try:
+                        results = self._commit(batch)
+                    except Exception as exc:
+                        log.error("buffer_commit_failed", error=type(exc).__name__,
+                                  exc_info=exc)
+                        results = [Unavailable("the local buffer cannot write")] * len(batch)
+                    _post(loop, self._resolve, batch, results)
+
+    def _resolve(self, batch: list[_Submission],
+                 results: list[bool | list[bool] | Exception]) -> None:
+        for sub, res in zip(batch, results, strict=True):
+            if isinstance(res, Exception):
+                _settle(sub.future, None, res)
+            else:
+                _settle(sub.future, res, None)
+        self.wake.set()
 
     @property
     def has_room(self) -> bool:
@@ -199,7 +298,7 @@ class Buffer:
 
         Raises BufferFull at the configured bound, Unavailable when the disk refuses.
         """
-        if self._task is None or self._loop is None:
+        if not self._accepting or self._loop is None:
             raise Unavailable("the buffer is not open")
         size = len(records[0].value) if len(records) == 1 else sum(len(r.value) for r in records)
         result: bool = await self._enqueue(_Submission(dedup_key, records,
@@ -212,7 +311,7 @@ class Buffer:
         seen within the window are skipped, the rest made durable together. Returns, per
         record, whether it was new. ``cursor`` (poller id, state) is saved in the same
         transaction: a poller's position moves exactly when its events become durable."""
-        if self._task is None or self._loop is None:
+        if not self._accepting or self._loop is None:
             raise Unavailable("the buffer is not open")
         flags: list[bool] = await self._enqueue(_Submission(
             None, records, self._loop.create_future(), sum(len(r.value) for r in records),
@@ -222,31 +321,8 @@ class Buffer:
     def _enqueue(self, submission: _Submission) -> asyncio.Future[Any]:
         """Queue a submission for the next group commit; its future holds the outcome."""
         self._pending.append(submission)
-        if not self._has_pending.is_set():
-            self._has_pending.set()
+        self._wake()
         return submission.future
-
-    async def _committer(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            self._has_pending.clear()
-            while self._pending:
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-                try:
-                    results: list[bool | list[bool] | Exception] = await self._run(
-                        self._commit, batch)
-                except Exception as exc:
-                    log.error("buffer_commit_failed", error=type(exc).__name__, exc_info=exc)
-                    results = [Unavailable("the local buffer cannot write")] * len(batch)
-                for sub, res in zip(batch, results, strict=True):
-                    if sub.future.done():
-                        continue
-                    if isinstance(res, Exception):
-                        sub.future.set_exception(res)
-                    else:
-                        sub.future.set_result(res)
-                self.wake.set()
 
     def _commit(self, batch: list[_Submission]) -> list[bool | list[bool] | Exception]:
         conn = self._conn
@@ -259,16 +335,15 @@ class Buffer:
         fresh: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            events, nbytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
-            size = 0
             keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
             if window:
                 keys.extend(k for s in batch if s.record_keys for k in s.record_keys)
-            seen: set[str] = set()
-            if keys:
-                seen.update(row[0] for row in conn.execute(
-                    "SELECT key FROM dedup WHERE expires > ? AND key IN"
-                    " (SELECT value FROM json_each(?))", (now, orjson.dumps(keys))))
+            events, nbytes, seen_keys = conn.execute(
+                "SELECT events, bytes, (SELECT json_group_array(key) FROM dedup"
+                " WHERE expires > ? AND key IN (SELECT value FROM json_each(?))) FROM stats",
+                (now, orjson.dumps(keys))).fetchone()
+            seen: set[str] = set(orjson.loads(seen_keys))
+            size = 0
             for sub in batch:
                 if sub.record_keys is not None:
                     flags, mine = [], set()
@@ -313,15 +388,15 @@ class Buffer:
                 size += sub.size
                 records.extend(sub.records)
                 results.append(True)
-            if fresh:
+            if records:  # the triggers add the stats and the deduplication rows
+                conn.execute("INSERT INTO segments (records, events, bytes, created, dedup_keys,"
+                             " dedup_expires) VALUES (?, ?, ?, ?, ?, ?)",
+                             (pack(records), len(records), size, now,
+                              orjson.dumps(fresh) if fresh else None, now + window))
+            elif fresh:  # submissions without records still claim their keys
                 conn.execute("INSERT OR REPLACE INTO dedup (key, expires)"
                              " SELECT value, ? FROM json_each(?)",
                              (now + window, orjson.dumps(fresh)))
-            if records:
-                conn.execute("INSERT INTO segments (records, events, bytes, created)"
-                             " VALUES (?, ?, ?, ?)", (pack(records), len(records), size, now))
-                conn.execute("UPDATE stats SET events = ?, bytes = ? WHERE id = 1",
-                             (events, nbytes))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -345,10 +420,9 @@ class Buffer:
     async def ack(self, segments: Sequence[Segment]) -> None:
         """Forget ``segments``, the oldest ones in order: Kafka acknowledged them."""
         if segments:
-            await self._run(self._ack, segments[-1].id, sum(s.events for s in segments),
-                            sum(s.bytes for s in segments))
+            await self._run(self._ack, segments[-1].id)
 
-    def _ack(self, upto_id: int, events: int, size: int) -> None:
+    def _ack(self, upto_id: int) -> None:
         conn = self._conn
         assert conn is not None
         # Losing a delete in a power cut only means publishing twice: no fsync needed.
@@ -356,9 +430,7 @@ class Buffer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))
-                conn.execute("UPDATE stats SET events = max(events - ?, 0),"
-                             " bytes = max(bytes - ?, 0) WHERE id = 1", (events, size))
+                conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))  # and stats
                 now = time.time()
                 if now - self._last_purge > 60:
                     conn.execute("DELETE FROM dedup WHERE expires < ?", (now,))
