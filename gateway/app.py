@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -217,6 +218,17 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return _json(500, {"error": "internal", "detail": "internal error"})
 
 
+def _tune_gc() -> None:
+    """Fewer garbage-collector passes on the request path. A request allocates a few
+    hundred container objects that reference counting frees, yet at the default
+    threshold (700) they trigger a young-generation pass every few requests, and each
+    pass walks what the startup left behind. Freezing the startup objects and raising the
+    threshold measured 5 to 9% more throughput (``bench/RESULTS.md``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gateway:
     """The gateway app. With ``relay_in_process=False`` the relay runs elsewhere
     (``gateway run`` starts ``gateway relay`` beside its workers) and this app only reads
@@ -241,6 +253,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline))
+        _tune_gc()
         log.info("gateway_started", connectors=sorted(loaded.connectors),
                  data_dir=settings.data_dir, pid=os.getpid())
         try:

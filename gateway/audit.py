@@ -23,6 +23,10 @@ from gateway.tasks import cancel
 OUTCOMES = frozenset({"accepted", "duplicate", "rejected", "handshake", "filtered",
                       "published", "dead_lettered", "failed"})
 
+# Lines are written at most this often: each write wakes the I/O thread, which then has
+# to win the GIL from the event loop; at 10 ms that cost the request path about 2%.
+FLUSH_INTERVAL = 0.05
+
 
 class AuditLog:
     def __init__(self, path: Path) -> None:
@@ -64,7 +68,7 @@ class AuditLog:
             await self._ready.wait()
             self._ready.clear()
             await self._flush()
-            await asyncio.sleep(0.01)  # let a burst gather into one write
+            await asyncio.sleep(FLUSH_INTERVAL)  # let a burst gather into one write
 
     async def _flush(self) -> None:
         if not self._lines or self._fd is None:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import structlog
@@ -88,9 +88,9 @@ class RelayStatus:
     updated: float
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One Kafka record to be: where it goes, what it carries, what its headers say."""
+class Record(NamedTuple):
+    """One Kafka record to be: where it goes, what it carries, what its headers say.
+    (A named tuple: built once per event, it costs half a frozen dataclass.)"""
 
     topic: str
     key: bytes
