@@ -1,14 +1,17 @@
 """Throughput and latency of the gateway against a bare Starlette app, on one machine.
 
     .venv/bin/python -m bench.run [--concurrency 64] [--duration 10] [--workers 1 2]
+                                  [--rounds 3]
 
 Starts a real Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), then for each worker
-count: the bare Starlette app (reads the body, answers 202), a raw ASGI app on uvicorn
-doing the same (the floor under any ASGI app), and the gateway as a user runs it
-(``gateway run``), each driven with signed deliveries through the generic ``webhook``
-connector at full load; the gateway once more at half its peak rate for latency. After
-that it consumes the topic and counts accepted ids that are missing (must be 0). A
-canned-answer server first shows the load generator's own ceiling.
+count: a raw ASGI app on uvicorn that reads the body and answers 202 (the floor under any
+ASGI app); then, alternating for ``--rounds`` rounds, the bare Starlette app doing the
+same and the gateway as a user runs it (``gateway run``), each driven with signed
+deliveries through the generic ``webhook`` connector at full load. The ratio compares
+the medians, so that the machine's drift from run to run hits both alike. Then the
+gateway once more at half its median peak rate, for latency. After that it consumes the
+topic and counts accepted ids that are missing (must be 0). A canned-answer server first
+shows the load generator's own ceiling.
 
 The load generator is a raw HTTP/1.1 keep-alive client on uvloop with pre-signed
 requests, so its cost per request is a write and a read. Latency at a fixed rate is
@@ -233,40 +236,54 @@ def run_uvicorn_app(name: str, app: str, workers: int, work: Path,
     return run
 
 
-def bench_gateway(workers: int, bootstrap: str, work: Path, args: argparse.Namespace
-                  ) -> tuple[Run, Run, int, int]:
-    port = free_port()
-    topic = f"bench.w{workers}.{int(time.time())}"
-    config = gateway_config(work / f"gw{workers}", bootstrap, topic)
-    n = args.max_requests
-    warm, warm_ids = build_requests(2000, port, args.payload, f"warm{workers}")
-    peak_reqs, peak_ids = build_requests(n, port, args.payload, f"peak{workers}")
-    half_reqs, half_ids = build_requests(n, port, args.payload, f"half{workers}")
-    proc = spawn([sys.executable, "-m", "gateway", "run", "--config", str(config),
-                  "--port", str(port), "--workers", str(workers)],
-                 work / f"gateway-w{workers}.log", {"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
-    accepted: set[str] = set()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/healthz", proc)
-        for reqs, ids, kwargs in ((warm, warm_ids, {"duration": 2.0}),):
-            st, _, _ = uvloop.run(drive(port, reqs, concurrency=args.concurrency, **kwargs))
-            accepted |= {ids[i] for i, s in enumerate(st) if s == 202}
-        st, lat, secs = uvloop.run(drive(port, peak_reqs, concurrency=args.concurrency,
-                                         duration=args.duration))
-        peak = summarize(f"gateway x{workers} peak", st, lat, secs)
-        accepted |= {peak_ids[i] for i, s in enumerate(st) if s == 202}
-        wait_drained(url)
-        st, lat, secs = uvloop.run(drive(port, half_reqs, concurrency=args.concurrency,
-                                         duration=args.duration, rate=peak.rate / 2))
-        half = summarize(f"gateway x{workers} @ {peak.rate / 2:.0f}/s", st, lat, secs)
-        accepted |= {half_ids[i] for i, s in enumerate(st) if s == 202}
-        wait_drained(url)
-    finally:
-        stop(proc)
-    expected = {event_id(CONNECTOR, d) for d in accepted}
-    on_topic = uvloop.run(topic_ids(bootstrap, topic, len(expected)))
-    return peak, half, len(expected), len(expected - on_topic)
+class GatewayBench:
+    """The gateway as a user runs it (``gateway run``), for one worker count: started
+    once, measured at peak in several rounds (between which the caller runs the bare
+    app), then at half its median peak; finally the accepted ids are checked on the
+    topic."""
+
+    def __init__(self, workers: int, bootstrap: str, work: Path, args: argparse.Namespace
+                 ) -> None:
+        self.workers, self.bootstrap, self.args = workers, bootstrap, args
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.topic = f"bench.w{workers}.{int(time.time())}"
+        self.accepted: set[str] = set()
+        self.rounds = 0
+        config = gateway_config(work / f"gw{workers}", bootstrap, self.topic)
+        self.proc = spawn([sys.executable, "-m", "gateway", "run", "--config", str(config),
+                           "--port", str(self.port), "--workers", str(workers)],
+                          work / f"gateway-w{workers}.log",
+                          {"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+        wait_http(self.url + "/healthz", self.proc)
+        self._drive(f"warm{workers}", 2000, duration=2.0)
+
+    def _drive(self, tag: str, n: int, **kwargs: float) -> tuple[array[int], list[float],
+                                                                  float]:
+        reqs, ids = build_requests(n, self.port, self.args.payload, tag)
+        st, lat, secs = uvloop.run(drive(self.port, reqs, concurrency=self.args.concurrency,
+                                         **kwargs))
+        self.accepted |= {ids[i] for i, s in enumerate(st) if s == 202}
+        wait_drained(self.url)  # the relay's catching up must not overlap the next run
+        return st, lat, secs
+
+    def peak(self) -> Run:
+        self.rounds += 1
+        st, lat, secs = self._drive(f"peak{self.workers}-{self.rounds}",
+                                    self.args.max_requests, duration=self.args.duration)
+        return summarize(f"gateway x{self.workers} peak", st, lat, secs)
+
+    def at_rate(self, rate: float) -> Run:
+        st, lat, secs = self._drive(f"half{self.workers}", self.args.max_requests,
+                                    duration=self.args.duration, rate=rate)
+        return summarize(f"gateway x{self.workers} @ {rate:.0f}/s", st, lat, secs)
+
+    def finish(self) -> tuple[int, int]:
+        """Stop the gateway; (accepted ids, how many of them are not on the topic)."""
+        stop(self.proc)
+        expected = {event_id(CONNECTOR, d) for d in self.accepted}
+        on_topic = uvloop.run(topic_ids(self.bootstrap, self.topic, len(expected)))
+        return len(expected), len(expected - on_topic)
 
 
 def main() -> int:
@@ -276,6 +293,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--payload", type=int, default=1024, help="body bytes")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare app and gateway peak runs, alternated; medians compared")
     parser.add_argument("--max-requests", type=int, default=150_000)
     args = parser.parse_args()
 
@@ -286,7 +305,8 @@ def main() -> int:
         kafka = LocalKafka()
         bootstrap = kafka.start()
     print(f"# {os.cpu_count()} cores; concurrency {args.concurrency}; {args.duration:.0f}s"
-          f" runs; body {args.payload} B; Kafka {bootstrap}; logs in {work}", flush=True)
+          f" runs; {args.rounds} rounds; body {args.payload} B; Kafka {bootstrap};"
+          f" logs in {work}", flush=True)
     results: dict[str, object] = {"args": vars(args)}
     try:
         port = free_port()
@@ -297,18 +317,29 @@ def main() -> int:
         print_run(ceiling)
         results["ceiling"] = asdict(ceiling)
         for workers in args.workers:
-            bare = run_uvicorn_app(f"bare starlette x{workers}", "bare", workers, work, args)
             raw = run_uvicorn_app(f"raw ASGI on uvicorn x{workers}", "raw", workers, work, args)
-            peak, half, accepted, missing = bench_gateway(workers, bootstrap, work, args)
-            print_run(peak)
+            gateway = GatewayBench(workers, bootstrap, work, args)
+            bares, peaks = [], []
+            for _ in range(args.rounds):  # alternated, so drift hits both alike
+                bares.append(run_uvicorn_app(f"bare starlette x{workers}", "bare", workers,
+                                             work, args))
+                peaks.append(gateway.peak())
+                print_run(peaks[-1])
+            bare_rate = statistics.median(r.rate for r in bares)
+            peak_rate = statistics.median(r.rate for r in peaks)
+            half = gateway.at_rate(peak_rate / 2)
             print_run(half)
-            ratio = peak.rate / bare.rate if bare.rate else 0.0
-            print(f"  workers={workers}: ratio gateway/bare = {ratio:.2f}; accepted ids "
-                  f"{accepted}, missing on the topic: {missing}", flush=True)
-            results[f"workers_{workers}"] = {"bare": asdict(bare), "raw": asdict(raw),
-                                             "peak": asdict(peak),
-                                             "half": asdict(half), "ratio": round(ratio, 3),
-                                             "accepted": accepted, "missing": missing}
+            accepted, missing = gateway.finish()
+            ratio = peak_rate / bare_rate if bare_rate else 0.0
+            rounds = ", ".join(f"{p.rate / b.rate:.2f}" for b, p in zip(bares, peaks,
+                                                                         strict=True))
+            print(f"  workers={workers}: median gateway {peak_rate:.0f}/s, median bare"
+                  f" {bare_rate:.0f}/s, ratio {ratio:.2f} (by round: {rounds});"
+                  f" accepted ids {accepted}, missing on the topic: {missing}", flush=True)
+            results[f"workers_{workers}"] = {
+                "raw": asdict(raw), "bare": [asdict(b) for b in bares],
+                "peak": [asdict(p) for p in peaks], "half": asdict(half),
+                "ratio": round(ratio, 3), "accepted": accepted, "missing": missing}
     finally:
         if kafka is not None:
             kafka.close()

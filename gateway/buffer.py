@@ -293,17 +293,17 @@ class Buffer:
 
     # -- the request path ------------------------------------------------------------
 
-    async def submit(self, dedup_key: str | None, records: Sequence[Record]) -> bool:
-        """Make ``records`` durable; False when ``dedup_key`` was seen within the window.
+    def submit(self, dedup_key: str | None, records: Sequence[Record]) -> asyncio.Future[bool]:
+        """Make ``records`` durable; the future says False when ``dedup_key`` was seen
+        within the window. (A plain function returning the future: the request path
+        awaits it directly, without one more coroutine.)
 
         Raises BufferFull at the configured bound, Unavailable when the disk refuses.
         """
         if not self._accepting or self._loop is None:
             raise Unavailable("the buffer is not open")
         size = len(records[0].value) if len(records) == 1 else sum(len(r.value) for r in records)
-        result: bool = await self._enqueue(_Submission(dedup_key, records,
-                                                       self._loop.create_future(), size))
-        return result
+        return self._enqueue(_Submission(dedup_key, records, self._loop.create_future(), size))
 
     async def submit_each(self, records: Sequence[Record], keys: Sequence[str], *,
                           cursor: tuple[str, bytes] | None = None) -> list[bool]:
