@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -65,10 +66,14 @@ def deliveries(n: int) -> list[str]:
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
+def audit_lines(data_dir: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in (data_dir / "audit.jsonl").read_bytes().splitlines()]
+
+
 def accepted_in_order(data_dir: Path) -> list[str]:
     """Event ids in the order the gateway made them durable (its audit trail)."""
-    lines = [orjson.loads(x) for x in (data_dir / "audit.jsonl").read_bytes().splitlines()]
-    return [i for line in lines if line["outcome"] == "accepted" for i in line["event_ids"]]
+    return [i for line in audit_lines(data_dir) if line["outcome"] == "accepted"
+            for i in line["event_ids"]]
 
 
 def test_broker_outage_mid_load_loses_nothing_and_keeps_order(
@@ -229,10 +234,13 @@ def test_full_buffer_answers_503_and_loses_nothing(
         assert ready.status_code == 503, ready.text
         assert "buffer: full" in ready.json()["reason"], ready.text
         assert "kafka" in ready.json()["reason"], ready.text
-        audit = [orjson.loads(x) for x in (tmp_path / "data" / "audit.jsonl")
-                 .read_bytes().splitlines()]
-        assert Counter(line["reason"] for line in audit if line["outcome"] == "failed") == {
-            "buffer_full": 30}
+        failed: Counter[str] = Counter()
+        deadline = time.monotonic() + 10
+        while sum(failed.values()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)  # audit lines are written in batches, moments later
+            failed = Counter(line["reason"] for line in audit_lines(tmp_path / "data")
+                             if line["outcome"] == "failed")
+        assert failed == {"buffer_full": 30}
 
         own_kafka.start()
         wait_drained(gw.url)
