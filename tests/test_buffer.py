@@ -1,0 +1,114 @@
+"""The buffer's group commit, on a real SQLite file: the one-statement path for batches
+of new deliveries, and the submission-by-submission path it falls back to."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.buffer import Buffer, Record
+from gateway.config import BufferConfig
+from gateway.errors import BufferFull
+
+
+def record(n: int) -> Record:
+    return Record("t", b"k", b"v" * 10, f"id-{n}", "c", "e", "s")
+
+
+async def submit_together(buffer: Buffer, keys: list[str | None]) -> list[object]:
+    """Submitted in one loop turn, so the database thread commits them as one batch."""
+    futures = [buffer.submit(key, [record(i)]) for i, key in enumerate(keys)]
+    return list(await asyncio.gather(*futures, return_exceptions=True))
+
+
+def stored(path: Path) -> tuple[int, int, int]:
+    """(segments, events in the stats, dedup keys) as another process would read them."""
+    with sqlite3.connect(path) as conn:
+        segments = conn.execute("SELECT count(*) FROM segments").fetchone()[0]
+        events = conn.execute("SELECT events FROM stats").fetchone()[0]
+        keys = conn.execute("SELECT count(*) FROM dedup").fetchone()[0]
+    return segments, events, keys
+
+
+def run(settings: BufferConfig, path: Path, scenario: object) -> object:
+    async def main() -> object:
+        buffer = Buffer(path, settings)
+        await buffer.open()
+        try:
+            return await scenario(buffer)  # type: ignore[operator]
+        finally:
+            await buffer.close()
+    return asyncio.run(main())
+
+
+def test_new_deliveries_commit_as_one_segment_with_stats_and_keys(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        return await submit_together(buffer, ["a", "b", "c"])
+
+    assert run(BufferConfig(), path, scenario) == [True, True, True]
+    assert stored(path) == (1, 3, 3)
+
+
+def test_a_seen_key_in_a_batch_is_a_duplicate_and_the_rest_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        first = await submit_together(buffer, ["a"])
+        return first + await submit_together(buffer, ["b", "a", "c"])
+
+    assert run(BufferConfig(), path, scenario) == [True, True, False, True]
+    assert stored(path) == (2, 3, 3)
+
+
+def test_the_same_key_twice_in_one_batch_is_kept_once(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        return await submit_together(buffer, ["a", "a", None])
+
+    assert run(BufferConfig(), path, scenario) == [True, False, True]
+    assert stored(path) == (1, 2, 1)
+
+
+def test_a_batch_beyond_the_bound_keeps_what_fits(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        return await submit_together(buffer, ["a", "b", "c", "d", "e"])
+
+    outcomes = run(BufferConfig(max_events=3), path, scenario)
+    assert isinstance(outcomes, list)
+    assert outcomes[:3] == [True, True, True]
+    assert all(isinstance(o, BufferFull) for o in outcomes[3:])
+    assert stored(path) == (1, 3, 3)  # the refused ones claimed no key
+
+
+def test_without_a_window_nothing_is_a_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        return await submit_together(buffer, ["a"]) + await submit_together(buffer, ["a"])
+
+    assert run(BufferConfig(dedup_window_seconds=0), path, scenario) == [True, True]
+    assert stored(path) == (2, 2, 0)
+
+
+@pytest.mark.parametrize("acked", [1, 2])
+def test_acknowledged_segments_leave_the_stats(tmp_path: Path, acked: int) -> None:
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        await submit_together(buffer, ["a", "b"])
+        await submit_together(buffer, ["c"])
+        segments = await buffer.fetch()
+        await buffer.ack(segments[:acked])
+        return buffer.events
+
+    remaining = 1 if acked == 1 else 0
+    assert run(BufferConfig(), path, scenario) == remaining
+    assert stored(path)[:2] == (2 - acked, remaining)
