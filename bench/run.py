@@ -49,6 +49,7 @@ from gateway.localkafka import LocalKafka, free_port
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"
 CONNECTOR = "bench"
+WARM_UP = 3.0  # seconds of full load before any measured run: steady state, not startup
 
 
 @dataclass
@@ -215,7 +216,7 @@ def run_server(name: str, cmd: list[str], port: int, work: Path, args: argparse.
     proc = spawn(cmd, work / f"{name}.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        uvloop.run(drive(port, requests[:2000], concurrency=args.concurrency, duration=2))
+        uvloop.run(drive(port, requests, concurrency=args.concurrency, duration=WARM_UP))
         st, lat, secs = uvloop.run(drive(port, requests, concurrency=args.concurrency,
                                          duration=args.duration))
         return summarize(name, st, lat, secs)
@@ -256,7 +257,7 @@ class GatewayBench:
                           work / f"gateway-w{workers}.log",
                           {"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
         wait_http(self.url + "/healthz", self.proc)
-        self._drive(f"warm{workers}", 2000, duration=2.0)
+        self._drive(f"warm{workers}", args.max_requests, duration=WARM_UP)
 
     def _drive(self, tag: str, n: int, **kwargs: float) -> tuple[array[int], list[float],
                                                                   float]:
