@@ -23,9 +23,10 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer, RelayStatus, Segment
+from gateway.buffer import Buffer, Record, RelayStatus, Segment
 from gateway.config import KafkaConfig, LoadedConfig
 from gateway.kafka import make_producer
 from gateway.metrics import METRICS
@@ -38,6 +39,58 @@ LEASE_TTL = 5.0
 PROBE_EVERY = 5.0
 STATUS_EVERY = 1.0
 STALE_AFTER = 10.0
+
+
+class _Batch:
+    """Records bound for one partition, sent with one ``send_batch``."""
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.future: asyncio.Future[Any] | None = None  # set once sent
+
+
+class _Batches:
+    """Records grouped into one batch per partition, in order, partitioned the way the
+    producer's ``send`` would (murmur2 of the key), and sent when full: per record
+    this is one append, where ``send`` costs a future and a trip through the
+    accumulator."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.open: dict[tuple[str, int], _Batch] = {}
+        self.partitions: dict[tuple[str, bytes], int] = {}
+
+    async def partition(self, topic: str, key: bytes) -> int:
+        found = self.partitions.get((topic, key))
+        if found is None:
+            every = sorted(await self.producer.partitions_for(topic))
+            found = self.partitions[(topic, key)] = _PARTITIONER(key, every, every)
+        return found
+
+    async def add(self, record: Record) -> _Batch:
+        where = (record.topic, await self.partition(record.topic, record.key))
+        for _ in range(2):
+            batch = self.open.get(where)
+            if batch is None:
+                batch = self.open[where] = _Batch(self.producer.create_batch())
+            if batch.builder.append(key=record.key, value=record.value, timestamp=None,
+                                    headers=record.headers()) is not None:
+                return batch
+            await self._send(where)  # full: off it goes, and a fresh one takes the record
+        raise AssertionError("an empty batch always takes a record")
+
+    async def _send(self, where: tuple[str, int]) -> None:
+        batch = self.open.pop(where)
+        batch.builder.close()
+        batch.future = await self.producer.send_batch(batch.builder, where[0],
+                                                      partition=where[1])
+
+    async def flush(self) -> None:
+        for where in list(self.open):
+            await self._send(where)
+
+
+_PARTITIONER = DefaultPartitioner()
 
 
 class Relay:
@@ -154,20 +207,22 @@ class Relay:
         True when everything went. On a failure, the acknowledged prefix of the segment it
         hit is remembered, so the retry resends only the rest of it.
         """
-        sent: list[tuple[int, Any]] = []  # (segment index, delivery future)
+        sent: list[tuple[int, Any]] = []  # per record, in order: (segment index, its batch)
         error: str | None = None
-        for index, segment in enumerate(segments):
-            for r in segment.records[self._partial.get(segment.id, 0):]:
-                try:
-                    fut = await self._producer.send(r.topic, r.value, key=r.key,
-                                                    headers=r.headers())
-                except KafkaError as exc:
-                    error = type(exc).__name__
-                    break
-                sent.append((index, fut))
-            if error is not None:
-                break
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        try:
+            batches = _Batches(self._producer)
+            for index, segment in enumerate(segments):
+                for r in segment.records[self._partial.get(segment.id, 0):]:
+                    sent.append((index, await batches.add(r)))
+            await batches.flush()
+        except KafkaError as exc:
+            error = type(exc).__name__
+        unsent = next((i for i, (_, batch) in enumerate(sent) if batch.future is None), None)
+        sent = [(index, batch.future) for index, batch in sent[:unsent]]  # an acked prefix
+        futures = list(dict.fromkeys(future for _, future in sent))
+        outcomes = dict(zip(futures, await asyncio.gather(*futures, return_exceptions=True),
+                            strict=True))
+        results = [outcomes[future] for _, future in sent]
 
         acked = [self._partial.get(s.id, 0) for s in segments]
         published: dict[str, list[str]] = defaultdict(list)
