@@ -12,6 +12,7 @@ overrides only the hooks it needs. The pipeline calls, in order:
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,20 @@ class HandshakeReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+class RateLimit(BaseModel):
+    """Authentic deliveries accepted per second per worker process, with bursts up to
+    ``burst`` (a token bucket); past it, 429 with ``Retry-After``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: float = Field(gt=0)
+    burst: int | None = Field(default=None, ge=1)  # default: one second's worth
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, math.ceil(self.per_second))
+
+
 class ConnectorConfig(BaseModel):
     """Options every connector takes where its scheme needs them (DESIGN.md)."""
 
@@ -123,6 +138,7 @@ class ConnectorConfig(BaseModel):
     public_url: str | None = None
     topic: str | None = None
     events: list[str] | None = None
+    rate_limit: RateLimit | None = None
     _secret_bytes: list[bytes] | None = PrivateAttr(default=None)
 
     def secret_values(self) -> list[bytes]:

@@ -6,7 +6,8 @@
      │    ├── UnknownConnector    404 unknown_connector
      │    ├── PayloadTooLarge     413 too_large
      │    ├── SignatureError      401 invalid_signature / missing_signature / stale_timestamp
-     │    └── MalformedRequest    400 malformed
+     │    ├── MalformedRequest    400 malformed
+     │    └── RateLimited         429 rate_limited, with Retry-After
      ├── Unnormalizable           authentic, but cannot become an envelope: dead-letter it
      └── Unavailable              cannot make the event durable now: 503 with Retry-After
           └── BufferFull          the local buffer reached its bound
@@ -55,6 +56,11 @@ class Rejected(GatewayError):
         self.detail = detail
         self.reason = reason or self.code
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the refusal."""
+        return {}
+
 
 class UnknownConnector(Rejected):
     status = 404
@@ -83,6 +89,21 @@ class SignatureError(Rejected):
 class MalformedRequest(Rejected):
     status = 400
     code = "malformed"
+
+
+class RateLimited(Rejected):
+    """The connector's ``rate_limit`` is spent; the sender should retry later."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class Unnormalizable(GatewayError):

@@ -29,6 +29,7 @@ from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import (
+    RateLimited,
     Rejected,
     SignatureError,
     Unavailable,
@@ -36,6 +37,7 @@ from gateway.errors import (
     Unnormalizable,
 )
 from gateway.metrics import METRICS
+from gateway.ratelimit import RateLimits
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +102,7 @@ class Pipeline:
         self.buffer = buffer
         self.audit = audit
         self.records = Records(settings.kafka.topic)
+        self.limits = RateLimits(connectors)
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
@@ -120,11 +123,13 @@ class Pipeline:
                                     "this connector takes POST deliveries", "rejected")
             await connector.authenticate(request)
             reply = await connector.respond(request)
+            if reply is None:
+                self.limits.check(connector_id)
         except Rejected as exc:
             audit("rejected", exc.reason)
             log.info("rejected", reason=exc.reason, request_id=request_id,
                      connector_id=connector_id)
-            return Answer.error(exc.status, exc.code, exc.detail, "rejected")
+            return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
         except Unavailable as unavailable:  # e.g. a signing certificate could not be fetched
             audit("failed", unavailable.code)
             return _unavailable(unavailable)
@@ -278,6 +283,11 @@ class ApiEvents:
             return Answer.error(401, exc.code, exc.detail, "rejected")
         connector_id = connector.connector_id
         audit = _auditor(p.audit, connector_id, request, request_id, body_sha256)
+        try:
+            p.limits.check(connector_id)
+        except RateLimited as exc:
+            audit("rejected", exc.reason)
+            return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
         try:
             body = request.json()
         except Unnormalizable:

@@ -92,12 +92,17 @@ connectors:
   hook:
     type: webhook
     config: {secret: x, algorithm: md5, surprise: 1}
+  limited:
+    type: webhook
+    config: {secret: x, rate_limit: {per_second: 0, burst: 0}}
 """)
     with pytest.raises(ConfigError) as err:
         load_config(path, env={})
     paths = sorted(p.path for p in err.value.problems)
     assert paths == ["connectors.gh.config", "connectors.hook.config.algorithm",
-                     "connectors.hook.config.surprise"]
+                     "connectors.hook.config.surprise",
+                     "connectors.limited.config.rate_limit.burst",
+                     "connectors.limited.config.rate_limit.per_second"]
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -40,6 +40,9 @@ def gateway(kafka_bootstrap: str, data_dir: Path, topic_prefix: str,
         "github-nodedup": {"type": "github", "config": {"secret": SECRET,
                                                         "topic": f"{topic_prefix}.nodedup"}},
         "github-off": {"type": "github", "enabled": False, "config": {"secret": SECRET}},
+        "github-limited": {"type": "github", "config": {
+            "secret": SECRET, "topic": f"{topic_prefix}.limited",
+            "rate_limit": {"per_second": 0.2, "burst": 2}}},
     }
     with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as server:
         yield server, topic_prefix
@@ -327,3 +330,34 @@ def test_gateway_sign_prints_a_curl_that_the_real_server_accepts(
         refused = subprocess.run([sys.executable, "-m", "gateway", "sign", "dc", "--config",
                                   str(path)], capture_output=True, text=True, check=False)
         assert refused.returncode == 2 and "private key" in refused.stderr
+
+
+def test_rate_limit_answers_429_after_the_burst_and_forgeries_do_not_spend_it(
+        gateway: tuple[ThreadServer, str], kafka_bootstrap: str, pull_request_body: bytes
+) -> None:
+    server, prefix = gateway
+    url = f"{server.url}/webhooks/github-limited"
+
+    def deliver(secret: str = SECRET) -> httpx.Response:
+        return httpx.post(url, content=pull_request_body, headers=github_headers(
+            pull_request_body, "pull_request", str(uuid.uuid4()), secret))
+
+    assert [deliver("forged").status_code for _ in range(3)] == [401, 401, 401]
+    first, second, third = deliver(), deliver(), deliver()
+    assert (first.status_code, second.status_code) == (202, 202), first.text
+    assert third.status_code == 429
+    assert third.json()["error"] == "rate_limited"
+    assert 1 <= int(third.headers["Retry-After"]) <= 5  # 0.2/s: a token every 5 s
+    rid = third.headers["x-request-id"]
+    [line] = server.wait_audit(lambda line: line["request_id"] == rid)
+    assert (line["outcome"], line["reason"], line["event_ids"]) == (
+        "rejected", "rate_limited", [])
+    assert deliver().status_code == 429  # still empty
+    records = consume(kafka_bootstrap, f"{prefix}.limited", expect=2)
+    assert sorted(r.value and orjson.loads(r.value)["id"] for r in records) == sorted(
+        first.json()["event_ids"] + second.json()["event_ids"])
+    # other connectors have no limit
+    assert all(httpx.post(f"{server.url}/webhooks/github-nodedup", content=pull_request_body,
+                          headers=github_headers(pull_request_body, "push",
+                                                 str(uuid.uuid4()))).status_code == 202
+               for _ in range(4))

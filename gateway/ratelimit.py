@@ -1,0 +1,48 @@
+"""Per-connector rate limits: a token bucket per connector, per worker process.
+
+A connector's ``config.rate_limit`` (``per_second``, ``burst``) bounds the authentic
+deliveries it accepts; past it the sender gets 429 with ``Retry-After``, the refusal is
+audited as ``rejected``/``rate_limited``, and nothing reaches the buffer. Handshakes and
+unauthentic requests are not counted: a forger cannot spend a sender's allowance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from connectors.base import Connector, RateLimit
+from gateway.errors import RateLimited
+
+
+class TokenBucket:
+    def __init__(self, limit: RateLimit) -> None:
+        self.rate = limit.per_second
+        self.capacity = limit.capacity
+        self.tokens = float(self.capacity)
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken, else the seconds until one is there."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class RateLimits:
+    def __init__(self, connectors: dict[str, Connector]) -> None:
+        self.buckets = {cid: TokenBucket(c.config.rate_limit)
+                        for cid, c in connectors.items() if c.config.rate_limit is not None}
+
+    def check(self, connector_id: str) -> None:
+        """Count one delivery for ``connector_id``; RateLimited when its bucket is empty."""
+        bucket = self.buckets.get(connector_id)
+        if bucket is not None:
+            wait = bucket.take()
+            if wait:
+                raise RateLimited(f"connector {connector_id!r} is over its rate limit",
+                                  retry_after=max(1, math.ceil(wait)))
