@@ -243,8 +243,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         await audit.open()
         relay: Relay | RelayMonitor
         if relay_in_process:
-            relay = Relay(buffer, settings.kafka, audit, max_request_size=max(
-                1 << 20, 2 * settings.server.max_body_bytes + 65536))
+            relay = Relay(buffer, settings.kafka, audit)
         else:
             relay = RelayMonitor(buffer)
         relay.start()

@@ -43,6 +43,10 @@ class KafkaConfig(_Strict):
     linger_ms: int = Field(default=5, ge=0)
     request_timeout_ms: int = Field(default=15_000, gt=0)
     compression_type: str | None = None
+    # The largest record the broker takes (its message.max.bytes; a topic's
+    # max.message.bytes if lower). A delivery whose event would be larger is refused
+    # with 413 before it is accepted: acknowledged, it could never be published.
+    max_message_bytes: int = Field(default=1_048_576, ge=4096)
 
 
 class AuditConfig(_Strict):

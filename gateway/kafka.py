@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from gateway.config import KafkaConfig
 
 
-def make_producer(cfg: KafkaConfig, *, max_request_size: int) -> AIOKafkaProducer:
+def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=cfg.bootstrap_servers,
         client_id=cfg.client_id,
@@ -15,7 +15,7 @@ def make_producer(cfg: KafkaConfig, *, max_request_size: int) -> AIOKafkaProduce
         enable_idempotence=True,
         linger_ms=cfg.linger_ms,
         max_batch_size=256 * 1024,
-        max_request_size=max_request_size,
+        max_request_size=cfg.max_message_bytes + 65536,  # the record, and a request's own
         request_timeout_ms=cfg.request_timeout_ms,
         retry_backoff_ms=200,
         compression_type=cfg.compression_type,

@@ -26,9 +26,10 @@ from connectors.base import (
 )
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, KafkaConfig
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import (
+    PayloadTooLarge,
     RateLimited,
     Rejected,
     SignatureError,
@@ -63,11 +64,19 @@ class Answer:
 
 class Records:
     """Kafka records from envelope fields, for every way events come in (webhooks,
-    /api/events, pollers): the topic is the connector's or the template's (cached)."""
+    /api/events, pollers): the topic is the connector's or the template's (cached).
+    A record the broker would refuse as too large raises PayloadTooLarge (413)."""
 
-    def __init__(self, topic_template: str) -> None:
-        self.template = topic_template
+    def __init__(self, kafka: KafkaConfig) -> None:
+        self.template = kafka.topic
+        # room for the key, the headers and the batch around one record
+        self.max_value = kafka.max_message_bytes - 2048
         self._topics: dict[tuple[str, str, str], str] = {}
+
+    def check_size(self, value: bytes) -> None:
+        if len(value) > self.max_value:
+            raise PayloadTooLarge(f"the event would be {len(value)} bytes on Kafka, more than"
+                                  " kafka.max_message_bytes allows")
 
     def topic(self, connector: Connector, source: str, event_type: str) -> str:
         cache_key = (connector.connector_id, source, event_type)
@@ -89,6 +98,7 @@ class Records:
                                     payload=payload, raw_payload=raw)
         except orjson.JSONEncodeError as exc:
             raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
+        self.check_size(value)
         return Record(topic=self.topic(connector, source, type), key=(key or cid).encode(),
                       value=value, event_id=eid, connector_id=cid, event_type=type,
                       source=source)
@@ -101,7 +111,7 @@ class Pipeline:
         self.connectors = connectors
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka.topic)
+        self.records = Records(settings.kafka)
         self.limits = RateLimits(connectors)
 
     async def webhook(self, connector_id: str, request: InboundRequest,
@@ -126,10 +136,9 @@ class Pipeline:
             if reply is None:
                 self.limits.check(connector_id)
         except Rejected as exc:
-            audit("rejected", exc.reason)
             log.info("rejected", reason=exc.reason, request_id=request_id,
                      connector_id=connector_id)
-            return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
+            return self._refuse(exc, audit)
         except Unavailable as unavailable:  # e.g. a signing certificate could not be fetched
             audit("failed", unavailable.code)
             return _unavailable(unavailable)
@@ -144,8 +153,14 @@ class Pipeline:
             drafts = connector.normalize(request)
             records = [self._record(connector, draft, delivery, i, request.received_at)
                        for i, draft in enumerate(drafts) if connector.allows(draft.type)]
+        except PayloadTooLarge as exc:
+            return self._refuse(exc, audit)
         except Unnormalizable as exc:
-            record = self._dead_letter(connector, request, delivery, exc.reason, request_id)
+            try:
+                record = self._dead_letter(connector, request, delivery, exc.reason,
+                                           request_id)
+            except PayloadTooLarge as too_large:
+                return self._refuse(too_large, audit)
             try:
                 fresh = await self.buffer.submit(dedup_key, [record])
             except Unavailable as unavailable:
@@ -176,6 +191,11 @@ class Pipeline:
         audit("accepted", ids=ids)
         return Answer(202, b'{"event_ids":' + orjson.dumps(ids) + b"}", outcome="accepted")
 
+    @staticmethod
+    def _refuse(exc: Rejected, audit: Callable[..., None]) -> Answer:
+        audit("rejected", exc.reason)
+        return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
+
     def _record(self, connector: Connector, draft: EventDraft, delivery: str, index: int,
                 received_at: datetime) -> Record:
         return self.records.build(
@@ -199,6 +219,7 @@ class Pipeline:
             "request_id": request_id, "content_type": request.header("content-type"),
             "body": text, "body_base64": b64,
         })
+        self.records.check_size(value)
         return Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
                       value=value, event_id=eid, connector_id=cid,
                       event_type="gateway.dead_letter", source=connector.source_slug)
@@ -312,14 +333,18 @@ class ApiEvents:
             return Answer.json(400, {"error": "malformed", "detail": "invalid events",
                                      "problems": problems}, "rejected")
         records, keys = [], []
-        for i, event in enumerate(events):
-            assert event is not None
-            delivery = f"client:{event['id']}" if event.get("id") else f"sha256:{body_sha256}:{i}"
-            records.append(p.records.build(
-                connector, event_id(connector_id, delivery), source=event["source"],
-                type=event["type"], timestamp=event["timestamp"],
-                received_at=request.received_at, payload=event["payload"]))
-            keys.append(f"{connector_id}:{delivery}")
+        try:
+            for i, event in enumerate(events):
+                assert event is not None
+                delivery = (f"client:{event['id']}" if event.get("id")
+                            else f"sha256:{body_sha256}:{i}")
+                records.append(p.records.build(
+                    connector, event_id(connector_id, delivery), source=event["source"],
+                    type=event["type"], timestamp=event["timestamp"],
+                    received_at=request.received_at, payload=event["payload"]))
+                keys.append(f"{connector_id}:{delivery}")
+        except PayloadTooLarge as exc:
+            return Pipeline._refuse(exc, audit)
         try:
             fresh = await p.buffer.submit_each(records, keys)
         except Unavailable as unavailable:

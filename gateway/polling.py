@@ -25,7 +25,7 @@ from connectors.polling import PollError, PollHttp, PollingConnector, PollSchedu
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import GatewayConfig
-from gateway.errors import Unavailable
+from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.pipeline import Records
 from gateway.tasks import cancel
 
@@ -40,7 +40,7 @@ class PollRunner:
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka.topic)
+        self.records = Records(settings.kafka)
         self.health: dict[str, dict[str, Any]] = {
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None} for cid in self.pollers}
@@ -102,7 +102,8 @@ class PollRunner:
         while True:
             try:
                 await self.run_once(cid, poller, http)
-            except (PollError, httpx.HTTPError, Unavailable, ValueError, KeyError) as exc:
+            except (PollError, httpx.HTTPError, Unavailable, PayloadTooLarge, ValueError,
+                    KeyError) as exc:  # a too large event stops its poller, visibly
                 health = self.health[cid]
                 health["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
                 health["last_error_at"] = time.time()

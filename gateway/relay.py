@@ -94,12 +94,10 @@ _PARTITIONER = DefaultPartitioner()
 
 
 class Relay:
-    def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog, *,
-                 max_request_size: int) -> None:
+    def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog) -> None:
         self.buffer = buffer
         self.kafka = kafka
         self.audit = audit
-        self.max_request_size = max_request_size
         self.owner = uuid.uuid4().hex
         self.kafka_ok = False
         self.kafka_error: str | None = "not connected yet"
@@ -153,8 +151,7 @@ class Relay:
                         self.kafka_ok, self.kafka_error, self.published, time.time()))
             if self._producer is None:
                 # Owned before start(), so that stop() closes it even mid-connect.
-                self._producer = make_producer(self.kafka,
-                                               max_request_size=self.max_request_size)
+                self._producer = make_producer(self.kafka)
                 try:
                     await self._producer.start()
                 except (KafkaError, OSError) as exc:
@@ -299,8 +296,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     audit = AuditLog(settings.audit_path)
     await buffer.open()
     await audit.open()
-    relay = Relay(buffer, settings.kafka, audit,
-                  max_request_size=max(1 << 20, 2 * settings.server.max_body_bytes + 65536))
+    relay = Relay(buffer, settings.kafka, audit)
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit)
     runner.start()

@@ -361,3 +361,30 @@ def test_rate_limit_answers_429_after_the_burst_and_forgeries_do_not_spend_it(
                           headers=github_headers(pull_request_body, "push",
                                                  str(uuid.uuid4()))).status_code == 202
                for _ in range(4))
+
+
+def test_an_event_too_large_for_kafka_is_refused_before_it_is_accepted(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path) -> None:
+    """Acknowledged, an event the broker refuses could never be published (the relay would
+    retry it forever): the gateway answers 413 instead, for events and dead letters."""
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["kafka"]["max_message_bytes"] = 8192
+    cfg["kafka"]["dead_letter_topic"] = f"{topic_prefix}.dlq"
+    cfg["connectors"] = {"gh": {"type": "github", "config": {"secret": SECRET}}}
+    with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as server:
+        url = f"{server.url}/webhooks/gh"
+
+        def deliver(body: bytes) -> httpx.Response:
+            return httpx.post(url, content=body, headers=github_headers(
+                body, "push", str(uuid.uuid4())))
+
+        small = deliver(orjson.dumps({"ref": "main", "pad": "x" * 1000}))
+        big = deliver(orjson.dumps({"ref": "main", "pad": "x" * 7000}))
+        big_garbage = deliver(b"\xff" * 7000)  # a dead letter: base64 makes it larger
+        assert small.status_code == 202, small.text
+        assert (big.status_code, big.json()["error"]) == (413, "too_large")
+        assert big_garbage.status_code == 413
+        lines = server.wait_audit(lambda line: line["reason"] == "too_large", count=2)
+        assert [line["outcome"] for line in lines] == ["rejected", "rejected"]
+    assert len(consume(kafka_bootstrap, f"{topic_prefix}.github", expect=1)) == 1
+    assert consume(kafka_bootstrap, f"{topic_prefix}.dlq", timeout=3) == []

@@ -46,8 +46,7 @@ def test_batches_go_to_the_keys_partitions_in_order(kafka_bootstrap: str,
         await audit.open()
         for records in segments:
             assert await buffer.submit(None, records)
-        relay = Relay(buffer, KafkaConfig(bootstrap_servers=kafka_bootstrap), audit,
-                      max_request_size=1 << 20)
+        relay = Relay(buffer, KafkaConfig(bootstrap_servers=kafka_bootstrap), audit)
         relay.start()
         try:
             for _ in range(300):
