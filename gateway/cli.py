@@ -117,20 +117,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         gateway_logging.configure()
         relay = RelayProcess(config_path.resolve())
         relay.start()
-        try:  # no "server: uvicorn" header: a sender need not learn what answers it
+        # No "server: uvicorn" header: a sender need not learn what answers it. No
+        # log_config: uvicorn's own logs go through ours (gateway/logging.py), as JSON.
+        try:
             if workers == 1:
                 from gateway.app import create_app
 
                 uvicorn.run(create_app(loaded, relay_in_process=False), host=host, port=port,
                             log_level="warning", access_log=False, loop="uvloop",
-                            http="httptools", server_header=False,
+                            http="httptools", server_header=False, log_config=None,
                             timeout_graceful_shutdown=20)
             else:
                 os.environ["GATEWAY_RELAY"] = "external"
                 uvicorn.run("gateway.app:create_app_from_env", factory=True, host=host,
                             port=port, workers=workers, log_level="warning", access_log=False,
                             loop="uvloop", http="httptools", server_header=False,
-                            timeout_graceful_shutdown=20)
+                            log_config=None, timeout_graceful_shutdown=20)
         finally:
             relay.stop()
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -56,3 +58,17 @@ def test_raw_payload_embedding_equals_serializing_the_parsed_body() -> None:
     parsed = encode_envelope(**common)  # type: ignore[arg-type]
     assert orjson.loads(raw) == orjson.loads(parsed)
     assert orjson.loads(parsed) == orjson.loads(Envelope(**common).to_json())  # type: ignore[arg-type]
+
+
+def test_library_logs_come_out_as_the_same_json_lines() -> None:
+    script = ("import logging\nfrom gateway import logging as gateway_logging\n"
+              "gateway_logging.configure()\n"
+              "logging.getLogger('aiokafka.conn').warning('broker %s unreachable', 'b1')\n"
+              "logging.getLogger('aiokafka.conn').info('below the floor')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent)
+    [line] = [orjson.loads(x) for x in out.stdout.splitlines()]
+    assert (line["event"], line["level"], line["logger"]) == (
+        "broker b1 unreachable", "warning", "aiokafka.conn")
+    assert line["timestamp"].endswith("Z")
+    assert out.stderr == ""
