@@ -7,10 +7,13 @@ same transaction as the events, so "seen" and "kept" can never disagree, and SQL
 write lock makes the check atomic across worker processes.
 
 All database work runs on one dedicated thread; requests queue their submissions and
-one transaction commits everything that arrived meanwhile (group commit). A group commit
-is stored as one *segment* row holding its records, and the deduplication check is one
-set-based statement, so a transaction costs a handful of SQLite calls whatever its size
-and the thread rarely has to win the GIL back from a busy event loop.
+one transaction commits everything that arrived meanwhile (group commit), the next one
+starting as soon as the last is done. A group commit is stored as one *segment* row
+holding its records; triggers keep the stats and the deduplication rows. When every
+submission in it is new and fits, the whole commit is one ``INSERT`` (``_commit_all``):
+every SQLite call hands the GIL to the event loop and must wait to get it back, so the
+fewer calls, the sooner the 2xx. Otherwise one explicit transaction sorts the batch out
+submission by submission (``_commit_each``).
 """
 
 from __future__ import annotations
