@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
@@ -32,7 +32,7 @@ from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge
-from gateway.metrics import METRICS
+from gateway.metrics import METRICS, MetricsSync, render
 from gateway.pipeline import Answer, ApiEvents, Pipeline
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
@@ -53,6 +53,7 @@ class Runtime:
     relay: Relay | RelayMonitor
     pipeline: Pipeline
     api: ApiEvents
+    metrics: MetricsSync
 
 
 def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
@@ -145,7 +146,7 @@ class Gateway:
             except PayloadTooLarge as exc:
                 rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
                                 request_id=request_id, remote_addr=remote)
-                METRICS.outcome(connector_id or "-", "rejected").inc()
+                METRICS.count(connector_id or "-", "rejected")
                 await _answer(send, 413, orjson.dumps({"error": exc.code,
                                                        "detail": exc.detail}),
                               request_id, {"connection": "close"})
@@ -169,7 +170,7 @@ class Gateway:
             return
         await _answer(send, answer.status, answer.body, request_id, answer.headers,
                       answer.content_type)
-        METRICS.latency.observe(time.perf_counter() - started)
+        METRICS.observe(time.perf_counter() - started)
 
 
 async def healthz(request: Request) -> Response:
@@ -201,10 +202,12 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    METRICS.buffer_events.set(rt.buffer.events)
-    METRICS.relay_published.set(rt.relay.published)
-    METRICS.buffer_bytes.set(rt.buffer.bytes)
-    return Response(generate_latest(METRICS.registry), media_type=CONTENT_TYPE_LATEST)
+    snapshots = rt.metrics.totals()
+    text = render(snapshots, {
+        "gateway_buffer_events": rt.buffer.events, "gateway_buffer_bytes": rt.buffer.bytes,
+        "gateway_relay_published_events": rt.relay.published,
+        "gateway_kafka_up": int(rt.relay.kafka_ok), "gateway_workers_reporting": len(snapshots)})
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -251,13 +254,17 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                             audit)
         runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
-        app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline))
+        sync = MetricsSync(METRICS, buffer)
+        sync.start()
+        app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
+                                    sync)
         _tune_gc()
         log.info("gateway_started", connectors=sorted(loaded.connectors),
                  data_dir=settings.data_dir, pid=os.getpid())
         try:
             yield
         finally:
+            await sync.stop()
             await runner.stop()
             for connector in loaded.connectors.values():
                 await connector.aclose()

@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS poller_status (id INTEGER PRIMARY KEY CHECK (id = 1),
 CREATE TABLE IF NOT EXISTS relay_status (id INTEGER PRIMARY KEY CHECK (id = 1),
     kafka_ok INTEGER NOT NULL, error TEXT, published INTEGER NOT NULL, updated REAL NOT NULL);
 INSERT OR IGNORE INTO relay_status VALUES (1, 0, 'no relay has run yet', 0, 0);
+CREATE TABLE IF NOT EXISTS worker_metrics (worker TEXT PRIMARY KEY, snapshot BLOB NOT NULL,
+    updated REAL NOT NULL);
 """
 
 # Stats and deduplication rows follow the segments by trigger, so that a group commit is
@@ -535,6 +537,30 @@ class Buffer:
                 "SELECT kafka_ok, error, published, updated FROM relay_status").fetchone()
             return RelayStatus(bool(row[0]), row[1], row[2], row[3])
         return await self._run(read)
+
+    async def share_metrics(self, worker: str, snapshot: bytes, oldest: float) -> list[bytes]:
+        """Store ``worker``'s metrics snapshot; forget those not updated since ``oldest``;
+        return the other workers' snapshots."""
+        def share() -> list[bytes]:
+            conn = self._conn
+            assert conn is not None
+            conn.execute("PRAGMA synchronous=NORMAL")  # counters: no fsync needed
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute("INSERT OR REPLACE INTO worker_metrics VALUES (?, ?, ?)",
+                                 (worker, snapshot, time.time()))
+                    conn.execute("DELETE FROM worker_metrics WHERE updated < ?", (oldest,))
+                    rows = conn.execute("SELECT snapshot FROM worker_metrics WHERE worker != ?",
+                                        (worker,)).fetchall()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+            return [bytes(row[0]) for row in rows]
+        return await self._run(share)
 
     async def write_pollers(self, view: dict[str, Any]) -> None:
         def write() -> None:

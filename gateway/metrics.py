@@ -1,75 +1,161 @@
-"""Prometheus metrics, served as text at ``GET /metrics``.
+"""Prometheus metrics, served as text at ``GET /metrics``, summed over the workers.
 
-With several worker processes each worker reports its own counters (the scrape hits
-one of them); buffer depth is read from the shared buffer and is the same everywhere.
+Each worker counts in plain Python on its event loop (no locks: one dict addition per
+request) and, every few seconds, writes a snapshot of its counts into the shared buffer
+(``MetricsSync``). A scrape reaches one worker; it answers with its own counts plus the
+latest snapshot of every other worker, so the totals do not depend on which worker the
+scrape hit. Snapshots of workers gone for ``PEER_TTL`` are dropped (the totals then fall,
+which Prometheus reads as a counter reset). Buffer depth and Kafka's state come from the
+shared buffer and are the same everywhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import os
+import socket
+import time
+import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import HistogramMetricFamily
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from gateway.buffer import Buffer
 
-class FastHistogram(Collector):
-    """A histogram for the request path: one bisect and two additions per observation,
-    no locks (observed from the event loop only); exported in the standard form."""
+log = structlog.get_logger(__name__)
 
-    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...]) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sum += value
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        cumulative, buckets = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            cumulative += count
-            buckets.append(('+Inf' if bound == float('inf') else repr(bound), cumulative))
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets,
-                                    sum_value=self.sum)
+LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+MAX_LABELS = 10_000  # connector ids come from URLs: unknown ones must not grow this forever
+SYNC_EVERY = 2.0
+PEER_TTL = 600.0
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "gateway_requests", "Requests by connector and outcome",
-            ["connector_id", "outcome"], registry=self.registry)
-        self.latency = FastHistogram(
-            "gateway_request_duration_seconds", "Time from request to answer",
-            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.registry.register(self.latency)
-        self.published = Counter(
-            "gateway_published_events", "Events this process's relay saw acknowledged by Kafka",
-            registry=self.registry)
-        self.relay_published = Gauge(
-            "gateway_relay_published_events", "Events the relay published since it started",
-            registry=self.registry)
-        self.buffer_events = Gauge(
-            "gateway_buffer_events", "Events in the local buffer", registry=self.registry)
-        self.buffer_bytes = Gauge(
-            "gateway_buffer_bytes", "Bytes in the local buffer", registry=self.registry)
-        self._outcomes: dict[tuple[str, str], Counter] = {}
-        self.kafka_up = Gauge(
-            "gateway_kafka_up", "1 when Kafka answered the last request", registry=self.registry)
+    """This process's counts."""
 
-    def outcome(self, connector_id: str, outcome: str) -> Counter:
-        """The request counter's child for one connector and outcome (cached)."""
-        child = self._outcomes.get((connector_id, outcome))
-        if child is None:
-            child = self.requests.labels(connector_id, outcome)
-            if len(self._outcomes) < 10_000:  # unknown connector ids must not grow it
-                self._outcomes[(connector_id, outcome)] = child
-        return child
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.latency_counts = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.latency_sum = 0.0
+        self.published = 0  # events an in-process relay saw acknowledged
+
+    def count(self, connector_id: str, outcome: str) -> None:
+        key = (connector_id, outcome)
+        if key in self.requests:
+            self.requests[key] += 1
+        elif len(self.requests) < MAX_LABELS:
+            self.requests[key] = 1
+        else:
+            self.count("_other", outcome)
+
+    def observe(self, seconds: float) -> None:
+        self.latency_counts[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"requests": [[cid, outcome, n] for (cid, outcome), n in self.requests.items()],
+                "latency_counts": list(self.latency_counts), "latency_sum": self.latency_sum,
+                "published": self.published}
+
+
+def render(snapshots: list[dict[str, Any]], gauges: dict[str, float]) -> bytes:
+    """The text exposition of ``snapshots`` summed, and of ``gauges``."""
+    registry = CollectorRegistry()
+    registry.register(_Families(snapshots, gauges))
+    return generate_latest(registry)
+
+
+_GAUGES = {
+    "gateway_buffer_events": "Events in the local buffer",
+    "gateway_buffer_bytes": "Bytes in the local buffer",
+    "gateway_relay_published_events": "Events the relay published since it started",
+    "gateway_kafka_up": "1 when Kafka answered the relay's last request",
+    "gateway_workers_reporting": "Worker processes whose counts these totals include",
+}
+
+
+class _Families(Collector):
+    def __init__(self, snapshots: list[dict[str, Any]], gauges: dict[str, float]) -> None:
+        self.snapshots = snapshots
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[Metric]:
+        requests: dict[tuple[str, str], int] = {}
+        counts = [0] * (len(LATENCY_BOUNDS) + 1)
+        total, published = 0.0, 0
+        for snap in self.snapshots:
+            for cid, outcome, n in snap["requests"]:
+                requests[(cid, outcome)] = requests.get((cid, outcome), 0) + n
+            counts = [a + b for a, b in zip(counts, snap["latency_counts"], strict=True)]
+            total += snap["latency_sum"]
+            published += snap["published"]
+        family = CounterMetricFamily("gateway_requests", "Requests by connector and outcome",
+                                     labels=["connector_id", "outcome"])
+        for (cid, outcome), n in sorted(requests.items()):
+            family.add_metric([cid, outcome], n)
+        yield family
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LATENCY_BOUNDS, float("inf")), counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        yield HistogramMetricFamily("gateway_request_duration_seconds",
+                                    "Time from request to answer", buckets=buckets,
+                                    sum_value=total)
+        yield CounterMetricFamily("gateway_published_events",
+                                  "Events an in-process relay saw acknowledged by Kafka",
+                                  value=published)
+        for name, doc in _GAUGES.items():
+            yield GaugeMetricFamily(name, doc, value=self.gauges.get(name, 0))
+
+
+class MetricsSync:
+    """Shares this worker's counts through the buffer and keeps the other workers' latest."""
+
+    def __init__(self, metrics: Metrics, buffer: Buffer) -> None:
+        self.metrics = metrics
+        self.buffer = buffer
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.peers: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics-sync")
+
+    async def stop(self) -> None:
+        from gateway.tasks import cancel
+
+        await cancel(self._task)
+        self._task = None
+
+    async def sync(self) -> None:
+        rows = await self.buffer.share_metrics(self.worker,
+                                               orjson.dumps(self.metrics.snapshot()),
+                                               time.time() - PEER_TTL)
+        self.peers = [orjson.loads(row) for row in rows]
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except Exception as exc:  # the disk refused: the totals wait, requests do not
+                log.warning("metrics_sync_failed", error=type(exc).__name__)
+            await asyncio.sleep(SYNC_EVERY)
+
+    def totals(self) -> list[dict[str, Any]]:
+        """Snapshots to sum: this worker's, now, and the others' latest."""
+        return [self.metrics.snapshot(), *self.peers]
 
 
 METRICS = Metrics()

@@ -129,14 +129,12 @@ class Relay:
             log.warning("kafka_unavailable", reason=reason)
         self.kafka_ok = False
         self.kafka_error = reason
-        METRICS.kafka_up.set(0)
 
     def _up(self) -> None:
         if not self.kafka_ok:
             log.info("kafka_available")
         self.kafka_ok = True
         self.kafka_error = None
-        METRICS.kafka_up.set(1)
 
     async def _run(self) -> None:
         backoff = 0.2
@@ -242,7 +240,7 @@ class Relay:
         n = sum(len(ids) for ids in published.values())
         if n:
             self.published += n
-            METRICS.published.inc(n)
+            METRICS.published += n
             for connector_id, ids in published.items():
                 self.audit.record("published", connector_id=connector_id, event_ids=ids)
             self._up()
@@ -282,7 +280,6 @@ class RelayMonitor:
                 else:
                     self.kafka_ok, self.kafka_error = status.kafka_ok, status.error
                 self.published = status.published
-            METRICS.kafka_up.set(1 if self.kafka_ok else 0)
             await asyncio.sleep(0.5)
 
 
