@@ -1,5 +1,12 @@
 """Providers whose proof travels inside the body rather than in a header.
 
+    adyen             every ``notificationItems[].NotificationRequestItem`` carries
+                      ``additionalData.hmacSignature``: base64 HMAC-SHA256, with the
+                      hex-decoded HMAC key, of ``pspReference:originalReference:
+                      merchantAccountCode:merchantReference:value:currency:eventCode:
+                      success`` (raw values, no escaping). Every item must verify; each
+                      becomes an event of type ``eventCode``, its signature removed.
+                      Nothing else in an item is signed, and there is no timestamp.
     mailgun           ``signature: {timestamp, token, signature}``: hex HMAC-SHA256 of
                       ``timestamp + token`` with the webhook signing key. It does not cover
                       the event, so the token is the delivery id: inside the dedup window a
@@ -11,12 +18,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import orjson
+from pydantic import model_validator
 
 from connectors.base import (
     Connector,
@@ -120,3 +130,107 @@ class GraphConnector(Connector):
         return orjson.dumps({"value": [{
             "subscriptionId": "sample", "changeType": "created", "resource": "users/1",
             "clientState": self.secrets[0].decode()}]})
+
+
+class AdyenConfig(SecretRequired):
+    """``secret``/``secrets``: the HMAC key(s) from the Customer Area, in hex."""
+
+    @model_validator(mode="after")
+    def _hex_keys(self) -> AdyenConfig:
+        for key in self.secret_values():
+            try:
+                binascii.a2b_hex(key)
+            except (binascii.Error, ValueError):
+                raise ValueError("the HMAC key must be hex, as the Customer Area shows it"
+                                 ) from None
+        return self
+
+
+_ADYEN_FIELDS = ("pspReference", "originalReference", "merchantAccountCode",
+                 "merchantReference")
+
+
+def adyen_signed_string(item: dict[str, Any]) -> bytes:
+    amount = item.get("amount")
+    if not isinstance(amount, dict):
+        amount = {}
+    values = [*(item.get(f, "") for f in _ADYEN_FIELDS), amount.get("value", ""),
+              amount.get("currency", ""), item.get("eventCode", ""), item.get("success", "")]
+    return ":".join("" if v is None else str(v) for v in values).encode()
+
+
+class AdyenConnector(Connector):
+    source: ClassVar[str] = "adyen"
+    Config = AdyenConfig
+
+    def __init__(self, connector_id: str, config: Any) -> None:
+        super().__init__(connector_id, config)
+        self.keys = [binascii.a2b_hex(key) for key in self.secrets]
+
+    @staticmethod
+    def _items(request: InboundRequest) -> list[dict[str, Any]]:
+        """The notification items; none when the body is not Adyen's shape."""
+        body = request.json_or_none()
+        entries = body.get("notificationItems") if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            return []
+        items = []
+        for entry in entries:
+            item = entry.get("NotificationRequestItem") if isinstance(entry, dict) else None
+            if not isinstance(item, dict):
+                return []
+            items.append(item)
+        return items
+
+    def verify(self, request: InboundRequest) -> None:
+        items = self._items(request)
+        if not items:
+            raise SignatureError("no notification items to verify", reason="missing_signature")
+        for item in items:
+            extra = item.get("additionalData")
+            given = extra.get("hmacSignature") if isinstance(extra, dict) else None
+            if not isinstance(given, str) or not given:
+                raise SignatureError("a notification item has no hmacSignature",
+                                     reason="missing_signature")
+            try:
+                signature = base64.b64decode(given, validate=True)
+            except (binascii.Error, ValueError):
+                raise SignatureError("signature does not match") from None
+            message = adyen_signed_string(item)
+            expected = (hmac.new(key, message, hashlib.sha256).digest() for key in self.keys)
+            if not matches_any(expected, [signature]):
+                raise SignatureError("signature does not match")
+
+    def delivery_id(self, request: InboundRequest) -> str:
+        """Adyen sends no delivery id; a redelivery repeats the same items."""
+        keys = "\n".join(adyen_signed_string(i).decode() for i in self._items(request))
+        return "items:" + hashlib.sha256(keys.encode()).hexdigest()
+
+    def normalize(self, request: InboundRequest) -> list[EventDraft]:
+        drafts = []
+        for item in self._items(request):
+            payload = dict(item)
+            extra = payload.get("additionalData")
+            if isinstance(extra, dict):
+                payload["additionalData"] = {k: v for k, v in extra.items()
+                                             if k != "hmacSignature"}
+            etype = item.get("eventCode")
+            if not isinstance(etype, str) or not etype:
+                raise Unnormalizable("a notification item has no eventCode")
+            drafts.append(EventDraft(type=etype, payload=payload,
+                                     timestamp=parse_time(item.get("eventDate"))))
+        return drafts
+
+    def sign(self, body: bytes) -> dict[str, str]:  # the proof is in the body: see sample
+        return {}
+
+    def sample_body(self) -> bytes:
+        item: dict[str, Any] = {
+            "pspReference": hashlib.sha256(str(time.time()).encode()).hexdigest()[:16].upper(),
+            "merchantAccountCode": "YourMerchantAccount", "merchantReference": "sample-1",
+            "amount": {"value": 1130, "currency": "EUR"}, "eventCode": "AUTHORISATION",
+            "success": "true", "eventDate": "2026-01-01T12:00:00+01:00"}
+        mac = hmac.new(self.keys[0], adyen_signed_string(item), hashlib.sha256).digest()
+        item["additionalData"] = {"hmacSignature": base64.b64encode(mac).decode()}
+        return orjson.dumps({"live": "false",
+                             "notificationItems": [{"NotificationRequestItem": item}]})

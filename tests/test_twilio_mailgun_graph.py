@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from connectors.base import InboundRequest
-from connectors.bodysigned import GraphConnector, MailgunConnector
+from connectors.bodysigned import AdyenConnector, GraphConnector, MailgunConnector
 from connectors.twilio import TwilioConnector
 from gateway.errors import SignatureError, Unnormalizable
 
@@ -164,3 +164,89 @@ def test_twilio_wrong_token_and_stripped_header_are_rejected() -> None:
     assert missing.value.reason == "missing_signature"
     make(TwilioConnector, secrets=["old", "12345"], public_url=TWILIO_URL).verify(
         request(params.encode(), headers))  # rotation
+
+
+# -- Adyen: an HMAC per notification item, inside the body ------------------------------
+
+ADYEN_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+
+
+def adyen_item(**fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pspReference": "7914073381342284", "merchantAccountCode": "TestMerchant",
+        "merchantReference": "TestPayment-1407325143704",
+        "amount": {"currency": "EUR", "value": 1130}, "eventCode": "AUTHORISATION",
+        "success": "true", "eventDate": "2019-05-06T17:15:34.121+02:00"}
+    item.update(fields)
+    return item
+
+
+def adyen_body(*items: dict[str, Any], key: str = ADYEN_KEY) -> bytes:
+    """Items signed by Adyen's own library."""
+    from Adyen.util import generate_notification_sig
+
+    signed = [{**i, "additionalData": {"hmacSignature": generate_notification_sig(i, key)
+                                                        .decode()}} for i in items]
+    return orjson.dumps({"live": "false", "notificationItems": [
+        {"NotificationRequestItem": i} for i in signed]})
+
+
+def test_adyen_published_example() -> None:
+    # Adyen's documented field values (pspReference 7914073381342284, 1130 EUR, ...), with
+    # the key and signature of the worked example in Adyen's Python library tests
+    item = adyen_item()
+    item["additionalData"] = {"hmacSignature": "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="}
+    body = orjson.dumps({"live": "false",
+                         "notificationItems": [{"NotificationRequestItem": item}]})
+    make(AdyenConnector, secret=ADYEN_KEY).verify(request(body, {}))
+
+
+@pytest.mark.parametrize("fields", [
+    {},
+    {"merchantReference": ":colons:are:fun", "originalReference": "881"},  # no escaping
+    {"merchantReference": "\\\\back\\slashes", "success": "false"},
+    {"eventCode": "REFUND", "amount": {"currency": "USD", "value": 0}},
+])
+def test_adyen_sdk_signed_items_verify(fields: dict[str, Any]) -> None:
+    c = make(AdyenConnector, secrets=["00" * 32, ADYEN_KEY])  # rotation: either key
+    body = adyen_body(adyen_item(**fields), adyen_item(pspReference="8815", **fields))
+    c.verify(request(body, {}))
+    drafts = c.normalize(request(body, {}))
+    assert [d.type for d in drafts] == [fields.get("eventCode", "AUTHORISATION")] * 2
+    assert all("hmacSignature" not in d.payload["additionalData"] for d in drafts)
+    assert drafts[0].timestamp == datetime(2019, 5, 6, 15, 15, 34, 121000, tzinfo=UTC)
+
+
+def test_adyen_rejects_tampering_a_wrong_key_and_unsigned_items() -> None:
+    c = make(AdyenConnector, secret=ADYEN_KEY)
+    good = adyen_body(adyen_item())
+    tampered = good.replace(b'"value":1130', b'"value":9130')
+    with pytest.raises(SignatureError):
+        c.verify(request(tampered, {}))
+    with pytest.raises(SignatureError):
+        c.verify(request(adyen_body(adyen_item(), key="AB" * 32), {}))
+    # every item must verify, not only the first (the SDK's helper checks only the first)
+    mixed = orjson.loads(adyen_body(adyen_item(), adyen_item(pspReference="2")))
+    mixed["notificationItems"][1]["NotificationRequestItem"]["amount"]["value"] = 1
+    with pytest.raises(SignatureError):
+        c.verify(request(orjson.dumps(mixed), {}))
+    with pytest.raises(SignatureError) as err:
+        c.verify(request(orjson.dumps({"notificationItems": [
+            {"NotificationRequestItem": adyen_item()}]}), {}))
+    assert err.value.reason == "missing_signature"
+
+
+def test_adyen_sample_is_valid_for_the_sdk_and_redeliveries_share_a_delivery_id() -> None:
+    from Adyen.util import is_valid_hmac_notification
+
+    c = make(AdyenConnector, secret=ADYEN_KEY)
+    sample = c.sample_body()
+    item = orjson.loads(sample)["notificationItems"][0]["NotificationRequestItem"]
+    assert is_valid_hmac_notification(item, ADYEN_KEY)
+    c.verify(request(sample, {}))
+    assert c.delivery_id(request(sample, {})) == c.delivery_id(request(sample + b" ", {}))
+
+
+def test_adyen_keys_must_be_hex() -> None:
+    with pytest.raises(ValueError, match="hex"):
+        make(AdyenConnector, secret="not-hex-at-all")
