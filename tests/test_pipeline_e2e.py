@@ -315,10 +315,11 @@ def test_gateway_sign_prints_a_curl_that_the_real_server_accepts(
                                              "https://gw.example.com/webhooks/sms"}},
         "dc": {"type": "discord", "config": {"public_key": "ab" * 32}},
         "ady": {"type": "adyen", "config": {"secret": "0A1B" * 16}},
+        "bx": {"type": "box", "config": {"secrets": ["primary-key", "secondary-key"]}},
     }
     path = write_config(tmp_path / "g.yaml", cfg)
     with thread_server(path) as server:
-        for cid in ("gh", "hook", "pay", "sv", "sms", "ady"):
+        for cid in ("gh", "hook", "pay", "sv", "sms", "ady", "bx"):
             out = subprocess.run(
                 [sys.executable, "-m", "gateway", "sign", cid, "--config", str(path),
                  "--url", f"{server.url}/webhooks/{cid}"], capture_output=True, text=True,
