@@ -31,6 +31,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gateway.tasks import cancel
+
 if TYPE_CHECKING:
     from gateway.buffer import Buffer
 
@@ -57,8 +59,9 @@ class Metrics:
             self.requests[key] += 1
         elif len(self.requests) < MAX_LABELS:
             self.requests[key] = 1
-        else:
-            self.count("_other", outcome)
+        else:  # past the bound, one series per outcome takes the rest
+            other = ("_other", outcome)
+            self.requests[other] = self.requests.get(other, 0) + 1
 
     def observe(self, seconds: float) -> None:
         self.latency_counts[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
@@ -134,8 +137,6 @@ class MetricsSync:
         self._task = asyncio.create_task(self._run(), name="metrics-sync")
 
     async def stop(self) -> None:
-        from gateway.tasks import cancel
-
         await cancel(self._task)
         self._task = None
 

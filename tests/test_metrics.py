@@ -61,6 +61,17 @@ def test_workers_share_their_counts_through_the_buffer(tmp_path: Path) -> None:
     assert requests_total(alone.decode(), "gh", "accepted") == 3
 
 
+def test_label_values_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.metrics
+
+    monkeypatch.setattr(gateway.metrics, "MAX_LABELS", 3)
+    metrics = Metrics()
+    for cid in ("a", "b", "c", "d", "e"):
+        metrics.count(cid, "rejected")
+    assert metrics.requests == {("a", "rejected"): 1, ("b", "rejected"): 1,
+                                ("c", "rejected"): 1, ("_other", "rejected"): 2}
+
+
 @pytest.mark.kafka
 def test_two_workers_report_the_same_totals(kafka_bootstrap: str, tmp_path: Path) -> None:
     cfg = base_config(kafka_bootstrap, tmp_path / "data", "unused.{source}")
