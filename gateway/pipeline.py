@@ -138,7 +138,7 @@ class Pipeline:
         except Rejected as exc:
             log.info("rejected", reason=exc.reason, request_id=request_id,
                      connector_id=connector_id)
-            return self._refuse(exc, audit)
+            return _refuse(exc, audit)
         except Unavailable as unavailable:  # e.g. a signing certificate could not be fetched
             audit("failed", unavailable.code)
             return _unavailable(unavailable)
@@ -154,13 +154,13 @@ class Pipeline:
             records = [self._record(connector, draft, delivery, i, request.received_at)
                        for i, draft in enumerate(drafts) if connector.allows(draft.type)]
         except PayloadTooLarge as exc:
-            return self._refuse(exc, audit)
+            return _refuse(exc, audit)
         except Unnormalizable as exc:
             try:
                 record = self._dead_letter(connector, request, delivery, exc.reason,
                                            request_id)
             except PayloadTooLarge as too_large:
-                return self._refuse(too_large, audit)
+                return _refuse(too_large, audit)
             try:
                 fresh = await self.buffer.submit(dedup_key, [record])
             except Unavailable as unavailable:
@@ -190,11 +190,6 @@ class Pipeline:
             return Answer.json(200, {"duplicate": True, "event_ids": ids}, "duplicate")
         audit("accepted", ids=ids)
         return Answer(202, b'{"event_ids":' + orjson.dumps(ids) + b"}", outcome="accepted")
-
-    @staticmethod
-    def _refuse(exc: Rejected, audit: Callable[..., None]) -> Answer:
-        audit("rejected", exc.reason)
-        return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
 
     def _record(self, connector: Connector, draft: EventDraft, delivery: str, index: int,
                 received_at: datetime) -> Record:
@@ -236,6 +231,12 @@ def _auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
         METRICS.count(connector_id or "-", outcome)
 
     return audit
+
+
+def _refuse(exc: Rejected, audit: Callable[..., None]) -> Answer:
+    """A 4xx for ``exc``, audited as rejected."""
+    audit("rejected", exc.reason)
+    return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
 
 
 def _handshake_answer(reply: HandshakeReply) -> Answer:
@@ -307,8 +308,7 @@ class ApiEvents:
         try:
             p.limits.check(connector_id)
         except RateLimited as exc:
-            audit("rejected", exc.reason)
-            return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
+            return _refuse(exc, audit)
         try:
             body = request.json()
         except Unnormalizable:
@@ -344,7 +344,7 @@ class ApiEvents:
                     received_at=request.received_at, payload=event["payload"]))
                 keys.append(f"{connector_id}:{delivery}")
         except PayloadTooLarge as exc:
-            return Pipeline._refuse(exc, audit)
+            return _refuse(exc, audit)
         try:
             fresh = await p.buffer.submit_each(records, keys)
         except Unavailable as unavailable:
