@@ -24,7 +24,8 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -171,6 +172,26 @@ class _Submission:
 
 _Call = tuple[Callable[..., Any], tuple[object, ...], "asyncio.Future[Any]"]
 _STOP: Any = object()  # queued by close(): the database thread exits
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error. ``durable=False``
+    skips the fsync at commit, for writes whose loss in a power cut costs nothing (a
+    delete redone, a status rewritten a second later)."""
+    if not durable:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous=FULL")
 
 
 def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None
@@ -385,8 +406,7 @@ class Buffer:
         results: list[bool | list[bool] | Exception] = []
         records: list[Record] = []
         fresh: list[str] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
             if window:
                 keys.extend(k for s in batch if s.record_keys for k in s.record_keys)
@@ -449,10 +469,6 @@ class Buffer:
                 conn.execute("INSERT OR REPLACE INTO dedup (key, expires)"
                              " SELECT value, ? FROM json_each(?)",
                              (now + window, orjson.dumps(fresh)))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self.events, self.bytes = events, nbytes
         return results
 
@@ -478,30 +494,13 @@ class Buffer:
         conn = self._conn
         assert conn is not None
         # Losing a delete in a power cut only means publishing twice: no fsync needed.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))  # and stats
-                now = time.time()
-                if now - self._last_purge > 60:
-                    conn.execute("DELETE FROM dedup WHERE expires < ?", (now,))
-                    self._last_purge = now
-                self.events, self.bytes = conn.execute(
-                    "SELECT events, bytes FROM stats").fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.execute("PRAGMA synchronous=FULL")
-
-    async def refresh_stats(self) -> None:
-        def read() -> None:
-            assert self._conn is not None
-            self.events, self.bytes = self._conn.execute(
-                "SELECT events, bytes FROM stats").fetchone()
-        await self._run(read)
+        with _transaction(conn, durable=False):
+            conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))  # and stats
+            now = time.time()
+            if now - self._last_purge > 60:
+                conn.execute("DELETE FROM dedup WHERE expires < ?", (now,))
+                self._last_purge = now
+            self.events, self.bytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
 
     async def acquire_lease(self, owner: str, ttl: float) -> bool:
         """Only one process relays at a time; a dead holder's lease expires after ``ttl``."""
@@ -516,15 +515,13 @@ class Buffer:
 
     async def write_status(self, status: RelayStatus) -> None:
         def write() -> None:
-            assert self._conn is not None
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._conn.execute(
+            conn = self._conn
+            assert conn is not None
+            with _transaction(conn, durable=False):
+                conn.execute(
                     "UPDATE relay_status SET kafka_ok = ?, error = ?, published = ?,"
                     " updated = ? WHERE id = 1",
                     (int(status.kafka_ok), status.error, status.published, status.updated))
-            finally:
-                self._conn.execute("PRAGMA synchronous=FULL")
         await self._run(write)
 
     async def read_status(self) -> RelayStatus:
@@ -544,21 +541,12 @@ class Buffer:
         def share() -> list[bytes]:
             conn = self._conn
             assert conn is not None
-            conn.execute("PRAGMA synchronous=NORMAL")  # counters: no fsync needed
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("INSERT OR REPLACE INTO worker_metrics VALUES (?, ?, ?)",
-                                 (worker, snapshot, time.time()))
-                    conn.execute("DELETE FROM worker_metrics WHERE updated < ?", (oldest,))
-                    rows = conn.execute("SELECT snapshot FROM worker_metrics WHERE worker != ?",
-                                        (worker,)).fetchall()
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
+            with _transaction(conn, durable=False):  # counters: no fsync needed
+                conn.execute("INSERT OR REPLACE INTO worker_metrics VALUES (?, ?, ?)",
+                             (worker, snapshot, time.time()))
+                conn.execute("DELETE FROM worker_metrics WHERE updated < ?", (oldest,))
+                rows = conn.execute("SELECT snapshot FROM worker_metrics WHERE worker != ?",
+                                    (worker,)).fetchall()
             return [bytes(row[0]) for row in rows]
         return await self._run(share)
 
