@@ -39,6 +39,7 @@ LEASE_TTL = 5.0
 PROBE_EVERY = 5.0
 STATUS_EVERY = 1.0
 STALE_AFTER = 10.0
+START_TIMEOUT = 5.0  # below STALE_AFTER: the status keeps being written while connecting
 
 
 class _Batch:
@@ -151,8 +152,10 @@ class Relay:
                 # Owned before start(), so that stop() closes it even mid-connect.
                 self._producer = make_producer(self.kafka)
                 try:
-                    await self._producer.start()
-                except (KafkaError, OSError) as exc:
+                    # Bounded: an idempotent producer that caught the broker mid-restart
+                    # (empty metadata) waits for a producer id forever; a fresh one recovers.
+                    await asyncio.wait_for(self._producer.start(), START_TIMEOUT)
+                except (KafkaError, OSError, TimeoutError) as exc:
                     await self._close_producer()
                     self._down(f"cannot connect: {type(exc).__name__}")
                     await asyncio.sleep(backoff)
