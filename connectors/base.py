@@ -214,6 +214,13 @@ class Connector:
     def delivery_id(self, request: InboundRequest) -> str:
         return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
+    def replay_key(self, request: InboundRequest) -> str | None:
+        """A second deduplication key, for deliveries whose id the signature does not
+        cover: without it a captured delivery sent again with a fresh id would be a new
+        event. None when the delivery id is covered (the default id, the body's hash,
+        is). See ``body_replay_key``."""
+        return None
+
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
         raise NotImplementedError
 
@@ -223,6 +230,13 @@ class Connector:
 
     def sample_body(self) -> bytes:
         return b'{"type": "gateway.test", "message": "hello from gateway sign"}'
+
+
+def body_replay_key(request: InboundRequest, signed_timestamp: str | None = None) -> str:
+    """The body's hash, plus the timestamp the signature covers where there is one: what
+    a replay of a captured delivery cannot change, whatever unsigned id it carries."""
+    digest = hashlib.sha256(request.body).hexdigest()
+    return f"body:{digest}:{signed_timestamp}" if signed_timestamp else f"body:{digest}"
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -19,6 +19,7 @@ from connectors.base import (
     HandshakeReply,
     InboundRequest,
     SecretRequired,
+    body_replay_key,
     parse_time,
 )
 from connectors.signing import HmacScheme
@@ -56,6 +57,10 @@ class GitHubConnector(Connector):
 
     def delivery_id(self, request: InboundRequest) -> str:
         return request.header("X-GitHub-Delivery") or super().delivery_id(request)
+
+    def replay_key(self, request: InboundRequest) -> str | None:
+        # X-GitHub-Delivery and X-GitHub-Event are not signed: only the body is.
+        return body_replay_key(request)
 
     def sign(self, body: bytes) -> dict[str, str]:
         headers = self.scheme.sign(self.secrets[0], body,

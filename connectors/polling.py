@@ -6,6 +6,13 @@ on its schedule and commits events and state in one transaction, so a crash re-p
 from the last durable point and overlaps are recognised by deterministic event ids.
 
 ``http_poll`` is the declarative poller: a JSON API needs config, not code.
+
+Credentials go only where they were configured to. A poller's *home* is the origin
+(scheme, host, port) of its configured ``url`` (github_poll: ``api_url``; the OAuth2
+``token_url`` is the home of the token request). ``PollHttp`` follows redirects itself:
+a next link or a redirect to another origin is refused with a ``PollError`` unless the
+poller lists that origin in ``allowed_origins``, and then it is requested bare: no
+configured headers, no auth header, no auth query parameter, no body.
 """
 
 from __future__ import annotations
@@ -15,13 +22,22 @@ import base64
 import os
 import random
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from connectors.base import (
     Connector,
@@ -35,6 +51,104 @@ from connectors.base import (
 
 class PollError(Exception):
     """A poll failed after its retries; the runner records it and tries next time."""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Origin(NamedTuple):
+    """Where credentials may go: scheme, host and port (RFC 6454)."""
+
+    scheme: str
+    host: str  # lower case; IDNA-encoded
+    port: int
+
+    @classmethod
+    def of(cls, url: str | httpx.URL) -> Origin:
+        """The origin of an http(s) URL; ValueError for anything else."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        scheme = parsed.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parsed.raw_host:
+            raise ValueError(f"not an http or https URL with a host: {str(url)[:100]!r}")
+        return cls(scheme, parsed.raw_host.decode("ascii").lower(),
+                   parsed.port or _DEFAULT_PORTS[scheme])
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if self.port == _DEFAULT_PORTS[self.scheme] else f":{self.port}"
+        return f"{self.scheme}://{host}{port}"
+
+
+def admit(url: str | httpx.URL, home: Origin, allowed: Collection[Origin]) -> bool:
+    """Whether a request to ``url`` may carry the credentials of ``home`` (True), may only
+    be made bare (False: an allowed origin), or is refused (PollError)."""
+    try:
+        origin = Origin.of(url)
+    except ValueError as exc:
+        raise PollError(f"refused to follow a link or redirect: {exc}") from None
+    if origin == home:
+        return True
+    if origin in allowed:
+        return False
+    raise PollError(f"refused to follow a link or redirect to {origin}: add it to the "
+                    "poller's allowed_origins to follow it without credentials (the "
+                    f"poller's origin is {home})")
+
+
+def _http_url(value: str) -> str:
+    Origin.of(value)  # raises ValueError
+    return value
+
+
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]  # an http(s) URL, kept as written
+
+
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON; PollError when it cannot be parsed (not JSON, too deep)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise PollError(f"the source answered HTTP {response.status_code} with a body that "
+                        f"is not usable JSON ({type(exc).__name__})") from None
+
+
+def _number(value: Any) -> int | float | None:
+    """A JSON number, or the decimal text ``_scalar`` saved for a too large integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit() and value.isascii():
+        try:
+            return int(value)
+        except ValueError:  # past int's string conversion limit
+            return None
+    return None
+
+
+def _later(value: Any, since: Any) -> bool:
+    """Whether an incremental field's value moves the cursor past ``since``: numbers
+    compare as numbers (10 is after 9), anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    if since is None:
+        return True
+    if not isinstance(value, str) and (floor := _number(since)) is not None:
+        return value > floor
+    return str(value) > str(since)
+
+
+def _scalar(value: Any) -> str | int | float | None:
+    """A cursor value that can be saved: text, a 64-bit integer or a float; a larger
+    integer as its decimal text; None for anything else (objects, lists, booleans)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
 
 
 @dataclass(slots=True)
@@ -58,6 +172,29 @@ class PollSchedule(ConnectorConfig):
     requests_per_second: float | None = Field(default=None, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
+    # Origins ("https://cdn.example.com") that next links and redirects may lead to; they
+    # are requested without any credentials. Any other origin is refused.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                url = httpx.URL(value)
+                Origin.of(url)
+            except (ValueError, httpx.InvalidURL):
+                url = None
+            if url is None or url.userinfo or url.query or url.fragment or \
+                    url.raw_path not in (b"/", b""):
+                raise ValueError(f"allowed_origins: {value[:100]!r} is not an origin: write "
+                                 "scheme://host[:port] (http or https), without a path")
+        return values
+
+    @property
+    def origins(self) -> frozenset[Origin]:
+        """``allowed_origins``, parsed."""
+        return frozenset(Origin.of(value) for value in self.allowed_origins)
 
     @model_validator(mode="after")
     def _one_schedule(self) -> PollSchedule:
@@ -73,10 +210,18 @@ class PollSchedule(ConnectorConfig):
         return self
 
 
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+
+
 class PollHttp:
     """httpx with the manners of a well-behaved client: timeouts; retries with exponential
     backoff and jitter on network errors and 5xx; 429 with Retry-After; a pause until
-    X-RateLimit-Reset when X-RateLimit-Remaining reaches 0; a requests-per-second cap."""
+    X-RateLimit-Reset when X-RateLimit-Remaining reaches 0; a requests-per-second cap.
+
+    Redirects are followed here, not by httpx (at most ``MAX_REDIRECTS`` hops; 303, and
+    301/302 after a POST, become a GET without body), so that credentials stay home.
+    """
 
     def __init__(self, client: httpx.AsyncClient, *, requests_per_second: float | None,
                  max_retries: int) -> None:
@@ -103,13 +248,53 @@ class PollHttp:
         except (TypeError, ValueError):
             return default
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, url: str | httpx.URL, *, home: Origin | None = None,
+                      allowed: Collection[Origin] = frozenset(),
+                      params: Mapping[str, str] | None = None,
+                      headers: Mapping[str, str] | None = None,
+                      data: Mapping[str, str] | None = None) -> httpx.Response:
+        """``params``, ``headers`` and ``data`` are the credentials of ``home`` (default:
+        the origin of ``url``): sent to it only. A URL on an ``allowed`` origin is requested
+        bare; any other origin is refused with a PollError. Redirects are followed under
+        the same rule, and once a hop has left home, credentials are never sent again."""
+        target = httpx.URL(url)
+        if home is None:
+            try:
+                home = Origin.of(target)
+            except ValueError as exc:
+                raise PollError(f"cannot request {exc}") from None
+        carry = admit(target, home, allowed)
+        for hop in range(MAX_REDIRECTS + 1):
+            response = await self._send(method, target, params=params if carry else None,
+                                        headers=headers if carry else None,
+                                        data=data if carry else None)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or location is None:
+                return response
+            if hop == MAX_REDIRECTS:
+                break
+            try:
+                target = response.url.join(location)
+            except httpx.InvalidURL:
+                raise PollError(f"{home} redirected to an invalid Location") from None
+            if (response.status_code == 303 and method != "HEAD") or (
+                    response.status_code in (301, 302) and method == "POST"):
+                method, data = "GET", None
+            params = None  # the Location is the whole next URL
+            carry = admit(target, home, allowed) and carry
+        raise PollError(f"more than {MAX_REDIRECTS} redirects from a request to {home}")
+
+    async def _send(self, method: str, url: httpx.URL, *,
+                    params: Mapping[str, str] | None, headers: Mapping[str, str] | None,
+                    data: Mapping[str, str] | None) -> httpx.Response:
         backoff = 0.5
         for attempt in range(self.max_retries + 1):
             await self._pace()
             last = attempt == self.max_retries
             try:
-                response = await self.client.request(method, url, **kwargs)
+                response = await self.client.request(method, url, params=params,
+                                                     headers=headers, data=data,
+                                                     follow_redirects=False)
             except httpx.TransportError as exc:
                 if last:
                     raise PollError(f"{type(exc).__name__} after {attempt + 1} attempts"
@@ -155,6 +340,20 @@ class PollingConnector(Connector):
     async def poll(self, http: PollHttp, state: dict[str, Any]) -> Page:
         raise NotImplementedError
 
+    def next_link(self, response: httpx.Response, home: Origin) -> str | None:
+        """The answer's ``Link: rel=next`` as an absolute URL, or None; a PollError
+        when it leads to an origin this poller may not follow."""
+        raw = response.links.get("next", {}).get("url")
+        if not raw:
+            return None
+        try:
+            url = response.url.join(raw)
+        except httpx.InvalidURL:
+            raise PollError(f"{home} answered an invalid next link") from None
+        assert isinstance(self.config, PollSchedule)
+        admit(url, home, self.config.origins)
+        return str(url)
+
 
 # -- http_poll --------------------------------------------------------------------------
 
@@ -167,7 +366,7 @@ class Auth(BaseModel):
     value: SecretStr | None = None  # api_key
     username: str | None = None  # basic
     password: SecretStr | None = None
-    token_url: str | None = None  # oauth2 client credentials
+    token_url: HttpUrlText | None = None  # oauth2 client credentials (its own trusted origin)
     client_id: str | None = None
     client_secret: SecretStr | None = None
     scope: str | None = None
@@ -200,10 +399,10 @@ class Incremental(BaseModel):
 
 
 class HttpPollConfig(PollSchedule):
-    url: str
+    url: HttpUrlText
     method: Literal["GET", "POST"] = "GET"
     query: dict[str, str] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # may carry keys: secret
     auth: Auth | None = None
     records: str = ""  # JSON pointer to the list of records ("" = the body itself)
     id_field: str = "/id"
@@ -235,10 +434,12 @@ class HttpPollConnector(PollingConnector):
         assert isinstance(config, HttpPollConfig)
         self.options = config
         self.source_slug = config.source
+        self.home = Origin.of(config.url)
         self._token = _Token()
 
     async def _headers(self, http: PollHttp) -> tuple[dict[str, str], dict[str, str]]:
-        headers, query = dict(self.options.headers), dict(self.options.query)
+        headers = {k: v.get_secret_value() for k, v in self.options.headers.items()}
+        query = dict(self.options.query)
         auth = self.options.auth
         if auth is None:
             return headers, query
@@ -265,12 +466,18 @@ class HttpPollConnector(PollingConnector):
                     "client_secret": auth.client_secret.get_secret_value()}
             if auth.scope:
                 form["scope"] = auth.scope
-            response = await http.request("POST", auth.token_url, data=form)
+            response = await http.request("POST", auth.token_url, data=form,
+                                          home=Origin.of(auth.token_url))
             if response.status_code != 200:
                 raise PollError(f"token endpoint answered HTTP {response.status_code}")
-            body = response.json()
+            body = _json(response)
+            if not isinstance(body, dict) or not body.get("access_token"):
+                raise PollError("the token endpoint's answer has no access_token")
             self._token.value = str(body["access_token"])
-            lifetime = float(body.get("expires_in", 3600))
+            try:
+                lifetime = float(body.get("expires_in", 3600))
+            except (TypeError, ValueError):
+                lifetime = 3600.0
             self._token.expires = time.time() + lifetime - min(60.0, lifetime / 2)  # early
             return self._token.value
 
@@ -292,12 +499,12 @@ class HttpPollConnector(PollingConnector):
             if state.get("etag") and not state.get("in_pages"):
                 headers["If-None-Match"] = str(state["etag"])
         response = await http.request(o.method, url, params=query if url == o.url else None,
-                                      headers=headers)
+                                      headers=headers, home=self.home, allowed=o.origins)
         if response.status_code == 304:
             return Page([], state)
         if response.status_code >= 400:
             raise PollError(f"HTTP {response.status_code} from the source")
-        body = response.json()
+        body = _json(response)
         rows = json_pointer(body, o.records) if o.records else body
         if not isinstance(rows, list):
             raise PollError(f"no list of records at {o.records or 'the top level'}")
@@ -316,15 +523,15 @@ class HttpPollConnector(PollingConnector):
             events.append(Polled(str(rid), etype, row, stamp))
             if o.incremental:
                 value = json_pointer(row, o.incremental.field)
-                if value is not None and (since is None or str(value) > str(since)):
+                if _later(value, since):
                     since = value
 
-        new_state: dict[str, Any] = {"since": since, "etag": state.get("etag")}
+        new_state: dict[str, Any] = {"since": _scalar(since), "etag": state.get("etag")}
         more = False
-        if pg.style == "link" and (nxt := response.links.get("next", {}).get("url")):
+        if pg.style == "link" and (nxt := self.next_link(response, self.home)):
             new_state.update(next_url=nxt, in_pages=True)
             more = True
-        elif pg.style == "cursor" and (token := json_pointer(body, pg.next or "/next")):
+        elif pg.style == "cursor" and (token := _scalar(json_pointer(body, pg.next or "/next"))):
             new_state.update(token=token, in_pages=True)
             more = True
         elif pg.style in ("page", "offset") and len(rows) >= pg.size:
@@ -343,7 +550,7 @@ class GitHubPollConfig(PollSchedule):
     repository: str | None = None  # "owner/repo" ...
     organization: str | None = None  # ... or an organisation
     token_env: str = "GITHUB_TOKEN"  # noqa: S105 - the name of the variable holding it
-    api_url: str = "https://api.github.com"
+    api_url: HttpUrlText = "https://api.github.com"  # its origin is where the token goes
     interval_seconds: float | None = Field(default=60, gt=0)
 
     @model_validator(mode="before")
@@ -380,6 +587,7 @@ class GitHubPollConnector(PollingConnector):
         super().__init__(connector_id, config)
         assert isinstance(config, GitHubPollConfig)
         self.options = config
+        self.home = Origin.of(config.api_url)
         self.poll_interval = 0.0  # the floor GitHub asks for (X-Poll-Interval)
 
     async def poll(self, http: PollHttp, state: dict[str, Any]) -> Page:
@@ -394,8 +602,9 @@ class GitHubPollConnector(PollingConnector):
             headers["Authorization"] = f"Bearer {token}"
         if state.get("etag") and not state.get("next_url"):
             headers["If-None-Match"] = str(state["etag"])
-        response = await http.request("GET", url, headers=headers,
-                                      params=None if state.get("next_url") else {"per_page": 100})
+        response = await http.request("GET", url, headers=headers, home=self.home,
+                                      allowed=o.origins,
+                                      params=None if state.get("next_url") else {"per_page": "100"})
         interval = response.headers.get("x-poll-interval", "")
         if interval.isdigit():
             self.poll_interval = float(interval)
@@ -404,14 +613,17 @@ class GitHubPollConnector(PollingConnector):
         if response.status_code >= 400:
             raise PollError(f"HTTP {response.status_code} from GitHub")
         events = []
-        for item in response.json():
+        items = _json(response)
+        if not isinstance(items, list):
+            raise PollError("GitHub answered something other than a list of events")
+        for item in items:
             if not isinstance(item, dict) or "id" not in item:
                 continue
             payload = item.get("payload") or {}
             action = payload.get("action") if isinstance(payload, dict) else None
             etype = _snake(str(item.get("type", "Event"))) + (f".{action}" if action else "")
             events.append(Polled(str(item["id"]), etype, item, parse_time(item.get("created_at"))))
-        nxt = response.links.get("next", {}).get("url")
+        nxt = self.next_link(response, self.home)
         new_state: dict[str, Any] = {"etag": state.get("etag")}
         if nxt:
             new_state["next_url"] = nxt

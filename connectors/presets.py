@@ -30,6 +30,7 @@ from connectors.base import (
     HandshakeReply,
     InboundRequest,
     SecretRequired,
+    body_replay_key,
     json_pointer,
     parse_time,
 )
@@ -99,6 +100,17 @@ class PresetConnector(Connector):
                 return str(found)
         return super().delivery_id(request)
 
+    def replay_key(self, request: InboundRequest) -> str | None:
+        p = self.preset
+        if not (p.id_header and request.header(p.id_header)):
+            return None  # the id comes from the (signed) body, or is the body's hash
+        scheme = p.scheme
+        if isinstance(scheme, HmacScheme):
+            if scheme.signs_delivery_id:
+                return None
+            return body_replay_key(request, scheme.signed_timestamp(request))
+        return body_replay_key(request)
+
     def _payload(self, request: InboundRequest) -> dict[str, Any]:
         ctype = (request.header("content-type") or "").split(";")[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded":
@@ -167,7 +179,11 @@ class PresetConnector(Connector):
         if kind == "twitch":
             if request.header("Twitch-Eventsub-Message-Type") != "webhook_callback_verification":
                 return None
-            challenge = json_pointer(self._payload(request), "/challenge")
+            try:
+                payload = self._payload(request)
+            except Unnormalizable:  # an authentic but unusable body: normalize dead-letters it
+                return None
+            challenge = json_pointer(payload, "/challenge")
             return HandshakeReply(200, str(challenge or "").encode(), "text/plain")
         body = request.json_or_none()
         if not isinstance(body, dict):
@@ -387,14 +403,17 @@ VECTORS: dict[str, str] = {
 def markdown_table() -> str:
     """The provider table in docs/providers.md (a test keeps the file current)."""
     rows = ["| type | scheme | signature header | signed | timestamp / tolerance "
-            "| dedup key | event type | vectors |", "|---|---|---|---|---|---|---|---|"]
+            "| dedup key | replays | event type | vectors |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for p in PRESETS:
         s = p.scheme
         if isinstance(s, TokenScheme):
             dedup = p.id_header or (f"body `{p.id_pointer}`" if p.id_pointer else "body SHA-256")
             etype = p.type_header or (f"body `{p.type_pointer}`" if p.type_pointer else "-")
+            replays = ("nothing is signed; the body's SHA-256 is claimed too" if p.id_header
+                       else "nothing is signed")
             rows.append(f"| `{p.name}` | token ({s.style}): authenticates the sender, not the "
-                        f"body | `{s.header}` | - | none | {dedup} | {etype} "
+                        f"body | `{s.header}` | - | none | {dedup} | {replays} | {etype} "
                         f"| {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
             continue
         layout = {"single": "", "list": f" (list, `{s.separator.strip() or 'space'}`)",
@@ -411,9 +430,15 @@ def markdown_table() -> str:
         etype = p.type_header or (f"body `{p.type_pointer}`" if p.type_pointer else "-")
         if p.action_pointer:
             etype += f" + `{p.action_pointer}`"
+        if not p.id_header or s.signs_delivery_id:
+            replays = "the id is signed"
+        else:
+            replays = "id unsigned: the body's SHA-256" + (
+                " and the signed timestamp are" if s.timestamp_header or s.timestamp_key
+                else " is") + " claimed too"
         rows.append(f"| `{p.name}` | {scheme} | `{s.header}`"
                     f"{' ' + repr(s.prefix) if s.prefix else ''} | `{s.signed}` | {window} "
-                    f"| {dedup} | {etype} | {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
+                    f"| {dedup} | {replays} | {etype} | {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
     return "\n".join(rows) + "\n"
 
 

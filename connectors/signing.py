@@ -9,6 +9,12 @@ the signed body; checked in both directions or only into the past).
 ``verify`` checks the raw bytes against every configured secret and every signature in
 the header in constant time; signatures of unknown versions are skipped, not errors.
 ``sign`` produces what an honest sender would send (``gateway sign``, tests).
+
+Timestamps from requests are read by ``parse_epoch_seconds`` and
+``parse_rfc3339_seconds``, here and in every connector that checks one: strictly (ASCII
+digits, bounded length), so that nothing ``int()`` or ``fromisoformat`` would also accept
+(other scripts' digits, signs, underscores, 5000-digit numbers) reaches the arithmetic. A
+value they refuse is a malformed timestamp: 401 ``missing_signature``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,47 @@ TimeFormat = Literal["unix", "unix_ms", "iso"]
 KeyFormat = Literal["raw", "whsec", "base64"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
+
+MAX_EPOCH_DIGITS = 20  # past the year 5000 in milliseconds; a float holds it
+_EPOCH = re.compile(f"[0-9]{{1,{MAX_EPOCH_DIGITS}}}")
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                      r"(?:[.,][0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?")
+_RFC3339_MAX = 40
+OWS = " \t"  # the whitespace HTTP allows around a header value
+
+
+def parse_epoch_seconds(text: object, *, milliseconds: bool = False) -> float | None:
+    """Epoch seconds (or, with ``milliseconds``, epoch milliseconds) as senders write
+    them: 1 to ``MAX_EPOCH_DIGITS`` ASCII digits, nothing else. A sign, a space, a
+    fraction, an exponent, ``NaN``, an underscore or digits of another script (all of
+    which ``int()`` or ``float()`` would take) give None: a malformed timestamp."""
+    if not isinstance(text, str) or not _EPOCH.fullmatch(text):
+        return None
+    value = int(text)
+    return value / 1000 if milliseconds else float(value)
+
+
+def parse_rfc3339_seconds(text: object) -> float | None:
+    """An RFC 3339 date-time (``2026-01-02T03:04:05.678Z``; an offset, or none for UTC;
+    up to nanoseconds) as epoch seconds; None for anything else, including the other
+    forms ``datetime.fromisoformat`` reads (week dates, any separator, bare dates)."""
+    if not isinstance(text, str) or len(text) > _RFC3339_MAX or not _RFC3339.fullmatch(text):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):  # 2026-13-45, offsets of 24 hours, year 1 - 14h
+        return None
+
+
+def epoch_text(value: object) -> str | None:
+    """A timestamp found in a JSON body, as text for the parsers: strings as they are,
+    integers in decimal; anything else (floats, booleans, objects) is malformed."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 @functools.cache
@@ -170,15 +217,9 @@ class HmacScheme:
         return found, stamp
 
     def _epoch(self, text: str) -> float | None:
-        try:
-            if self.timestamp_format == "unix":
-                return float(int(text))
-            if self.timestamp_format == "unix_ms":
-                return int(text) / 1000
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-        except (ValueError, OverflowError):
-            return None
+        if self.timestamp_format == "iso":
+            return parse_rfc3339_seconds(text)
+        return parse_epoch_seconds(text, milliseconds=self.timestamp_format == "unix_ms")
 
     def _check_window(self, stamp: float, tolerance: int | None, now: float | None) -> None:
         window = self.tolerance_seconds if tolerance is None else tolerance
@@ -218,6 +259,18 @@ class HmacScheme:
             headers[self.header] = self.prefix + sig
         return headers
 
+    @property
+    def signs_delivery_id(self) -> bool:
+        return "delivery_id" in _needs(self.signed)
+
+    def signed_timestamp(self, request: InboundRequest) -> str | None:
+        """The timestamp the signature covers, as sent (None for schemes without one)."""
+        if self.timestamp_header:
+            return (request.header(self.timestamp_header) or "").strip() or None
+        if self.timestamp_key:
+            return self._candidates((request.header(self.header) or "").strip())[1]
+        return None
+
     def verify(self, request: InboundRequest, secrets: list[bytes], *,
                tolerance_seconds: int | None = None, url: str | None = None,
                now: float | None = None) -> None:
@@ -239,20 +292,21 @@ class HmacScheme:
         if self.timestamp_header or self.timestamp_key:
             if self.timestamp_header:
                 stamp = request.header(self.timestamp_header)
-            epoch = self._epoch(stamp.strip()) if stamp else None
+            stamp = stamp.strip(OWS) if stamp else None
+            epoch = self._epoch(stamp) if stamp else None
             if stamp is None or epoch is None:
                 raise SignatureError("timestamp is missing or malformed",
                                      reason="missing_signature")
             self._check_window(epoch, tolerance_seconds, now)
-            fields["timestamp"] = stamp.strip()
+            fields["timestamp"] = stamp
 
         message = self._message(request.body, fields)
         if not matches_any((self._mac(secret, message) for secret in secrets), candidates):
             raise SignatureError("signature does not match")
 
         if self.timestamp_pointer:  # inside the body: trusted only now that it is authentic
-            value = json_pointer(request.json_or_none(), self.timestamp_pointer)
-            epoch = self._epoch(str(value)) if value is not None else None
+            text = epoch_text(json_pointer(request.json_or_none(), self.timestamp_pointer))
+            epoch = self._epoch(text) if text is not None else None
             if epoch is None:
                 raise SignatureError("timestamp is missing from the body",
                                      reason="missing_signature")

@@ -21,12 +21,15 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
+from pydantic import model_validator
+
 from connectors.base import (
     Connector,
     ConnectorConfig,
     EventDraft,
     InboundRequest,
     SecretRequired,
+    body_replay_key,
     json_pointer,
     parse_time,
 )
@@ -45,6 +48,15 @@ class WebhookConfig(SecretRequired):
     event_type_header: str | None = None
     timestamp_pointer: str | None = None
     source: str = "webhook"
+
+    @model_validator(mode="after")
+    def _signed_timestamp(self) -> WebhookConfig:
+        if (self.timestamp_header and self.signed_payload
+                and "{timestamp}" not in self.signed_payload):
+            raise ValueError("signed_payload must contain {timestamp} when timestamp_header"
+                             " is set: an unsigned timestamp would let a captured delivery"
+                             " be replayed with a fresh one")
+        return self
 
 
 class WebhookConnector(Connector):
@@ -78,6 +90,11 @@ class WebhookConnector(Connector):
             if value:
                 return value
         return super().delivery_id(request)
+
+    def replay_key(self, request: InboundRequest) -> str | None:
+        if not self.options.id_header or self.scheme.signs_delivery_id:
+            return None  # the id is the body's hash, or signed
+        return body_replay_key(request, self.scheme.signed_timestamp(request))
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
         payload = request.json_object()

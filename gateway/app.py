@@ -33,7 +33,14 @@ from gateway.buffer import Buffer
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge
 from gateway.metrics import METRICS, MetricsSync, render
-from gateway.pipeline import Answer, ApiEvents, Pipeline
+from gateway.pipeline import (
+    UNKNOWN_CONNECTOR,
+    Answer,
+    ApiEvents,
+    Pipeline,
+    client_request_id,
+    shown_id,
+)
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
 
@@ -129,24 +136,27 @@ class Gateway:
             rt = self.runtime = self.app.state.runtime
         started = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get("x-request-id")
-        request_id = given if given and _REQUEST_ID.fullmatch(given) else (
-            f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
+        # Always the gateway's own id; a client's X-Request-Id is recorded beside it.
+        request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
         client = scope.get("client")
         remote = client[0] if client else None
+        shown = connector_id and shown_id(connector_id)
+        label = (connector_id if connector_id is None or connector_id in rt.pipeline.connectors
+                 else UNKNOWN_CONNECTOR) or "-"
         try:
             try:
                 body = await read_body(headers, receive,
                                        rt.loaded.settings.server.max_body_bytes)
             except _Disconnected:  # the sender gave up mid-body: nothing was accepted
-                rt.audit.record("rejected", connector_id=connector_id,
-                                reason="client_disconnect", request_id=request_id,
-                                remote_addr=remote)
+                rt.audit.record("rejected", connector_id=shown, reason="client_disconnect",
+                                request_id=request_id, remote_addr=remote,
+                                client_request_id=client_request_id(headers))
                 return
             except PayloadTooLarge as exc:
-                rt.audit.record("rejected", connector_id=connector_id, reason=exc.reason,
-                                request_id=request_id, remote_addr=remote)
-                METRICS.count(connector_id or "-", "rejected")
+                rt.audit.record("rejected", connector_id=shown, reason=exc.reason,
+                                request_id=request_id, remote_addr=remote,
+                                client_request_id=client_request_id(headers))
+                METRICS.count(label, "rejected")
                 await _answer(send, 413, orjson.dumps({"error": exc.code,
                                                        "detail": exc.detail}),
                               request_id, {"connection": "close"})
@@ -178,22 +188,35 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when an event answered 2xx now reaches Kafka: Kafka is reachable or the
+    buffer has room, buffer commits succeed, and the oldest buffered event is younger
+    than ``buffer.max_age_seconds`` (else events are stuck). Not ready names why."""
     rt: Runtime = request.app.state.runtime
     buffer, relay = rt.buffer, rt.relay
     limits = rt.loaded.settings.buffer
-    ready = relay.kafka_ok or buffer.has_room
+    age = buffer.oldest_age()
     reasons = []
     if not relay.kafka_ok:
         reasons.append(f"kafka: {relay.kafka_error}")
     if not buffer.has_room:
         reasons.append("buffer: full")
+    if buffer.commit_error is not None:
+        reasons.append(f"buffer: commits fail ({buffer.commit_error})")
+    if age > limits.max_age_seconds:
+        reasons.append(f"buffer: the oldest event waits for {age:.0f} s, more than"
+                       f" buffer.max_age_seconds ({limits.max_age_seconds:g})")
+    ready = ((relay.kafka_ok or buffer.has_room) and buffer.commit_error is None
+             and age <= limits.max_age_seconds)
     body = {
         "ready": ready,
         "reason": "; ".join(reasons) or None,
-        "kafka": {"ok": relay.kafka_ok, "error": relay.kafka_error},
+        "kafka": {"ok": relay.kafka_ok, "error": relay.kafka_error,
+                  "missing_topics": relay.missing_topics},
         "buffer": {"events": buffer.events, "bytes": buffer.bytes,
+                   "dedup_bytes": buffer.dedup_bytes, "oldest_age_seconds": round(age, 1),
                    "max_events": limits.max_events, "max_bytes": limits.max_bytes,
-                   "has_room": buffer.has_room},
+                   "has_room": buffer.has_room, "commit_error": buffer.commit_error,
+                   "quarantined": buffer.quarantined},
         "relay": {"leader": relay.leader, "published": relay.published},
         "pollers": await buffer.read_pollers(),
     }
@@ -203,9 +226,15 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     snapshots = rt.metrics.totals()
+    buffer = rt.buffer
     text = render(snapshots, {
-        "gateway_buffer_events": rt.buffer.events, "gateway_buffer_bytes": rt.buffer.bytes,
+        "gateway_buffer_events": buffer.events, "gateway_buffer_bytes": buffer.bytes,
+        "gateway_buffer_dedup_bytes": buffer.dedup_bytes,
+        "gateway_buffer_oldest_event_age_seconds": buffer.oldest_age(),
+        "gateway_buffer_commit_failing": int(buffer.commit_error is not None),
+        "gateway_quarantined_events": buffer.quarantined,
         "gateway_relay_published_events": rt.relay.published,
+        "gateway_relay_leader": int(rt.relay.leader),
         "gateway_kafka_up": int(rt.relay.kafka_ok), "gateway_workers_reporting": len(snapshots)})
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
@@ -241,12 +270,12 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         buffer = Buffer(Path(settings.data_dir) / "buffer.db", settings.buffer)
-        audit = AuditLog(settings.audit_path)
+        audit = AuditLog.from_config(settings.audit_path, settings.audit)
         await buffer.open()
         await audit.open()
         relay: Relay | RelayMonitor
         if relay_in_process:
-            relay = Relay(buffer, settings.kafka, audit)
+            relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics())
         else:
             relay = RelayMonitor(buffer)
         relay.start()
@@ -254,7 +283,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                             audit)
         runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
-        sync = MetricsSync(METRICS, buffer)
+        sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
                                     sync)

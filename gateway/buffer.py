@@ -52,9 +52,14 @@ CREATE TABLE IF NOT EXISTS segments (
     dedup_expires REAL
 );
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_expiry ON dedup (expires);
 CREATE TABLE IF NOT EXISTS stats (
-    id INTEGER PRIMARY KEY CHECK (id = 1), events INTEGER NOT NULL, bytes INTEGER NOT NULL);
-INSERT OR IGNORE INTO stats VALUES (1, 0, 0);
+    id INTEGER PRIMARY KEY CHECK (id = 1), events INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    dedup_bytes INTEGER NOT NULL DEFAULT 0);
+INSERT OR IGNORE INTO stats VALUES (1, 0, 0, 0);
+-- Records Kafka refused for good whose dead letter was refused too: kept, never dropped.
+CREATE TABLE IF NOT EXISTS quarantine (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record BLOB NOT NULL, reason TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT,
     expires REAL NOT NULL);
 INSERT OR IGNORE INTO lease VALUES (1, NULL, 0);
@@ -81,12 +86,26 @@ END;
 CREATE TRIGGER IF NOT EXISTS segment_removed AFTER DELETE ON segments BEGIN
     UPDATE stats SET events = events - OLD.events, bytes = bytes - OLD.bytes WHERE id = 1;
 END;
+-- What one deduplication row costs besides its key (expiry, index entries, page overhead,
+-- roughly: DEDUP_ROW_BYTES): the rows count toward buffer.max_bytes.
+CREATE TRIGGER IF NOT EXISTS dedup_added AFTER INSERT ON dedup BEGIN
+    UPDATE stats SET dedup_bytes = dedup_bytes + length(NEW.key) + 48 WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS dedup_removed AFTER DELETE ON dedup BEGIN
+    UPDATE stats SET dedup_bytes = dedup_bytes - length(OLD.key) - 48 WHERE id = 1;
+END;
 """
+DEDUP_ROW_BYTES = 48
+# Expired deduplication rows are deleted this many at a time (through the expiry index),
+# so that a purge never holds the write lock for long.
+PURGE_CHUNK = 2000
+PURGE_EVERY = 1.0
 
 _INSERT_IF_NEW = """
 INSERT INTO segments (records, events, bytes, created, dedup_keys, dedup_expires)
 SELECT :records, :events, :bytes, :now, :keys, :expires FROM stats
-WHERE events + :events <= :max_events AND bytes + :bytes <= :max_bytes
+WHERE events + :events <= :max_events
+  AND bytes + dedup_bytes + :bytes + :claimed <= :max_bytes
   AND NOT EXISTS (SELECT 1 FROM dedup WHERE expires > :now
                   AND key IN (SELECT value FROM json_each(coalesce(:keys, '[]'))))
 """
@@ -100,6 +119,17 @@ class RelayStatus:
     error: str | None
     published: int
     updated: float
+    leader: bool = False  # a relay holds the lease now (read from the lease, not written)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record Kafka refused for good, whose dead letter was refused as well."""
+
+    id: int
+    record: Record
+    reason: str
+    created: float
 
 
 class Record(NamedTuple):
@@ -162,7 +192,7 @@ class Segment:
 
 @dataclass(slots=True)
 class _Submission:
-    dedup_key: str | None
+    dedup_keys: Sequence[str]  # a duplicate when any was seen; all are claimed
     records: Sequence[Record]
     future: asyncio.Future[Any]
     size: int
@@ -218,6 +248,11 @@ class Buffer:
         self.settings = settings
         self.events = 0
         self.bytes = 0
+        self.dedup_bytes = 0  # deduplication rows count toward max_bytes too
+        self.oldest: float | None = None  # when the oldest buffered event was committed
+        self.quarantined = 0
+        # The last commit's failure (None once a commit succeeds): /readyz reports it.
+        self.commit_error: str | None = None
         self.wake = asyncio.Event()  # set after each commit: the relay has work
         self._pending: deque[_Submission] = deque()
         self._calls: deque[_Call] = deque()
@@ -249,9 +284,25 @@ class Buffer:
         if "dedup_keys" not in columns:  # a buffer written before the triggers
             conn.executescript("ALTER TABLE segments ADD COLUMN dedup_keys TEXT;"
                                " ALTER TABLE segments ADD COLUMN dedup_expires REAL;")
+        if "dedup_bytes" not in {row[1] for row in conn.execute("PRAGMA table_info(stats)")}:
+            with _transaction(conn):  # a buffer written before dedup rows were counted
+                conn.execute("ALTER TABLE stats ADD COLUMN dedup_bytes INTEGER NOT NULL"
+                             " DEFAULT 0")
+                conn.execute("UPDATE stats SET dedup_bytes = (SELECT coalesce(sum("
+                             "length(key) + ?), 0) FROM dedup)", (DEDUP_ROW_BYTES,))
+        # INSERT OR REPLACE on a stale dedup row fires its delete trigger only with this.
+        conn.execute("PRAGMA recursive_triggers=ON")
         conn.executescript(_TRIGGERS)
         self._conn = conn
-        self.events, self.bytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
+        self._read_stats()
+
+    def _read_stats(self) -> None:
+        """Refresh the counts from the database (other processes move them too)."""
+        assert self._conn is not None
+        self.events, self.bytes, self.dedup_bytes, self.oldest, self.quarantined = (
+            self._conn.execute(
+                "SELECT events, bytes, dedup_bytes, (SELECT created FROM segments ORDER BY id"
+                " LIMIT 1), (SELECT count(*) FROM quarantine) FROM stats").fetchone())
 
     async def close(self) -> None:
         thread = self._thread
@@ -307,9 +358,15 @@ class Buffer:
                     try:
                         results = self._commit(batch)
                     except Exception as exc:
-                        log.error("buffer_commit_failed", error=type(exc).__name__,
-                                  exc_info=exc)
+                        if self.commit_error is None:  # once per episode
+                            log.error("buffer_commit_failed", error=type(exc).__name__,
+                                      detail=str(exc)[:200], exc_info=exc)
+                        self.commit_error = f"{type(exc).__name__}: {str(exc)[:200]}"
                         results = [Unavailable("the local buffer cannot write")] * len(batch)
+                    else:
+                        if self.commit_error is not None:
+                            log.info("buffer_commit_recovered")
+                        self.commit_error = None
                     _post(loop, self._resolve, batch, results)
 
     def _resolve(self, batch: list[_Submission],
@@ -323,21 +380,31 @@ class Buffer:
 
     @property
     def has_room(self) -> bool:
-        return self.events < self.settings.max_events and self.bytes < self.settings.max_bytes
+        return (self.events < self.settings.max_events
+                and self.bytes + self.dedup_bytes < self.settings.max_bytes)
+
+    def oldest_age(self, now: float | None = None) -> float:
+        """Seconds since the oldest buffered event was committed (0 when empty)."""
+        if self.oldest is None:
+            return 0.0
+        return max(0.0, (time.time() if now is None else now) - self.oldest)
 
     # -- the request path ------------------------------------------------------------
 
-    def submit(self, dedup_key: str | None, records: Sequence[Record]) -> asyncio.Future[bool]:
-        """Make ``records`` durable; the future says False when ``dedup_key`` was seen
-        within the window. (A plain function returning the future: the request path
-        awaits it directly, without one more coroutine.)
+    def submit(self, dedup: str | Sequence[str] | None,
+               records: Sequence[Record]) -> asyncio.Future[bool]:
+        """Make ``records`` durable; the future says False when any of the ``dedup``
+        keys was seen within the window (all of them are claimed otherwise). (A plain
+        function returning the future: the request path awaits it directly, without one
+        more coroutine.)
 
         Raises BufferFull at the configured bound, Unavailable when the disk refuses.
         """
         if not self._accepting or self._loop is None:
             raise Unavailable("the buffer is not open")
+        keys = () if dedup is None else (dedup,) if isinstance(dedup, str) else dedup
         size = len(records[0].value) if len(records) == 1 else sum(len(r.value) for r in records)
-        return self._enqueue(_Submission(dedup_key, records, self._loop.create_future(), size))
+        return self._enqueue(_Submission(keys, records, self._loop.create_future(), size))
 
     async def submit_each(self, records: Sequence[Record], keys: Sequence[str], *,
                           cursor: tuple[str, bytes] | None = None) -> list[bool]:
@@ -348,7 +415,7 @@ class Buffer:
         if not self._accepting or self._loop is None:
             raise Unavailable("the buffer is not open")
         flags: list[bool] = await self._enqueue(_Submission(
-            None, records, self._loop.create_future(), sum(len(r.value) for r in records),
+            (), records, self._loop.create_future(), sum(len(r.value) for r in records),
             keys, cursor))
         return flags
 
@@ -377,7 +444,7 @@ class Buffer:
                for s in batch):
             return False
         window = self.settings.dedup_window_seconds
-        keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
+        keys = [k for s in batch for k in s.dedup_keys] if window else []
         if len(set(keys)) != len(keys):  # the same delivery twice in one batch
             return False
         assert self._conn is not None
@@ -385,14 +452,19 @@ class Buffer:
         size = sum(s.size for s in batch)
         now = time.time()
         keys_json = orjson.dumps(keys)
+        claimed = sum(len(k) for k in keys) + DEDUP_ROW_BYTES * len(keys)
         inserted = self._conn.execute(_INSERT_IF_NEW, {
             "records": pack(records), "events": len(records), "bytes": size, "now": now,
             "keys": keys_json if keys else None, "expires": now + window,
             "max_events": self.settings.max_events, "max_bytes": self.settings.max_bytes,
+            "claimed": claimed,
         }).rowcount == 1
         if inserted:  # other processes move the stats too: read_status refreshes them
             self.events += len(records)
             self.bytes += size
+            self.dedup_bytes += claimed
+            if self.oldest is None:
+                self.oldest = now
         return inserted
 
     def _commit_each(self, batch: list[_Submission]) -> list[bool | list[bool] | Exception]:
@@ -407,14 +479,16 @@ class Buffer:
         records: list[Record] = []
         fresh: list[str] = []
         with _transaction(conn):
-            keys = [s.dedup_key for s in batch if s.dedup_key is not None] if window else []
+            keys = [k for s in batch for k in s.dedup_keys] if window else []
             if window:
                 keys.extend(k for s in batch if s.record_keys for k in s.record_keys)
-            events, nbytes, seen_keys = conn.execute(
-                "SELECT events, bytes, (SELECT json_group_array(key) FROM dedup"
+            events, nbytes, dedup_bytes, seen_keys = conn.execute(
+                "SELECT events, bytes, dedup_bytes, (SELECT json_group_array(key) FROM dedup"
                 " WHERE expires > ? AND key IN (SELECT value FROM json_each(?))) FROM stats",
                 (now, orjson.dumps(keys))).fetchone()
             seen: set[str] = set(orjson.loads(seen_keys))
+            # The bound counts the deduplication rows this commit adds, as the table will.
+            nbytes += dedup_bytes
             size = 0
             for sub in batch:
                 if sub.record_keys is not None:
@@ -423,7 +497,9 @@ class Buffer:
                         flags.append(not window or (k not in seen and k not in mine))
                         mine.add(k)
                     kept = [r for r, new in zip(sub.records, flags, strict=True) if new]
-                    kept_size = sum(len(r.value) for r in kept)
+                    kept_size = sum(len(r.value) for r in kept) + sum(
+                        len(k) + DEDUP_ROW_BYTES for k, new
+                        in zip(sub.record_keys, flags, strict=True) if new and window)
                     if kept and (events + len(kept) > limits.max_events
                                  or nbytes + kept_size > limits.max_bytes):
                         results.append(BufferFull("the local buffer is full",
@@ -436,27 +512,27 @@ class Buffer:
                                 fresh.append(k)
                     events += len(kept)
                     nbytes += kept_size
-                    size += kept_size
+                    size += sum(len(r.value) for r in kept)
                     records.extend(kept)
                     results.append(flags)
                     if sub.cursor is not None:
                         conn.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)",
                                      (*sub.cursor, now))
                     continue
-                key = sub.dedup_key if window else None
-                if key is not None and key in seen:
+                claims = sub.dedup_keys if window else ()
+                if any(k in seen for k in claims):
                     results.append(False)
                     continue
+                claimed = sum(len(k) + DEDUP_ROW_BYTES for k in claims)
                 if (events + len(sub.records) > limits.max_events
-                        or nbytes + sub.size > limits.max_bytes):
+                        or nbytes + sub.size + claimed > limits.max_bytes):
                     results.append(BufferFull("the local buffer is full",
                                               retry_after=limits.retry_after_seconds))
                     continue
-                if key is not None:
-                    seen.add(key)
-                    fresh.append(key)
+                seen.update(claims)
+                fresh.extend(claims)
                 events += len(sub.records)
-                nbytes += sub.size
+                nbytes += sub.size + claimed
                 size += sub.size
                 records.extend(sub.records)
                 results.append(True)
@@ -469,7 +545,7 @@ class Buffer:
                 conn.execute("INSERT OR REPLACE INTO dedup (key, expires)"
                              " SELECT value, ? FROM json_each(?)",
                              (now + window, orjson.dumps(fresh)))
-        self.events, self.bytes = events, nbytes
+            self._read_stats()
         return results
 
     # -- the relay's side ------------------------------------------------------------
@@ -486,21 +562,55 @@ class Buffer:
         return [Segment(row[0], unpack(row[1]), row[2], row[3]) for row in rows]
 
     async def ack(self, segments: Sequence[Segment]) -> None:
-        """Forget ``segments``, the oldest ones in order: Kafka acknowledged them."""
+        """Forget ``segments``: Kafka acknowledged (or dead-lettered) all their records."""
         if segments:
-            await self._run(self._ack, segments[-1].id)
+            await self._run(self._ack, [s.id for s in segments])
 
-    def _ack(self, upto_id: int) -> None:
+    def _ack(self, ids: list[int]) -> None:
         conn = self._conn
         assert conn is not None
         # Losing a delete in a power cut only means publishing twice: no fsync needed.
         with _transaction(conn, durable=False):
-            conn.execute("DELETE FROM segments WHERE id <= ?", (upto_id,))  # and stats
-            now = time.time()
-            if now - self._last_purge > 60:
-                conn.execute("DELETE FROM dedup WHERE expires < ?", (now,))
-                self._last_purge = now
-            self.events, self.bytes = conn.execute("SELECT events, bytes FROM stats").fetchone()
+            conn.execute("DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?))",
+                         (orjson.dumps(ids),))  # the trigger moves the stats
+            self._purge(conn)
+            self._read_stats()
+
+    def _purge(self, conn: sqlite3.Connection) -> None:
+        """Delete one chunk of expired deduplication rows, through the expiry index, at
+        most every ``PURGE_EVERY`` seconds: never a whole-table delete under the lock."""
+        now = time.time()
+        if now - self._last_purge >= PURGE_EVERY:
+            conn.execute("DELETE FROM dedup WHERE key IN (SELECT key FROM dedup"
+                         " WHERE expires < ? ORDER BY expires LIMIT ?)", (now, PURGE_CHUNK))
+            self._last_purge = now
+
+    async def purge_expired(self) -> None:
+        """One chunk of expired deduplication rows, when nothing is being acknowledged."""
+        def purge() -> None:
+            assert self._conn is not None
+            with _transaction(self._conn, durable=False):
+                self._purge(self._conn)
+                self._read_stats()
+        await self._run(purge)
+
+    async def quarantine(self, record: Record, reason: str) -> None:
+        """Keep a record that Kafka and the dead-letter topic both refused (fsynced)."""
+        def keep() -> None:
+            assert self._conn is not None
+            with _transaction(self._conn):
+                self._conn.execute("INSERT INTO quarantine (record, reason, created)"
+                                   " VALUES (?, ?, ?)", (pack([record]), reason, time.time()))
+                self._read_stats()
+        await self._run(keep)
+
+    async def quarantined_records(self, limit: int = 1000) -> list[Quarantined]:
+        def read() -> list[Quarantined]:
+            assert self._conn is not None
+            rows = self._conn.execute("SELECT id, record, reason, created FROM quarantine"
+                                      " ORDER BY id LIMIT ?", (limit,)).fetchall()
+            return [Quarantined(r[0], unpack(r[1])[0], r[2], r[3]) for r in rows]
+        return await self._run(read)
 
     async def acquire_lease(self, owner: str, ttl: float) -> bool:
         """Only one process relays at a time; a dead holder's lease expires after ``ttl``."""
@@ -528,11 +638,11 @@ class Buffer:
         """The relay's status, and (as a side effect) fresh buffer stats."""
         def read() -> RelayStatus:
             assert self._conn is not None
-            self.events, self.bytes = self._conn.execute(
-                "SELECT events, bytes FROM stats").fetchone()
+            self._read_stats()
             row = self._conn.execute(
-                "SELECT kafka_ok, error, published, updated FROM relay_status").fetchone()
-            return RelayStatus(bool(row[0]), row[1], row[2], row[3])
+                "SELECT kafka_ok, error, published, updated, (SELECT owner IS NOT NULL AND"
+                " expires > ? FROM lease) FROM relay_status", (time.time(),)).fetchone()
+            return RelayStatus(bool(row[0]), row[1], row[2], row[3], bool(row[4]))
         return await self._run(read)
 
     async def share_metrics(self, worker: str, snapshot: bytes, oldest: float) -> list[bytes]:

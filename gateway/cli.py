@@ -13,16 +13,27 @@ import sys
 import threading
 from pathlib import Path
 
+import orjson
+
 from gateway import logging as gateway_logging
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import ConfigError
 
 
-def _load(path: str | None) -> LoadedConfig:
-    return load_config(resolve_path(path))
+def _load(path: str | None, *, allow_placeholders: bool = False) -> LoadedConfig:
+    return load_config(resolve_path(path), allow_placeholders=allow_placeholders)
+
+
+def _dev(args: argparse.Namespace) -> None:
+    """``--dev``: placeholder secrets are accepted (here and in the child processes)."""
+    if getattr(args, "dev", False):
+        os.environ["GATEWAY_DEV"] = "1"
+        print("gateway: development mode: placeholder secrets are accepted; never expose"
+              " this instance", file=sys.stderr)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    _dev(args)
     loaded = _load(args.config)
     s = loaded.settings
     print(f"ok: {len(loaded.connectors)} enabled connector(s): "
@@ -54,7 +65,9 @@ class RelayProcess:
                  "--nice", os.environ.get("GATEWAY_BACKGROUND_NICE", "5")],
                 stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
             code = self.proc.wait()
-            if self._stopping.wait(1.0):  # shutting down: the exit was expected
+            # It exits 0 only when told to stop (SIGTERM to the process group, say): the
+            # gateway is shutting down, so it is not started again.
+            if code == 0 or self._stopping.wait(1.0):
                 break
             print(f"gateway: the background process (relay, pollers) exited with {code};"
                   " restarting", file=sys.stderr)
@@ -93,10 +106,10 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gateway.localkafka import LocalKafka, port_free
+    from gateway.server import serve, uvicorn_config
 
+    _dev(args)
     config_path = resolve_path(args.config)
     os.environ["GATEWAY_CONFIG"] = str(config_path.resolve())
     local: LocalKafka | None = None
@@ -119,20 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         relay.start()
         # No "server: uvicorn" header: a sender need not learn what answers it. No
         # log_config: uvicorn's own logs go through ours (gateway/logging.py), as JSON.
-        try:
-            if workers == 1:
-                from gateway.app import create_app
+        if workers == 1:
+            from gateway.app import create_app
 
-                uvicorn.run(create_app(loaded, relay_in_process=False), host=host, port=port,
-                            log_level="warning", access_log=False, loop="uvloop",
-                            http="httptools", server_header=False, log_config=None,
-                            timeout_graceful_shutdown=20)
-            else:
-                os.environ["GATEWAY_RELAY"] = "external"
-                uvicorn.run("gateway.app:create_app_from_env", factory=True, host=host,
-                            port=port, workers=workers, log_level="warning", access_log=False,
-                            loop="uvloop", http="httptools", server_header=False,
-                            log_config=None, timeout_graceful_shutdown=20)
+            app: object = create_app(loaded, relay_in_process=False)
+        else:
+            os.environ["GATEWAY_RELAY"] = "external"
+            app = "gateway.app:create_app_from_env"
+        print(f"gateway: listening on http://{host}:{port} ({workers} worker(s)); data in"
+              f" {server_data_dir(loaded)}", file=sys.stderr)
+        try:
+            serve(uvicorn_config(app, server, host=host, port=port, workers=workers,
+                                 factory=workers > 1))
         finally:
             relay.stop()
     finally:
@@ -162,7 +173,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _load(
-        args.config).settings.kafka.bootstrap_servers
+        args.config, allow_placeholders=True).settings.kafka.bootstrap_servers
 
     async def tail() -> None:
         consumer = AIOKafkaConsumer(
@@ -188,7 +199,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    loaded = _load(args.config)
+    loaded = _load(args.config, allow_placeholders=True)  # signing serves nothing
     connector = loaded.connectors.get(args.connector_id)
     if connector is None:
         print(f"no enabled connector {args.connector_id!r}; configured: "
@@ -239,6 +250,46 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def server_data_dir(loaded: LoadedConfig) -> str:
+    return str(Path(loaded.settings.data_dir).resolve())
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit import verify_files
+
+    path = Path(args.path) if args.path else _load(
+        args.config, allow_placeholders=True).settings.audit_path
+    report = verify_files(path)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from gateway.buffer import Buffer
+
+    settings = _load(args.config, allow_placeholders=True).settings
+
+    async def show() -> int:
+        buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
+        await buffer.open()
+        try:
+            kept = await buffer.quarantined_records(args.limit)
+        finally:
+            await buffer.close()
+        for q in kept:
+            r = q.record
+            line = {"id": q.id, "event_id": r.event_id, "connector_id": r.connector_id,
+                    "topic": r.topic, "type": r.event_type, "reason": q.reason,
+                    "bytes": len(r.value), "quarantined_at": q.created}
+            if args.with_values:
+                line["value"] = r.value.decode("utf-8", "replace")
+            print(orjson.dumps(line).decode())
+        print(f"{len(kept)} quarantined record(s)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(show())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
     run.add_argument("--local-kafka", action="store_true",
                      help="start a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set")
+    run.add_argument("--dev", action="store_true",
+                     help="development only: accept placeholder secrets (change-me...)")
     run.set_defaults(func=cmd_run)
 
     relay = sub.add_parser("relay", help="publish the local buffer to Kafka (alone; `run`"
@@ -266,7 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config")
+    check.add_argument("--dev", action="store_true", help="accept placeholder secrets")
     check.set_defaults(func=cmd_check_config)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check that every line of the audit file"
+                                  " (and its rotated files) is a whole audit record")
+    verify.add_argument("path", nargs="?", help="audit file (default: from the config)")
+    verify.add_argument("--config")
+    verify.set_defaults(func=cmd_audit_verify)
+
+    quarantine = sub.add_parser("quarantine", help="list records Kafka and the dead-letter"
+                                " topic both refused (kept in the buffer)")
+    quarantine.add_argument("--config")
+    quarantine.add_argument("--limit", type=int, default=1000)
+    quarantine.add_argument("--with-values", action="store_true",
+                            help="print each record's value (the event) too")
+    quarantine.set_defaults(func=cmd_quarantine)
 
     kafka = sub.add_parser("kafka", help="run a local single-node KRaft Kafka broker")
     kafka.add_argument("--port", type=int, default=None)

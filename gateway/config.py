@@ -8,15 +8,17 @@ so a secret cannot leak through an error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gateway.errors import ConfigError, ConfigProblem
+from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -29,10 +31,40 @@ class _Strict(BaseModel):
 
 
 class ServerConfig(_Strict):
+    """Where to listen, and the limits of the HTTP edge (``gateway.server``)."""
+
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     workers: int = Field(default=1, ge=1)
+    # The request line and headers together, in bytes, and how many headers: past
+    # either, 431 and the connection is closed.
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    # From a connection's first byte (or the end of the previous answer) to the end of
+    # the headers; then from the headers to the end of the body. Past either, the
+    # connection is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Per worker process: connections past max_connections, and requests past
+    # max_concurrent_requests, are answered 503 with Retry-After.
+    max_connections: int = Field(default=1024, ge=1)
+    max_concurrent_requests: int = Field(default=256, ge=1)
+    # On SIGTERM: requests in flight get this long to finish.
+    shutdown_timeout_seconds: float = Field(default=10.0, ge=0)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR
+    # ranges). Empty: the peer address is the client's.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return value
 
 
 class KafkaConfig(_Strict):
@@ -47,10 +79,28 @@ class KafkaConfig(_Strict):
     # max.message.bytes if lower). A delivery whose event would be larger is refused
     # with 413 before it is accepted: acknowledged, it could never be published.
     max_message_bytes: int = Field(default=1_048_576, ge=4096)
+    # A record whose topic the cluster still does not have after this long (and does not
+    # create) goes to the dead-letter topic instead of blocking the ones behind it.
+    unknown_topic_timeout_seconds: float = Field(default=120.0, ge=0)
+
+    @field_validator("topic", "dead_letter_topic")
+    @classmethod
+    def _legal_topic(cls, value: str) -> str:
+        problem = template_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class AuditConfig(_Strict):
     path: str | None = None
+    # Size-based rotation: past max_bytes the file becomes PATH.1 (PATH.1 becomes PATH.2,
+    # ...) and only ``keep`` rotated files are kept.
+    max_bytes: int = Field(default=100 * 1024 * 1024, ge=4096)
+    keep: int = Field(default=5, ge=1, le=1000)
+    # Lines waiting while the file cannot be written (full disk); past it, the oldest are
+    # dropped and counted in gateway_audit_dropped_lines_total.
+    max_backlog_lines: int = Field(default=100_000, ge=100)
 
 
 class BufferConfig(_Strict):
@@ -60,6 +110,9 @@ class BufferConfig(_Strict):
     max_bytes: int = Field(default=1 << 30, gt=0)
     dedup_window_seconds: int = Field(default=86_400, ge=0)
     retry_after_seconds: int = Field(default=5, gt=0)
+    # /readyz answers not ready while the oldest buffered event is older than this:
+    # events are not reaching Kafka.
+    max_age_seconds: float = Field(default=300.0, gt=0)
 
 
 class ConnectorEntry(_Strict):
@@ -91,6 +144,13 @@ class LoadedConfig:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector]) -> None:
         self.settings = settings
         self.connectors = connectors
+
+    def fixed_topics(self) -> list[str]:
+        """The topics named without placeholders: these must exist (or be auto-created)."""
+        kafka = self.settings.kafka
+        names = [kafka.topic, kafka.dead_letter_topic]
+        names.extend(c.topic for c in self.connectors.values() if c.topic)
+        return sorted({n for n in names if is_fixed(n)})
 
 
 def key_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
@@ -142,6 +202,38 @@ def expand_env(
     return node
 
 
+_PLACEHOLDER_SECRET = re.compile(
+    r"(change[-_ ]?me|replace[-_ ]?me|placeholder|your[-_ ]?(secret|token|key)|example|"
+    r"^(secret|password|passwd|token|test|default|dummy|xxx+|\*+)$)", re.IGNORECASE)
+
+
+def is_placeholder(secret: SecretStr) -> bool:
+    """A secret anyone could guess: the words example configurations use."""
+    return bool(_PLACEHOLDER_SECRET.search(secret.get_secret_value().strip()))
+
+
+def secret_fields(model: BaseModel, loc: tuple[int | str, ...] = ()
+                  ) -> list[tuple[tuple[int | str, ...], SecretStr]]:
+    """Every secret value in a validated config model, with its key path."""
+    found: list[tuple[tuple[int | str, ...], SecretStr]] = []
+
+    def walk(value: object, where: tuple[int | str, ...]) -> None:
+        if isinstance(value, SecretStr):
+            found.append((where, value))
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), (*where, name))
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, (*where, i))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*where, str(key)))
+
+    walk(model, loc)
+    return found
+
+
 def resolve_path(explicit: str | None) -> Path:
     path = explicit or os.environ.get("GATEWAY_CONFIG")
     if not path:
@@ -151,11 +243,17 @@ def resolve_path(explicit: str | None) -> Path:
     return Path(path)
 
 
-def load_config(path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
-    """Read, expand, validate and build; raises ConfigError listing every problem."""
+def load_config(path: Path, env: dict[str, str] | None = None, *,
+                allow_placeholders: bool = False) -> LoadedConfig:
+    """Read, expand, validate and build; raises ConfigError listing every problem.
+
+    Secrets that look like placeholders (``change-me``, ...) are problems unless
+    ``GATEWAY_DEV=1`` (``gateway run --dev``) or ``allow_placeholders`` (commands that
+    only sign or read, never serve)."""
     from connectors import registry
 
     env = dict(os.environ) if env is None else env
+    dev = allow_placeholders or env.get("GATEWAY_DEV", "") in ("1", "true", "yes")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -205,7 +303,6 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, loc))
             continue
-        entries[str(cid)] = entry
         cls = available.get(entry.type)
         if cls is None:
             names = ", ".join(sorted(available)) or "none installed"
@@ -218,6 +315,17 @@ def load_config(path: Path, env: dict[str, str] | None = None) -> LoadedConfig:
         except ValidationError as exc:
             problems.extend(problems_from_validation(exc, (*loc, "config")))
             continue
+        # What the settings keep of a connector's config: secrets as "**********".
+        entries[str(cid)] = entry.model_copy(
+            update={"config": options.model_dump(mode="json", exclude_defaults=True)})
+        if options.topic and (problem := template_problem(options.topic)):
+            problems.append(ConfigProblem(key_path((*loc, "config", "topic")), problem))
+        if not dev:
+            problems.extend(
+                ConfigProblem(key_path((*loc, "config", *where)),
+                              "looks like a placeholder, not a secret: set a real one (or run"
+                              " with --dev / GATEWAY_DEV=1 for local development only)")
+                for where, secret in secret_fields(options) if is_placeholder(secret))
         if entry.enabled:
             try:
                 connectors[str(cid)] = cls(str(cid), options)

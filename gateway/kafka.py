@@ -1,8 +1,10 @@
-"""The Kafka side: the producer the relay publishes with (``acks=all``, idempotent)."""
+"""The Kafka side: the producer the relay publishes with (``acks=all``, idempotent), and
+an admin client for the same cluster."""
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from gateway.config import KafkaConfig
 
@@ -20,3 +22,9 @@ def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
         retry_backoff_ms=200,
         compression_type=cfg.compression_type,
     )
+
+
+def make_admin(cfg: KafkaConfig) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers,
+                               client_id=cfg.client_id,
+                               request_timeout_ms=cfg.request_timeout_ms)

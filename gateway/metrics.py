@@ -31,9 +31,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from gateway.tasks import cancel
+from gateway.tasks import FAILURES, cancel, supervised
 
 if TYPE_CHECKING:
+    from gateway.audit import AuditLog
     from gateway.buffer import Buffer
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,12 @@ def render(snapshots: list[dict[str, Any]], gauges: dict[str, float]) -> bytes:
 _GAUGES = {
     "gateway_buffer_events": "Events in the local buffer",
     "gateway_buffer_bytes": "Bytes in the local buffer",
+    "gateway_buffer_dedup_bytes": "Bytes of deduplication state (counted in buffer.max_bytes)",
+    "gateway_buffer_oldest_event_age_seconds": "Age of the oldest event not yet on Kafka",
+    "gateway_buffer_commit_failing": "1 while the buffer's last commit failed",
+    "gateway_quarantined_events": "Records Kafka and the dead-letter topic both refused,"
+                                  " kept locally (gateway quarantine)",
+    "gateway_relay_leader": "1 when a relay holds the buffer's lease",
     "gateway_relay_published_events": "Events the relay published since it started",
     "gateway_kafka_up": "1 when Kafka answered the relay's last request",
     "gateway_workers_reporting": "Worker processes whose counts these totals include",
@@ -98,7 +105,9 @@ class _Families(Collector):
         requests: dict[tuple[str, str], int] = {}
         counts = [0] * (len(LATENCY_BOUNDS) + 1)
         total, published = 0.0, 0
+        audit = [0, 0, 0]  # write errors, dropped lines, backlog
         for snap in self.snapshots:
+            audit = [a + b for a, b in zip(audit, snap.get("audit", (0, 0, 0)), strict=True)]
             for cid, outcome, n in snap["requests"]:
                 requests[(cid, outcome)] = requests.get((cid, outcome), 0) + n
             counts = [a + b for a, b in zip(counts, snap["latency_counts"], strict=True)]
@@ -121,28 +130,48 @@ class _Families(Collector):
                                   value=published)
         for name, doc in _GAUGES.items():
             yield GaugeMetricFamily(name, doc, value=self.gauges.get(name, 0))
+        yield CounterMetricFamily("gateway_audit_errors",
+                                  "Failed attempts to write the audit trail", value=audit[0])
+        yield CounterMetricFamily("gateway_audit_dropped_lines",
+                                  "Audit lines dropped past the backlog bound", value=audit[1])
+        yield GaugeMetricFamily("gateway_audit_backlog_lines",
+                                "Audit lines waiting to be written", value=audit[2])
+        failures = CounterMetricFamily("gateway_task_failures",
+                                       "Background task failures (each restarted)",
+                                       labels=["task"])
+        for task, n in sorted(FAILURES.items()):
+            failures.add_metric([task], n)
+        yield failures
 
 
 class MetricsSync:
     """Shares this worker's counts through the buffer and keeps the other workers' latest."""
 
-    def __init__(self, metrics: Metrics, buffer: Buffer) -> None:
+    def __init__(self, metrics: Metrics, buffer: Buffer, audit: AuditLog | None = None
+                 ) -> None:
         self.metrics = metrics
         self.buffer = buffer
+        self.audit = audit
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.peers: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="metrics-sync")
+        self._task = supervised("metrics-sync", self._run)
 
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
 
+    def own(self) -> dict[str, Any]:
+        """This worker's snapshot: its counts and its audit writer's."""
+        snap = self.metrics.snapshot()
+        if self.audit is not None:
+            snap["audit"] = [self.audit.errors, self.audit.dropped, self.audit.backlog]
+        return snap
+
     async def sync(self) -> None:
-        rows = await self.buffer.share_metrics(self.worker,
-                                               orjson.dumps(self.metrics.snapshot()),
+        rows = await self.buffer.share_metrics(self.worker, orjson.dumps(self.own()),
                                                time.time() - PEER_TTL)
         self.peers = [orjson.loads(row) for row in rows]
 
@@ -156,7 +185,7 @@ class MetricsSync:
 
     def totals(self) -> list[dict[str, Any]]:
         """Snapshots to sum: this worker's, now, and the others' latest."""
-        return [self.metrics.snapshot(), *self.peers]
+        return [self.own(), *self.peers]
 
 
 METRICS = Metrics()

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 import structlog
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connectors.base import (
     Connector,
@@ -40,7 +42,7 @@ from gateway.errors import (
 from gateway.metrics import METRICS
 from gateway.ratelimit import RateLimits
 
-log = structlog.get_logger(__name__)
+log = structlog_log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -62,20 +64,48 @@ class Answer:
         return cls.json(status, {"error": code, "detail": detail}, outcome, headers)
 
 
+MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
+UNKNOWN_CONNECTOR = "_unknown"  # the metrics label of every id that is not configured
+MAX_ID_SHOWN = 100  # an unknown connector id is cut to this in audit lines and logs
+MAX_PROBLEMS = 100  # problems listed in a 400 from /api/events; the rest are counted
+
+
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def client_request_id(headers: Mapping[str, str]) -> str | None:
+    """The client's own X-Request-Id, when it is a sane one: recorded beside ours."""
+    given = headers.get("x-request-id")
+    return given if given is not None and _CLIENT_REQUEST_ID.fullmatch(given) else None
+
+
+def shown_id(connector_id: str) -> str:
+    """A connector id from a URL, fit for an audit line or a log: bounded."""
+    return connector_id if len(connector_id) <= MAX_ID_SHOWN else (
+        connector_id[:MAX_ID_SHOWN] + "...")
+
+
 class Records:
     """Kafka records from envelope fields, for every way events come in (webhooks,
     /api/events, pollers): the topic is the connector's or the template's (cached).
-    A record the broker would refuse as too large raises PayloadTooLarge (413)."""
+    A record the broker would refuse as too large raises PayloadTooLarge (413); an event
+    type longer than ``MAX_EVENT_TYPE`` raises Unnormalizable (dead letter)."""
 
     def __init__(self, kafka: KafkaConfig) -> None:
         self.template = kafka.topic
-        # room for the key, the headers and the batch around one record
-        self.max_value = kafka.max_message_bytes - 2048
+        self.limit = kafka.max_message_bytes
         self._topics: dict[tuple[str, str, str], str] = {}
 
-    def check_size(self, value: bytes) -> None:
-        if len(value) > self.max_value:
-            raise PayloadTooLarge(f"the event would be {len(value)} bytes on Kafka, more than"
+    def check_size(self, record: Record) -> None:
+        """What the broker counts against ``message.max.bytes``: the record batch around
+        one record (value, key, headers and their overhead), as the producer estimates
+        it. The exact estimate only runs when the value comes near the limit."""
+        r = record
+        if len(r.value) + len(r.key) + len(r.event_type) + len(r.source) + 1024 <= self.limit:
+            return
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(r.key, r.value, r.headers())
+        if size > self.limit:
+            raise PayloadTooLarge(f"the event would be {size} bytes on Kafka, more than"
                                   " kafka.max_message_bytes allows")
 
     def topic(self, connector: Connector, source: str, event_type: str) -> str:
@@ -92,16 +122,19 @@ class Records:
               timestamp: datetime, received_at: datetime, payload: dict[str, Any],
               raw: bytes | None = None, key: str | None = None) -> Record:
         cid = connector.connector_id
+        if len(type) > MAX_EVENT_TYPE:
+            raise Unnormalizable(f"the event type is longer than {MAX_EVENT_TYPE} characters")
         try:
             value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,
                                     connector_id=cid, received_at=received_at,
                                     payload=payload, raw_payload=raw)
         except orjson.JSONEncodeError as exc:
             raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
-        self.check_size(value)
-        return Record(topic=self.topic(connector, source, type), key=(key or cid).encode(),
-                      value=value, event_id=eid, connector_id=cid, event_type=type,
-                      source=source)
+        record = Record(topic=self.topic(connector, source, type), key=(key or cid).encode(),
+                        value=value, event_id=eid, connector_id=cid, event_type=type,
+                        source=source)
+        self.check_size(record)
+        return record
 
 
 class Pipeline:
@@ -117,12 +150,15 @@ class Pipeline:
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
         body_sha256 = hashlib.sha256(request.body).hexdigest()
-
-        audit = _auditor(self.audit, connector_id, request, request_id, body_sha256)
         connector = self.connectors.get(connector_id)
+        if connector is None or not connector.takes_webhooks:
+            # Any URL can name a connector: bounded in the audit, one label in metrics.
+            audit = _auditor(self.audit, shown_id(connector_id), request, request_id,
+                             body_sha256, UNKNOWN_CONNECTOR)
+            return _refuse(UnknownConnector("no enabled webhook connector with this id"),
+                           audit)
+        audit = _auditor(self.audit, connector_id, request, request_id, body_sha256)
         try:
-            if connector is None or not connector.takes_webhooks:
-                raise UnknownConnector(f"no enabled webhook connector {connector_id!r}")
             early = connector.challenge(request)
             if early is not None:
                 audit("handshake" if early.status < 400 else "rejected",
@@ -136,8 +172,6 @@ class Pipeline:
             if reply is None:
                 self.limits.check(connector_id)
         except Rejected as exc:
-            log.info("rejected", reason=exc.reason, request_id=request_id,
-                     connector_id=connector_id)
             return _refuse(exc, audit)
         except Unavailable as unavailable:  # e.g. a signing certificate could not be fetched
             audit("failed", unavailable.code)
@@ -148,7 +182,10 @@ class Pipeline:
             return _handshake_answer(reply)
 
         delivery = connector.delivery_id(request)
-        dedup_key = f"{connector_id}:{delivery}"  # connector ids never contain ':'
+        # connector ids never contain ':'
+        replay = connector.replay_key(request)
+        dedup_key: tuple[str, ...] = ((f"{connector_id}:{delivery}",) if replay is None else
+                                      (f"{connector_id}:{delivery}", f"{connector_id}:{replay}"))
         try:
             drafts = connector.normalize(request)
             records = [self._record(connector, draft, delivery, i, request.received_at)
@@ -214,21 +251,30 @@ class Pipeline:
             "request_id": request_id, "content_type": request.header("content-type"),
             "body": text, "body_base64": b64,
         })
-        self.records.check_size(value)
-        return Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
-                      value=value, event_id=eid, connector_id=cid,
-                      event_type="gateway.dead_letter", source=connector.source_slug)
+        record = Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
+                        value=value, event_id=eid, connector_id=cid,
+                        event_type="gateway.dead_letter", source=connector.source_slug)
+        self.records.check_size(record)
+        return record
 
 
 def _auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
-             request_id: str, body_sha256: str) -> Callable[..., None]:
-    """Records one request's outcomes: the audit line and the outcome counter."""
+             request_id: str, body_sha256: str, label: str | None = None
+             ) -> Callable[..., None]:
+    """Records one request's outcomes: the audit line and the outcome counter (under
+    ``label``, default the connector id)."""
+    label = label or connector_id or "-"
+    client_rid = client_request_id(request.headers)
 
     def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
         log.record(outcome, connector_id=connector_id, reason=reason, event_ids=ids or (),
                    request_id=request_id, remote_addr=request.remote_addr,
-                   body_sha256=body_sha256, size=len(request.body))
-        METRICS.count(connector_id or "-", outcome)
+                   body_sha256=body_sha256, size=len(request.body),
+                   client_request_id=client_rid)
+        METRICS.count(label, outcome)
+        if outcome == "rejected":  # logs, audit and metrics tell the same story
+            structlog_log.info("rejected", reason=reason, request_id=request_id,
+                               connector_id=connector_id, client_request_id=client_rid)
 
     return audit
 
@@ -258,6 +304,9 @@ def _client_event(item: Any, path: str) -> tuple[dict[str, Any] | None, list[dic
         value = item.get(name)
         if not isinstance(value, str) or not value.strip():
             problems.append({"path": f"{path}.{name}", "problem": "must be a non-empty string"})
+    if isinstance(item.get("type"), str) and len(item["type"]) > MAX_EVENT_TYPE:
+        problems.append({"path": f"{path}.type",
+                         "problem": f"must be at most {MAX_EVENT_TYPE} characters"})
     stamp = item.get("timestamp")
     parsed = parse_time(stamp) if isinstance(stamp, str) else None
     if parsed is None:
@@ -328,23 +377,34 @@ class ApiEvents:
             events.append(event)
         if not items:
             problems.append({"path": "$", "problem": "no events"})
+        records, keys = [], []
+        if items:  # every valid event is built, so that a 400 lists every problem
+            try:
+                for i, event in enumerate(events):
+                    if event is None:
+                        continue
+                    delivery = (f"client:{event['id']}" if event.get("id")
+                                else f"sha256:{body_sha256}:{i}")
+                    try:
+                        records.append(p.records.build(
+                            connector, event_id(connector_id, delivery),
+                            source=event["source"], type=event["type"],
+                            timestamp=event["timestamp"], received_at=request.received_at,
+                            payload=event["payload"]))
+                    except Unnormalizable as exc:
+                        problems.append({"path": f"{root or f'$[{i}]'}.payload",
+                                         "problem": str(exc)})
+                    keys.append(f"{connector_id}:{delivery}")
+            except PayloadTooLarge as exc:
+                return _refuse(exc, audit)
         if problems:  # all or nothing
             audit("rejected", "malformed")
-            return Answer.json(400, {"error": "malformed", "detail": "invalid events",
-                                     "problems": problems}, "rejected")
-        records, keys = [], []
-        try:
-            for i, event in enumerate(events):
-                assert event is not None
-                delivery = (f"client:{event['id']}" if event.get("id")
-                            else f"sha256:{body_sha256}:{i}")
-                records.append(p.records.build(
-                    connector, event_id(connector_id, delivery), source=event["source"],
-                    type=event["type"], timestamp=event["timestamp"],
-                    received_at=request.received_at, payload=event["payload"]))
-                keys.append(f"{connector_id}:{delivery}")
-        except PayloadTooLarge as exc:
-            return _refuse(exc, audit)
+            shown = problems[:MAX_PROBLEMS]
+            detail: dict[str, Any] = {"error": "malformed", "detail": "invalid events",
+                                      "problems": shown}
+            if len(problems) > len(shown):
+                detail["more_problems"] = len(problems) - len(shown)
+            return Answer.json(400, detail, "rejected")
         try:
             fresh = await p.buffer.submit_each(records, keys)
         except Unavailable as unavailable:

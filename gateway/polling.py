@@ -6,12 +6,19 @@ committing re-polls from the last durable point, and overlapping cursors (``>=``
 recognised by deterministic event ids inside the dedup window and not published twice.
 Health (last success, last error, events polled, freshness) is written to the buffer,
 where ``/readyz`` reads it whichever process polls.
+
+A record that cannot become an envelope (an integer past 64 bits, nesting too deep) is
+dead-lettered in the page's transaction, under the id and dedup key it would have had,
+so the cursor moves past it. No exception ends a poller: a failed poll is logged with its
+traceback, shown as ``last_error`` and retried after a backoff that doubles from 1 s up
+to the schedule's interval (at most 300 s); the schedule resumes after a success.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
+import json
 import time
 from datetime import datetime
 from typing import Any
@@ -21,15 +28,19 @@ import orjson
 import structlog
 
 from connectors.base import Connector, event_id
-from connectors.polling import PollError, PollHttp, PollingConnector, PollSchedule
+from connectors.polling import Polled, PollHttp, PollingConnector, PollSchedule
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer
+from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
-from gateway.errors import PayloadTooLarge, Unavailable
+from gateway.envelope import rfc3339
+from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.pipeline import Records
-from gateway.tasks import cancel
+from gateway.tasks import cancel, supervised
 
 log = structlog.get_logger(__name__)
+
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 300.0
 
 
 class PollRunner:
@@ -51,14 +62,15 @@ class PollRunner:
         for cid, poller in self.pollers.items():
             options = poller.config
             assert isinstance(options, PollSchedule)
-            client = httpx.AsyncClient(timeout=options.timeout_seconds, follow_redirects=True)
+            # PollHttp follows redirects itself, keeping credentials home
+            client = httpx.AsyncClient(timeout=options.timeout_seconds, follow_redirects=False)
             self._clients.append(client)
             http = PollHttp(client, requests_per_second=options.requests_per_second,
                             max_retries=options.max_retries)
-            self._tasks.append(asyncio.create_task(self._loop(cid, poller, http),
-                                                   name=f"poller-{cid}"))
+            self._tasks.append(supervised(f"poller-{cid}",
+                                          functools.partial(self._loop, cid, poller, http)))
         if self.pollers:
-            self._tasks.append(asyncio.create_task(self._report(), name="poller-health"))
+            self._tasks.append(supervised("poller-health", self._report))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -75,16 +87,34 @@ class PollRunner:
             state: dict[str, Any] = orjson.loads(saved) if saved else {}
             page = await poller.poll(http, state)
             now = datetime.now().astimezone()
-            records, keys = [], []
+            records, keys, reasons = [], [], []
             for polled in page.events:
-                records.append(self.records.build(
-                    poller, event_id(cid, polled.id), source=poller.source_slug,
-                    type=polled.type, timestamp=polled.timestamp or now, received_at=now,
-                    payload=polled.payload))
+                eid = event_id(cid, polled.id)
+                try:
+                    record = self.records.build(
+                        poller, eid, source=poller.source_slug, type=polled.type,
+                        timestamp=polled.timestamp or now, received_at=now,
+                        payload=polled.payload)
+                    reason = None
+                except Unnormalizable as exc:  # e.g. an integer past 64 bits, too deep
+                    reason = exc.reason
+                    record = self._dead_letter(poller, polled, eid, reason, now)
+                records.append(record)
                 keys.append(f"{cid}:poll:{polled.id}")
+                reasons.append(reason)
             flags = await self.buffer.submit_each(records, keys,
                                                   cursor=(cid, orjson.dumps(page.state)))
-            new_ids = [r.event_id for r, f in zip(records, flags, strict=True) if f]
+            new_ids = []
+            for record, reason, fresh in zip(records, reasons, flags, strict=True):
+                if not fresh:
+                    continue
+                if reason is None:
+                    new_ids.append(record.event_id)
+                    continue
+                self.audit.record("dead_lettered", connector_id=cid, reason=reason,
+                                  event_ids=[record.event_id])
+                log.info("dead_lettered", connector_id=cid, reason=reason,
+                         event_id=record.event_id)
             if new_ids:
                 self.audit.record("accepted", connector_id=cid, reason="polled",
                                   event_ids=new_ids)
@@ -98,17 +128,59 @@ class PollRunner:
                 health["last_success"] = time.time()
                 return new_total
 
+    def _dead_letter(self, poller: PollingConnector, polled: Polled, eid: str, reason: str,
+                     received_at: datetime) -> Record:
+        """The dead-letter record of a polled record that cannot become an envelope: the
+        shape of ``Pipeline._dead_letter``, the record as ``body`` (stdlib JSON, which
+        takes any integer; null when even that fails or would not fit on Kafka)."""
+        cid = poller.connector_id
+        try:
+            body: str | None = json.dumps(polled.payload, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            body = None
+
+        def letter(body: str | None) -> Record:
+            value = orjson.dumps({
+                "id": eid, "connector_id": cid, "source": poller.source_slug,
+                "reason": reason, "received_at": rfc3339(received_at), "request_id": None,
+                "content_type": "application/json", "body": body, "body_base64": None})
+            return Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
+                          value=value, event_id=eid, connector_id=cid,
+                          event_type="gateway.dead_letter", source=poller.source_slug)
+
+        record = letter(body)
+        try:
+            self.records.check_size(record)
+        except PayloadTooLarge:
+            record = letter(None)  # the id and the reason still go
+            self.records.check_size(record)
+        return record
+
     async def _loop(self, cid: str, poller: PollingConnector, http: PollHttp) -> None:
+        """Poll on schedule forever; a failed poll is recorded and backed off."""
+        failures = 0
         while True:
             try:
                 await self.run_once(cid, poller, http)
-            except (PollError, httpx.HTTPError, Unavailable, PayloadTooLarge, ValueError,
-                    KeyError) as exc:  # a too large event stops its poller, visibly
+            except Exception as exc:  # anything: a poller must not die (not CancelledError)
+                failures += 1
+                retry_in = self.backoff(poller, failures)
                 health = self.health[cid]
                 health["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
                 health["last_error_at"] = time.time()
-                log.warning("poll_failed", connector_id=cid, error=health["last_error"])
+                log.warning("poll_failed", connector_id=cid, error=health["last_error"],
+                            failures=failures, retry_in=retry_in, exc_info=exc)
+                await asyncio.sleep(retry_in)
+                continue
+            failures = 0
             await asyncio.sleep(self.delay(poller))
+
+    @classmethod
+    def backoff(cls, poller: PollingConnector, failures: int) -> float:
+        """After ``failures`` failed polls in a row: 1 s, doubling, capped at the time to
+        the next scheduled poll and at 300 s."""
+        cap = min(cls.delay(poller), MAX_BACKOFF)
+        return min(FIRST_BACKOFF * 2.0 ** min(failures - 1, 30), cap)
 
     @staticmethod
     def delay(poller: PollingConnector) -> float:
@@ -134,7 +206,7 @@ class PollRunner:
         return out
 
     async def _report(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await self.buffer.write_pollers(self.view())
-            await asyncio.sleep(2.0)
+        """One health report, then a pause (``supervised`` runs it again, and backs off
+        and logs when writing fails)."""
+        await self.buffer.write_pollers(self.view())
+        await asyncio.sleep(2.0)

@@ -5,11 +5,15 @@ relay``), so Kafka's client work never competes with requests for the GIL; embed
 apps (and tests) can run it in-process. Only the holder of the buffer's lease publishes,
 so segments leave in commit order (and so in order per record key) whoever runs it; if
 the holder dies, its lease expires and another relay takes over. A segment is deleted
-only after Kafka acknowledged all of it (``acks=all``); a crash in between publishes it
-again with the same event ids, never loses it.
+only once every one of its records is done: acknowledged by Kafka (``acks=all``), or
+refused for good and dead-lettered (``gateway.publish``); a record Kafka acknowledged
+is never sent again by this relay, and a crash in between publishes it again with the
+same event id, never loses it.
 
-The relay writes its view of Kafka into the buffer every second; workers read it for
-``/readyz`` (``RelayMonitor``).
+Two tasks, each restarted if it fails (``gateway.tasks.supervised``): the publishing
+loop, and a heartbeat that renews the lease and writes the relay's view of Kafka into
+the buffer every second, however long a publish takes; workers read it for ``/readyz``
+(``RelayMonitor``).
 """
 
 from __future__ import annotations
@@ -19,18 +23,20 @@ import contextlib
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.audit import AuditLog
-from gateway.buffer import Buffer, Record, RelayStatus, Segment
+from gateway.buffer import Buffer, RelayStatus, Segment
 from gateway.config import KafkaConfig, LoadedConfig
-from gateway.kafka import make_producer
+from gateway.kafka import make_admin, make_producer
 from gateway.metrics import METRICS
-from gateway.tasks import cancel
+from gateway.publish import Outcome, Publisher
+from gateway.tasks import cancel, supervised
+from gateway.topics import check_topics
 
 log = structlog.get_logger(__name__)
 
@@ -38,89 +44,45 @@ FETCH_SEGMENTS = 16
 LEASE_TTL = 5.0
 PROBE_EVERY = 5.0
 STATUS_EVERY = 1.0
-STALE_AFTER = 10.0
-START_TIMEOUT = 5.0  # below STALE_AFTER: the status keeps being written while connecting
-
-
-class _Batch:
-    """Records bound for one partition, sent with one ``send_batch``."""
-
-    def __init__(self, builder: Any) -> None:
-        self.builder = builder
-        self.future: asyncio.Future[Any] | None = None  # set once sent
-
-
-class _Batches:
-    """Records grouped into one batch per partition, in order, partitioned the way the
-    producer's ``send`` would (murmur2 of the key), and sent when full: per record
-    this is one append, where ``send`` costs a future and a trip through the
-    accumulator."""
-
-    def __init__(self, producer: Any) -> None:
-        self.producer = producer
-        self.open: dict[tuple[str, int], _Batch] = {}
-        self.partitions: dict[tuple[str, bytes], int] = {}
-
-    async def partition(self, topic: str, key: bytes) -> int:
-        found = self.partitions.get((topic, key))
-        if found is None:
-            every = sorted(await self.producer.partitions_for(topic))
-            found = self.partitions[(topic, key)] = _PARTITIONER(key, every, every)
-        return found
-
-    async def add(self, record: Record) -> _Batch:
-        where = (record.topic, await self.partition(record.topic, record.key))
-        for _ in range(2):
-            batch = self.open.get(where)
-            if batch is None:
-                batch = self.open[where] = _Batch(self.producer.create_batch())
-            if batch.builder.append(key=record.key, value=record.value, timestamp=None,
-                                    headers=record.headers()) is not None:
-                return batch
-            await self._send(where)  # full: off it goes, and a fresh one takes the record
-        raise AssertionError("an empty batch always takes a record")
-
-    async def _send(self, where: tuple[str, int]) -> None:
-        batch = self.open.pop(where)
-        batch.builder.close()
-        batch.future = await self.producer.send_batch(batch.builder, where[0],
-                                                      partition=where[1])
-
-    async def flush(self) -> None:
-        for where in list(self.open):
-            await self._send(where)
-
-
-_PARTITIONER = DefaultPartitioner()
+STALE_AFTER = 10.0  # a status older than this: the relay is not running
+START_TIMEOUT = 5.0
+MAX_BACKOFF = 5.0
 
 
 class Relay:
-    def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog) -> None:
+    def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog,
+                 fixed_topics: Iterable[str] = ()) -> None:
         self.buffer = buffer
         self.kafka = kafka
         self.audit = audit
+        self.fixed_topics = sorted(set(fixed_topics))
         self.owner = uuid.uuid4().hex
         self.kafka_ok = False
         self.kafka_error: str | None = "not connected yet"
         self.leader = False
         self.published = 0
+        self.missing_topics: list[str] | None = None  # None: not checked yet
         self._producer: Any = None
-        self._partial: dict[int, int] = {}  # segment id -> records already acknowledged
-        self._task: asyncio.Task[None] | None = None
+        self._publisher: Publisher | None = None
+        self._done: dict[int, set[int]] = {}  # segment id -> indexes of records done
+        self._waiting: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="relay")
+        self._tasks = [supervised("relay", self._run),
+                       supervised("relay-heartbeat", self._heartbeat)]
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        for task in self._tasks:
+            await cancel(task)
+        self._tasks = []
         await self._close_producer()
         if self.leader:
             with contextlib.suppress(Exception):
                 await self.buffer.release_lease(self.owner)
 
     async def _close_producer(self) -> None:
-        producer, self._producer = self._producer, None
+        producer, self._producer, self._publisher = self._producer, None, None
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 10)
@@ -137,39 +99,60 @@ class Relay:
         self.kafka_ok = True
         self.kafka_error = None
 
+    async def _heartbeat(self) -> None:
+        """The lease and the status, every second, whatever the publishing loop does."""
+        while True:
+            try:
+                self.leader = await self.buffer.acquire_lease(self.owner, LEASE_TTL)
+            except Exception:
+                self.leader = False
+                raise
+            await self.buffer.write_status(RelayStatus(
+                self.kafka_ok, self.kafka_error, self.published, time.time(),
+                self.leader))
+            await asyncio.sleep(STATUS_EVERY)
+
+    async def _connect(self) -> bool:
+        # Owned before start(), so that stop() closes it even mid-connect.
+        self._producer = make_producer(self.kafka)
+        try:
+            # Bounded: an idempotent producer that caught the broker mid-restart (empty
+            # metadata) waits for a producer id forever; a fresh one recovers.
+            await asyncio.wait_for(self._producer.start(), START_TIMEOUT)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._close_producer()
+            self._down(f"cannot connect: {type(exc).__name__}")
+            return False
+        self._publisher = Publisher(self._producer, self.kafka, self.buffer.quarantine)
+        self._up()
+        if self.missing_topics is None:
+            await self._check_topics()
+        return True
+
+    async def _check_topics(self) -> None:
+        """Say which fixed topics the cluster lacks (once, at the first connection)."""
+        try:
+            found = await check_topics(self._producer.client, self.fixed_topics,
+                                       lambda: make_admin(self.kafka))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("topic_check_failed", error=type(exc).__name__)
+            return
+        self.missing_topics = found.missing
+        if found.missing:
+            log.warning("topics_missing", topics=found.missing,
+                        broker_auto_creates=found.auto_create,
+                        detail="events for these topics wait, then go to the dead-letter"
+                        " topic" if found.auto_create is False else
+                        "the broker creates them on first use")
+
     async def _run(self) -> None:
         backoff = 0.2
-        lease_at = 0.0
-        status_at = 0.0
         probe_at = time.monotonic() + PROBE_EVERY
         while True:
-            if time.monotonic() - status_at >= STATUS_EVERY:
-                status_at = time.monotonic()
-                with contextlib.suppress(Exception):
-                    await self.buffer.write_status(RelayStatus(
-                        self.kafka_ok, self.kafka_error, self.published, time.time()))
-            if self._producer is None:
-                # Owned before start(), so that stop() closes it even mid-connect.
-                self._producer = make_producer(self.kafka)
-                try:
-                    # Bounded: an idempotent producer that caught the broker mid-restart
-                    # (empty metadata) waits for a producer id forever; a fresh one recovers.
-                    await asyncio.wait_for(self._producer.start(), START_TIMEOUT)
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    await self._close_producer()
-                    self._down(f"cannot connect: {type(exc).__name__}")
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                self._up()
-            now = time.monotonic()
-            if now - lease_at >= 1.0:
-                try:
-                    self.leader = await self.buffer.acquire_lease(self.owner, LEASE_TTL)
-                except Exception as exc:  # the disk refused; keep trying
-                    log.error("lease_failed", error=type(exc).__name__)
-                    self.leader = False
-                lease_at = now
+            if self._producer is None and not await self._connect():
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
             if not self.leader:
                 await asyncio.sleep(0.5)
                 continue
@@ -178,6 +161,7 @@ class Relay:
             if not segments:
                 if time.monotonic() >= probe_at:
                     await self._probe()
+                    await self.buffer.purge_expired()
                     probe_at = time.monotonic() + PROBE_EVERY
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.buffer.wake.wait(), 0.1)
@@ -186,10 +170,8 @@ class Relay:
                 backoff = 0.2
                 probe_at = time.monotonic() + PROBE_EVERY
             else:
-                # A fresh producer after a failure: its idempotence state starts clean.
-                await self._close_producer()
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _probe(self) -> None:
         try:
@@ -200,57 +182,54 @@ class Relay:
             self._up()
 
     async def _publish(self, segments: list[Segment]) -> bool:
-        """Send ``segments`` in order; forget those Kafka fully acknowledged.
-
-        True when everything went. On a failure, the acknowledged prefix of the segment it
-        hit is remembered, so the retry resends only the rest of it.
-        """
-        sent: list[tuple[int, Any]] = []  # per record, in order: (segment index, its batch)
-        error: str | None = None
-        try:
-            batches = _Batches(self._producer)
-            for index, segment in enumerate(segments):
-                for r in segment.records[self._partial.get(segment.id, 0):]:
-                    sent.append((index, await batches.add(r)))
-            await batches.flush()
-        except KafkaError as exc:
-            error = type(exc).__name__
-        unsent = next((i for i, (_, batch) in enumerate(sent) if batch.future is None), None)
-        sent = [(index, batch.future) for index, batch in sent[:unsent]]  # an acked prefix
-        futures = list(dict.fromkeys(future for _, future in sent))
-        outcomes = dict(zip(futures, await asyncio.gather(*futures, return_exceptions=True),
-                            strict=True))
-        results = [outcomes[future] for _, future in sent]
-
-        acked = [self._partial.get(s.id, 0) for s in segments]
-        published: dict[str, list[str]] = defaultdict(list)
-        for (index, _), res in zip(sent, results, strict=True):
-            if isinstance(res, BaseException):
-                error = error or type(res).__name__
-                break
-            record = segments[index].records[acked[index]]
-            acked[index] += 1
-            published[record.connector_id].append(record.event_id)
-        complete = 0
-        while complete < len(segments) and acked[complete] == segments[complete].events:
-            complete += 1
-        if complete < len(segments) and acked[complete]:
-            self._partial[segments[complete].id] = acked[complete]
+        """Send what is not done yet of ``segments``; forget the segments now complete.
+        True when nothing failed (records waiting for their topic included)."""
+        assert self._publisher is not None
+        items = [(s.id, i, r) for s in segments
+                 for i, r in enumerate(s.records) if i not in self._done.get(s.id, ())]
+        out = await self._publisher.publish(items)
+        for sid, index, _ in out.done:
+            self._done.setdefault(sid, set()).add(index)
+        complete = [s for s in segments if len(self._done.get(s.id, ())) >= s.events]
         if complete:
-            await self.buffer.ack(segments[:complete])
-            for segment in segments[:complete]:
-                self._partial.pop(segment.id, None)
-        n = sum(len(ids) for ids in published.values())
-        if n:
-            self.published += n
-            METRICS.published += n
-            for connector_id, ids in published.items():
-                self.audit.record("published", connector_id=connector_id, event_ids=ids)
-            self._up()
-        if error is not None:
-            self._down(f"publish failed: {error}")
+            await self.buffer.ack(complete)
+            for segment in complete:
+                self._done.pop(segment.id, None)
+        self._report(out)
+        if out.error is not None:
+            self._down(f"publish failed: {out.error}")
+            # A fresh producer after a failure: its idempotence state starts clean.
+            await self._close_producer()
             return False
+        self._up()
+        if out.waiting is not None:
+            if out.waiting != self._waiting:
+                log.warning("topic_waiting", detail=out.waiting,
+                            dead_letter_after=self.kafka.unknown_topic_timeout_seconds)
+            self._waiting = out.waiting
+            return False  # back off: the records behind it went, these wait
+        self._waiting = None
         return True
+
+    def _report(self, out: Outcome) -> None:
+        published: dict[str, list[str]] = defaultdict(list)
+        for record in out.published:
+            published[record.connector_id].append(record.event_id)
+        if out.published:
+            self.published += len(out.published)
+            METRICS.published += len(out.published)
+        for connector_id, ids in published.items():
+            self.audit.record("published", connector_id=connector_id, event_ids=ids)
+        for record, reason in out.dead_lettered:
+            log.warning("kafka_refused", connector_id=record.connector_id,
+                        event_id=record.event_id, topic=record.topic, reason=reason)
+            self.audit.record("dead_lettered", connector_id=record.connector_id,
+                              reason="kafka_refused", event_ids=[record.event_id])
+        for record, reason in out.quarantined:
+            log.error("quarantined", connector_id=record.connector_id,
+                      event_id=record.event_id, topic=record.topic, reason=reason)
+            self.audit.record("failed", connector_id=record.connector_id,
+                              reason="quarantined", event_ids=[record.event_id])
 
 
 class RelayMonitor:
@@ -262,10 +241,11 @@ class RelayMonitor:
         self.kafka_error: str | None = "relay status not read yet"
         self.published = 0
         self.leader = False
+        self.missing_topics: list[str] | None = None  # the relay process logs them
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="relay-monitor")
+        self._task = supervised("relay-monitor", self._run)
 
     async def stop(self) -> None:
         await cancel(self._task)
@@ -280,8 +260,10 @@ class RelayMonitor:
             else:
                 if time.time() - status.updated > STALE_AFTER:
                     self.kafka_ok, self.kafka_error = False, "the relay is not running"
+                    self.leader = False
                 else:
                     self.kafka_ok, self.kafka_error = status.kafka_ok, status.error
+                    self.leader = status.leader
                 self.published = status.published
             await asyncio.sleep(0.5)
 
@@ -293,10 +275,10 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
 
     settings = loaded.settings
     buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
-    audit = AuditLog(settings.audit_path)
+    audit = AuditLog.from_config(settings.audit_path, settings.audit)
     await buffer.open()
     await audit.open()
-    relay = Relay(buffer, settings.kafka, audit)
+    relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics())
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit)
     runner.start()

@@ -1,10 +1,26 @@
-"""Background tasks: started in a lifespan, stopped with ``cancel``."""
+"""Background tasks: started in a lifespan, stopped with ``cancel``; none dies silently.
+
+``supervised`` runs a long-lived body forever: when it raises, the error is logged with
+its traceback and counted (``gateway_task_failures_total{task}``), and the body starts
+again after a backoff that doubles up to ``MAX_BACKOFF``. Only cancellation ends it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+
+# task name -> failures since the process started (read by gateway.metrics)
+FAILURES: dict[str, int] = {}
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:
@@ -13,3 +29,22 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _forever(name: str, body: Callable[[], Awaitable[None]]) -> None:
+    delay = FIRST_BACKOFF
+    while True:
+        try:
+            await body()
+            delay = FIRST_BACKOFF  # a body that returned is simply run again
+        except Exception as exc:
+            FAILURES[name] = FAILURES.get(name, 0) + 1
+            log.error("task_failed", task=name, error=type(exc).__name__,
+                      retry_in=delay, exc_info=exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+
+def supervised(name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """Start ``body`` as a task that is restarted, with backoff, whenever it raises."""
+    return asyncio.create_task(_forever(name, body), name=name)

@@ -24,6 +24,7 @@ from aiokafka.structs import ConsumerRecord
 from gateway.app import create_app
 from gateway.config import load_config
 from gateway.localkafka import free_port
+from gateway.server import uvicorn_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,8 +84,8 @@ class ThreadServer:
 def thread_server(config_path: Path) -> Iterator[ThreadServer]:
     loaded = load_config(config_path, env={})
     port = free_port()
-    config = uvicorn.Config(create_app(loaded), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on", loop="asyncio")
+    config = uvicorn_config(create_app(loaded), loaded.settings.server, host="127.0.0.1",
+                            port=port, loop="asyncio", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -113,8 +113,20 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_example_config_is_valid() -> None:
-    loaded = load_config(ROOT / "config" / "gateway.yaml", env={})
+    loaded = load_config(ROOT / "config" / "gateway.yaml", env={"GATEWAY_DEV": "1"})
     assert set(loaded.connectors) == {"github-main", "generic"}
+
+
+def test_placeholder_secrets_are_refused_outside_development_mode() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "config" / "gateway.yaml", env={})
+    paths = sorted(p.path for p in err.value.problems)
+    assert paths == ["connectors.generic.config.secret", "connectors.github-main.config.secret"]
+    assert "change-me" not in str(err.value)  # never the value itself
+    # real secrets from the environment pass
+    env = {"GITHUB_WEBHOOK_SECRET": "gh-9f3b2c71d0a4", "WEBHOOK_SECRET": "wh-51e0c8a2b7d6"}
+    assert set(load_config(ROOT / "config" / "gateway.yaml", env=env).connectors) == {
+        "github-main", "generic"}
 
 
 def test_kraft_cluster_ids_never_start_with_a_dash() -> None:

@@ -284,3 +284,38 @@ def test_local_kafka_dies_with_its_owner(tmp_path: Path) -> None:
         owner.wait(10)
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+def test_a_paused_broker_is_reported_while_the_relay_keeps_running(
+        own_kafka: LocalKafka, tmp_path: Path) -> None:
+    """SIGSTOP on the broker: publishing hangs until requests time out. /readyz must keep
+    saying what is true (Kafka unreachable, the relay alive and leading), never that the
+    relay is not running; and everything accepted meanwhile arrives once it resumes."""
+    ensure_running(own_kafka)
+    assert own_kafka.proc is not None
+    topic = f"paused-{uuid.uuid4().hex[:8]}"
+    gw = GatewayProcess(gateway_config(tmp_path, own_kafka.bootstrap, topic),
+                        own_kafka.bootstrap).start()
+    seen: list[dict[str, Any]] = []
+    try:
+        before = asyncio.run(drive(f"{gw.url}/webhooks/load", deliveries(20)))
+        wait_drained(gw.url)
+        os.kill(own_kafka.proc.pid, signal.SIGSTOP)
+        try:
+            during = asyncio.run(drive(f"{gw.url}/webhooks/load", deliveries(20)))
+            deadline = time.monotonic() + 25
+            while time.monotonic() < deadline:
+                seen.append(httpx.get(gw.url + "/readyz", timeout=5).json())
+                time.sleep(0.5)
+        finally:
+            os.kill(own_kafka.proc.pid, signal.SIGCONT)
+        errors = {s["kafka"]["error"] for s in seen}
+        assert not [e for e in errors if e and "not running" in e], errors
+        assert all(s["relay"]["leader"] for s in seen)
+        assert any(not s["kafka"]["ok"] for s in seen)  # the pause was noticed
+        wait_drained(gw.url)
+        accepted = accepted_ids(before) | accepted_ids(during)
+        assert len(accepted) == 40
+        assert accepted <= set(topic_ids(own_kafka.bootstrap, topic, expect=40))
+    finally:
+        gw.stop()
