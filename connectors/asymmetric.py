@@ -28,6 +28,7 @@ from connectors.base import (
     InboundRequest,
     parse_time,
 )
+from connectors.signing import OWS, parse_epoch_seconds
 from gateway.errors import SignatureError, Unnormalizable
 
 
@@ -40,12 +41,14 @@ class PublicKeyRequired(ConnectorConfig):
 
 
 def _timestamp(request: InboundRequest, header: str, tolerance: int | None) -> str:
-    stamp = request.header(header)
-    if stamp is None or not stamp.strip().isdigit():
+    """The signed timestamp header, as sent: epoch seconds in ASCII digits."""
+    stamp = (request.header(header) or "").strip(OWS)
+    epoch = parse_epoch_seconds(stamp)
+    if epoch is None:
         raise SignatureError("timestamp is missing or malformed", reason="missing_signature")
-    if tolerance is not None and abs(time.time() - int(stamp)) > tolerance:
+    if tolerance is not None and abs(time.time() - epoch) > tolerance:
         raise SignatureError("timestamp is outside the replay window", reason="stale_timestamp")
-    return stamp.strip()
+    return stamp
 
 
 class DiscordConnector(Connector):
@@ -82,7 +85,10 @@ class DiscordConnector(Connector):
         body = request.json_or_none()
         if not isinstance(body, dict):
             return None
-        if body.get("type") == 1 and "event" not in body and "version" not in body:
+        # Interactions: {"type": 1, "id", "token", "version": 1, ...} is a PING (PONG it).
+        # Webhook events: {"version": 1, "type": 0} is their PING, {"type": 1, "event": {..}}
+        # an event: only the "event" object tells the two type-1 bodies apart.
+        if body.get("type") == 1 and "event" not in body:
             return HandshakeReply(200, b'{"type":1}')  # interactions PING -> PONG
         if body.get("type") == 0 and "version" in body:
             return HandshakeReply(204, b"")  # webhook events PING

@@ -1,18 +1,33 @@
 """AWS SNS over HTTPS: RSA signatures (versions 1 = SHA1withRSA, 2 = SHA256withRSA).
 
 The signature is in the JSON body, over ``name\\nvalue\\n`` pairs of the message's fields.
-The key is the X.509 certificate at ``SigningCertURL``, which must be https on an SNS
-host of amazonaws.com and end in ``.pem``; certificates are fetched with httpx and cached.
+The key is the X.509 certificate at ``SigningCertURL``, which must be exactly
+``https://sns.<region>.amazonaws.com[.cn]/<path>.pem``: no query, fragment, credentials or
+port, nothing but printable ASCII; any other URL is refused (401) before a request is made.
+
+Certificates are fetched with httpx into a bounded LRU cache (``CERT_CACHE_SIZE``). One
+fetch per URL at a time: concurrent deliveries naming the same URL wait for the same
+task (shielded, so a sender hanging up does not cancel it for the others). A fetch that
+failed is remembered for ``FAILED_FETCH_TTL`` seconds: deliveries naming that URL meanwhile
+get the same answer (503 with Retry-After, or 401 for a certificate that is not RSA)
+without a request.
+
 ``SubscriptionConfirmation`` is confirmed (GET ``SubscribeURL``, after the same host
-check) only when ``confirm_subscriptions: true``.
+check; a query is allowed there, it carries the token) only when
+``confirm_subscriptions: true``. ``Timestamp`` must be RFC 3339 when ``tolerance_seconds``
+is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import math
 import re
-from datetime import UTC, datetime
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -20,7 +35,7 @@ import httpx
 import orjson
 import structlog
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -32,15 +47,20 @@ from connectors.base import (
     InboundRequest,
     parse_time,
 )
-from gateway.errors import SignatureError, Unavailable
+from connectors.signing import parse_rfc3339_seconds
+from gateway.errors import GatewayError, SignatureError, Unavailable
 
 log = structlog.get_logger(__name__)
 
-SNS_HOST = re.compile(r"^sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?$")
+SNS_HOST = re.compile(r"sns\.[a-z0-9\-]{3,}\.amazonaws\.com(\.cn)?", re.IGNORECASE)
+_URL_CHARS = re.compile(r"[!-~]{1,2048}")  # printable ASCII, no space, bounded
 NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn",
                      "Type")
 CONFIRMATIONS = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+CERT_CACHE_SIZE = 32  # certificates kept, least recently used dropped first
+FAILED_FETCH_TTL = 60.0  # seconds a URL whose fetch failed is not fetched again
+FAILED_CACHE_SIZE = 256
 
 
 class SnsConfig(ConnectorConfig):
@@ -53,10 +73,36 @@ def string_to_sign(message: dict[str, Any]) -> bytes:
     return "".join(f"{k}\n{message[k]}\n" for k in keys if k in message).encode()
 
 
-def is_sns_url(url: str, *, pem: bool) -> bool:
-    parts = urlsplit(url)
-    return (parts.scheme == "https" and bool(SNS_HOST.match(parts.hostname or ""))
-            and (not pem or parts.path.endswith(".pem")))
+def is_sns_url(url: object, *, pem: bool) -> bool:
+    """``https://sns.<region>.amazonaws.com[.cn]/...`` and nothing more: an SNS host alone
+    in the authority (no credentials, no port), no fragment, printable ASCII. A
+    certificate URL (``pem``) has no query either, and its path ends in ``.pem``."""
+    if not isinstance(url, str) or not url.startswith("https://") or (
+            not _URL_CHARS.fullmatch(url) or "#" in url or "\\" in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "https://[sns..." and the like
+        return False
+    if not SNS_HOST.fullmatch(parts.netloc):
+        return False
+    return not pem or ("?" not in url and parts.path.endswith(".pem"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A fetch that failed, and the answer deliveries naming its URL get until ``until``
+    (``time.monotonic``): 503 when ``retriable``, else 401."""
+
+    until: float
+    retriable: bool
+    detail: str
+
+    def error(self) -> GatewayError:
+        if self.retriable:
+            wait = max(1, math.ceil(self.until - time.monotonic()))
+            return Unavailable(self.detail, retry_after=wait)
+        return SignatureError(self.detail)
 
 
 class SnsConnector(Connector):
@@ -68,8 +114,11 @@ class SnsConnector(Connector):
         assert isinstance(config, SnsConfig)
         self.options = config
         self.transport: httpx.AsyncBaseTransport | None = None  # tests inject one
+        self.failed_fetch_ttl = FAILED_FETCH_TTL
         self._client: httpx.AsyncClient | None = None
-        self._certs: dict[str, rsa.RSAPublicKey] = {}
+        self._certs: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()  # LRU order
+        self._fetches: dict[str, asyncio.Task[rsa.RSAPublicKey | _Failure]] = {}
+        self._failures: dict[str, _Failure] = {}
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -95,24 +144,72 @@ class SnsConnector(Connector):
         url = message["SigningCertURL"]
         if not is_sns_url(url, pem=True):
             raise SignatureError("SigningCertURL is not an https .pem URL on an SNS host")
-        if url not in self._certs:
-            try:
-                response = await self._http().get(url)
-                response.raise_for_status()
-                key = x509.load_pem_x509_certificate(response.content).public_key()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise Unavailable(f"cannot fetch the SNS signing certificate: "
-                                  f"{type(exc).__name__}", retry_after=10) from None
-            if not isinstance(key, rsa.RSAPublicKey):
-                raise SignatureError("the signing certificate is not an RSA certificate")
-            self._certs[url] = key
-        self.verify(request)
+        self._check(message, await self._certificate(url))
+
+    async def _certificate(self, url: str) -> rsa.RSAPublicKey:
+        """The certificate's key: cached, else fetched once for every delivery waiting."""
+        key = self._certs.get(url)
+        if key is not None:
+            self._certs.move_to_end(url)
+            return key
+        failure = self._failures.get(url)
+        if failure is not None:
+            if failure.until > time.monotonic():
+                raise failure.error()
+            del self._failures[url]
+        loop = asyncio.get_running_loop()
+        task = self._fetches.get(url)
+        if task is None or task.cancelled() or task.get_loop() is not loop:
+            task = loop.create_task(self._fetch(url))
+            self._fetches[url] = task
+            task.add_done_callback(lambda done: self._fetch_done(url, done))
+        result = await asyncio.shield(task)  # a waiter cancelled leaves the fetch running
+        if isinstance(result, _Failure):
+            raise result.error()
+        return result
+
+    def _fetch_done(self, url: str, task: asyncio.Task[rsa.RSAPublicKey | _Failure]) -> None:
+        if self._fetches.get(url) is task:
+            del self._fetches[url]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: the waiters may all have gone
+
+    async def _fetch(self, url: str) -> rsa.RSAPublicKey | _Failure:
+        try:
+            response = await self._http().get(url)
+            response.raise_for_status()
+            key = x509.load_pem_x509_certificate(response.content).public_key()
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnsupportedAlgorithm) as exc:
+            return self._failed(url, True, "cannot fetch the SNS signing certificate: "
+                                f"{type(exc).__name__}")
+        if not isinstance(key, rsa.RSAPublicKey):
+            return self._failed(url, False, "the signing certificate is not an RSA certificate")
+        self._certs[url] = key
+        while len(self._certs) > CERT_CACHE_SIZE:
+            self._certs.popitem(last=False)
+        return key
+
+    def _failed(self, url: str, retriable: bool, detail: str) -> _Failure:
+        now = time.monotonic()
+        failure = _Failure(now + self.failed_fetch_ttl, retriable, detail)
+        for old in [u for u, f in self._failures.items() if f.until <= now]:
+            del self._failures[old]
+        while len(self._failures) >= FAILED_CACHE_SIZE:
+            del self._failures[next(iter(self._failures))]
+        self._failures[url] = failure
+        log.warning("sns_certificate_fetch_failed", connector_id=self.connector_id,
+                    detail=detail)
+        return failure
 
     def verify(self, request: InboundRequest) -> None:
+        """Checks against an already fetched certificate (``authenticate`` fetches it)."""
         message = self._message(request)
         key = self._certs.get(message["SigningCertURL"])
         if key is None:
             raise SignatureError("signing certificate not fetched")
+        self._check(message, key)
+
+    def _check(self, message: dict[str, Any], key: rsa.RSAPublicKey) -> None:
         version = message.get("SignatureVersion")
         algorithm: hashes.HashAlgorithm
         if version == "1":
@@ -130,9 +227,13 @@ class SnsConnector(Connector):
         if arns is not None and message.get("TopicArn") not in arns:
             raise SignatureError("topic is not in topic_arns")
         window = self.config.tolerance_seconds
-        sent = parse_time(message.get("Timestamp"))
-        if window is not None and (sent is None or abs(
-                (datetime.now(UTC) - sent).total_seconds()) > window):
+        if window is None:
+            return
+        sent = parse_rfc3339_seconds(message.get("Timestamp"))
+        if sent is None:
+            raise SignatureError("Timestamp is missing or not RFC 3339",
+                                 reason="missing_signature")
+        if abs(time.time() - sent) > window:
             raise SignatureError("timestamp is outside the replay window",
                                  reason="stale_timestamp")
 
@@ -148,11 +249,13 @@ class SnsConnector(Connector):
             return HandshakeReply(200, orjson.dumps({
                 "confirmed": False,
                 "detail": "set confirm_subscriptions: true, or confirm it in AWS"}))
-        subscribe = str(message.get("SubscribeURL", ""))
-        if not is_sns_url(subscribe, pem=False):
+        subscribe = message.get("SubscribeURL")
+        if not isinstance(subscribe, str) or not is_sns_url(subscribe, pem=False):
             raise SignatureError("SubscribeURL is not an https URL on an SNS host")
         try:
             (await self._http().get(subscribe)).raise_for_status()
+        except httpx.InvalidURL:
+            raise SignatureError("SubscribeURL is not a valid URL") from None
         except httpx.HTTPError as exc:
             raise Unavailable(f"cannot confirm the subscription: {type(exc).__name__}",
                               retry_after=10) from None

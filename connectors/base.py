@@ -12,6 +12,7 @@ overrides only the hooks it needs. The pipeline calls, in order:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -20,7 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import Unnormalizable
 
@@ -126,6 +135,48 @@ class RateLimit(BaseModel):
         return self.burst if self.burst is not None else max(1, math.ceil(self.per_second))
 
 
+class BasicAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    passwords: list[SecretStr] = Field(default_factory=list)  # rotation
+
+    @model_validator(mode="after")
+    def _need_password(self) -> BasicAuth:
+        if self.password is None and not self.passwords:
+            raise ValueError("basic_auth needs password or passwords")
+        return self
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str | None = None
+    query: str | None = None
+    value: SecretStr | None = None
+    values: list[SecretStr] = Field(default_factory=list)  # rotation
+
+    @model_validator(mode="after")
+    def _complete(self) -> ApiKey:
+        if (self.header is None) == (self.query is None):
+            raise ValueError("api_key needs exactly one of header and query")
+        if self.value is None and not self.values:
+            raise ValueError("api_key needs value or values")
+        return self
+
+
+def parse_networks(entries: list[str]
+                   ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+    return out
+
+
 class ConnectorConfig(BaseModel):
     """Options every connector takes where its scheme needs them (DESIGN.md)."""
 
@@ -139,7 +190,18 @@ class ConnectorConfig(BaseModel):
     topic: str | None = None
     events: list[str] | None = None
     rate_limit: RateLimit | None = None
+    # Ingress checks before any signature work (connectors/ingress.py).
+    allowed_ips: list[str] | None = None
+    basic_auth: BasicAuth | None = None
+    api_key: ApiKey | None = None
     _secret_bytes: list[bytes] | None = PrivateAttr(default=None)
+
+    @field_validator("allowed_ips")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            parse_networks(value)
+        return value
 
     def secret_values(self) -> list[bytes]:
         """Every configured secret, as bytes (computed once: verify runs per request)."""
@@ -169,6 +231,11 @@ class Connector:
     source: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
     takes_webhooks: ClassVar[bool] = True  # False: reached only through /api/events
+    methods: ClassVar[frozenset[str]] = frozenset({"POST"})  # deliveries' HTTP methods
+    # The answer a provider insists on for a delivery it may consider received (accepted,
+    # duplicate, filtered, dead-lettered), in place of the gateway's JSON: Dropbox Sign
+    # retries anything but 200 "Hello API Event Received". None: the gateway's own answer.
+    acknowledgement: ClassVar[HandshakeReply | None] = None
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
         self.connector_id = connector_id

@@ -36,7 +36,7 @@ from connectors.base import (
     SecretRequired,
     parse_time,
 )
-from connectors.signing import matches_any
+from connectors.signing import epoch_text, matches_any, parse_epoch_seconds
 from gateway.errors import SignatureError, Unnormalizable
 
 
@@ -51,12 +51,13 @@ class MailgunConnector(Connector):
         if not isinstance(sig, dict) or not all(
                 isinstance(sig.get(k), str | int) for k in ("timestamp", "token", "signature")):
             raise SignatureError("signature object is missing", reason="missing_signature")
-        stamp, token = str(sig["timestamp"]), str(sig["token"])
-        if not stamp.isdigit():
+        stamp, token = epoch_text(sig["timestamp"]), str(sig["token"])
+        epoch = parse_epoch_seconds(stamp)
+        if stamp is None or epoch is None:
             raise SignatureError("timestamp is malformed", reason="missing_signature")
         tolerance = self.config.tolerance_seconds
         window = self.DEFAULT_TOLERANCE if tolerance is None else tolerance
-        if abs(time.time() - int(stamp)) > window:
+        if abs(time.time() - epoch) > window:
             raise SignatureError("timestamp is outside the replay window",
                                  reason="stale_timestamp")
         message = (stamp + token).encode()

@@ -31,7 +31,7 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
-from connectors.signing import matches_any
+from connectors.signing import matches_any, parse_rfc3339_seconds
 from gateway.errors import SignatureError
 
 FUTURE_SKEW = 60
@@ -78,11 +78,11 @@ class BoxConnector(Connector):
         if (request.header("box-signature-version") or "1") != "1" or (
                 request.header("box-signature-algorithm") or "HmacSHA256") != "HmacSHA256":
             raise SignatureError("unsupported signature version or algorithm")
-        when = parse_time(stamp)
+        when = parse_rfc3339_seconds(stamp)
         if when is None:
             raise SignatureError("timestamp is malformed", reason="missing_signature")
         tolerance = self.config.tolerance_seconds
-        age = time.time() - when.timestamp()
+        age = time.time() - when
         if age > (self.DEFAULT_TOLERANCE if tolerance is None else tolerance) or (
                 -age > FUTURE_SKEW):
             raise SignatureError("timestamp is outside the replay window",

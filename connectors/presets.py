@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,10 @@ class Preset:
     time_pointer: str | None = None  # the event's own time in the body
     needs_url: bool = False  # the URL is signed: `public_url` is required
     handshake: str | None = None  # slack | zoom | twitch (inside a verified delivery)
-    challenge: str | None = None  # meta | dropbox | okta | graph (carries its own proof)
+    challenge: str | None = None  # meta | dropbox | okta | graph | woocommerce (own proof)
     known_types: tuple[str, ...] = ()  # when set, other types are dead-lettered
     batch: bool = False  # the body is a JSON array, one event per element
+    batch_pointer: str | None = None  # ... or the array is at this pointer in the body
     sample: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,6 +66,9 @@ def _plain(text: str) -> HandshakeReply:
     """Echo a challenge as text, never as something a browser would render."""
     return HandshakeReply(200, text.encode(), "text/plain",
                           {"X-Content-Type-Options": "nosniff"})
+
+
+_WOO_PING = re.compile(rb"webhook_id=[0-9]{1,20}")
 
 
 def _sample_headers(preset: Preset) -> dict[str, str]:
@@ -121,10 +126,14 @@ class PresetConnector(Connector):
         return request.json_object()
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
-        if self.preset.batch:
+        p = self.preset
+        if p.batch or p.batch_pointer:
             items = request.json()
+            if p.batch_pointer:
+                items = json_pointer(items, p.batch_pointer)
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-                raise Unnormalizable("body is not a JSON array of events")
+                where = f"at {p.batch_pointer}" if p.batch_pointer else "body"
+                raise Unnormalizable(f"{where} is not a JSON array of events")
             return [self._event(request, item) for item in items]
         payload = self._payload(request)
         draft = self._event(request, payload)
@@ -170,6 +179,12 @@ class PresetConnector(Connector):
             return HandshakeReply(200, orjson.dumps({"verification": value}))
         if kind == "graph" and "validationToken" in q:
             return _plain(q["validationToken"])
+        if (kind == "woocommerce" and request.method == "POST"
+                and request.header(self.preset.scheme.header) is None
+                and _WOO_PING.fullmatch(request.body)):
+            # Sent unsigned when a webhook is saved; WooCommerce wants exactly 200. It
+            # proves nothing and publishes nothing.
+            return HandshakeReply(200, b"", "text/plain")
         return None
 
     def handshake(self, request: InboundRequest) -> HandshakeReply | None:
@@ -206,7 +221,10 @@ class PresetConnector(Connector):
         return {**_sample_headers(p), **headers}
 
     def sample_body(self) -> bytes:
-        return orjson.dumps(self.preset.sample or {"type": f"{self.source}.test"})
+        p = self.preset
+        if p.batch and p.sample:
+            return orjson.dumps([p.sample])
+        return orjson.dumps(p.sample or {"type": f"{self.source}.test"})
 
 
 H = HmacScheme
@@ -342,6 +360,114 @@ PRESETS: list[Preset] = [
                         timestamp_format="unix_ms", reject_future=False),
            type_pointer="/subscriptionType", id_pointer="/0/eventId",
            time_pointer="/occurredAt", needs_url=True, batch=True),
+    # catalogue: HMAC and token family (research notes in docs/research/providers/)
+    Preset("terraform_cloud", H("X-TFE-Notification-Signature", digest="sha512"),
+           type_pointer="/notifications/0/trigger",
+           time_pointer="/notifications/0/run_updated_at",
+           sample={"payload_version": 1, "notification_configuration_id": "nc-AeUQ2zfKZzW9TiGZ",
+                   "run_id": "run-FwnENkvDnrpyFC7M", "workspace_name": "my-workspace",
+                   "organization_name": "acme-org",
+                   "notifications": [{"message": "Run Canceled", "trigger": "run:errored",
+                                      "run_status": "canceled",
+                                      "run_updated_at": "2019-01-25T18:37:04.000Z"}]}),
+    Preset("buildkite", H("X-Buildkite-Signature", layout="params",
+                          signature_keys=("signature",), timestamp_key="timestamp",
+                          signed="{timestamp}.{body}"),
+           type_header="X-Buildkite-Event", type_pointer="/event",
+           sample={"event": "build.finished", "build": {"id": "f62a1b4d", "state": "passed"}}),
+    Preset("chargebee", TokenScheme("Authorization", style="basic"),
+           type_pointer="/event_type", id_pointer="/id", time_pointer="/occurred_at",
+           sample={"id": "ev_16BPgETyVrQVHGg", "occurred_at": 1700000000,
+                   "event_type": "subscription_created", "api_version": "v2",
+                   "content": {"subscription": {"id": "sub_1"}}}),
+    Preset("azure_devops", TokenScheme("Authorization", style="basic"),
+           type_pointer="/eventType", id_pointer="/id", time_pointer="/createdDate",
+           sample={"id": "03c164c2-8912-4d5e-8009-3707d5f83734", "eventType": "git.push",
+                   "publisherId": "tfs", "notificationId": 1, "resource": {},
+                   "createdDate": "2016-09-19T13:03:27.0379153Z"}),
+    Preset("woocommerce", H("X-WC-Webhook-Signature", encoding="base64"),
+           type_header="X-WC-Webhook-Topic", id_header="X-WC-Webhook-Delivery-ID",
+           time_pointer="/date_modified_gmt", challenge="woocommerce",
+           sample={"id": 4750, "status": "completed", "date_created_gmt": "2020-03-11T19:54:40",
+                   "date_modified_gmt": "2020-03-11T19:54:46"}),
+    Preset("bigcommerce", TokenScheme("Authorization"),
+           type_pointer="/scope", id_pointer="/hash", time_pointer="/created_at",
+           sample={"scope": "store/order/statusUpdated", "store_id": "11111",
+                   "data": {"type": "order", "id": 173331}, "created_at": 1561482670,
+                   "hash": "3f9ea420af83450d7ef9f78b08c8af25b2213637",
+                   "producer": "stores/abcde"}),
+    Preset("webflow", H("x-webflow-signature", signed="{timestamp}:{body}",
+                        timestamp_header="x-webflow-timestamp", timestamp_format="unix_ms",
+                        reject_future=False),
+           type_pointer="/triggerType",
+           sample={"triggerType": "form_submission",
+                   "payload": {"name": "Contact Us", "siteId": "65427cf400e02b306eaa049c",
+                               "data": {"email": "zaphod@heartofgold.ai"}}}),
+    Preset("mollie", H("X-Mollie-Signature", prefix="sha256=", prefix_optional=True,
+                       layout="list"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/createdAt",
+           sample={"resource": "event", "id": "event_GvJ8WHrp5isUdRub9CJyH",
+                   "type": "payment-link.paid", "entityId": "pl_qng5gbbv8NAZ5gpM5ZYgx",
+                   "createdAt": "2024-12-16T15:59:04.0Z"}),
+    Preset("gocardless", H("Webhook-Signature"),
+           type_pointer="/resource_type", action_pointer="/action",
+           id_pointer="/meta/webhook_id", time_pointer="/created_at", batch_pointer="/events",
+           sample={"events": [{"id": "EVTESTNE86TNZS", "created_at": "2017-03-20T17:57:02.292Z",
+                               "resource_type": "payments", "action": "failed",
+                               "links": {"payment": "PM123"}}],
+                   "meta": {"webhook_id": "WB123"}}),
+    Preset("recurly", H("recurly-signature", layout="stamped_list", signed="{timestamp}.{body}",
+                        timestamp_format="unix_ms"),
+           type_pointer="/object_type", action_pointer="/event_type", id_pointer="/id",
+           time_pointer="/event_time",
+           sample={"id": "rjxwmwedwqug", "object_type": "account", "site_id": "qc326l1hl8k9",
+                   "event_type": "created", "event_time": "2022-09-13T21:18:40Z",
+                   "account_code": "adfas23zzz14123"}),
+    Preset("patreon", H("X-Patreon-Signature", digest="md5"),
+           type_header="X-Patreon-Event",
+           sample={"data": {"type": "member", "id": "ab1c2d3e",
+                            "attributes": {"patron_status": "active_patron"}}}),
+    Preset("customerio", H("X-CIO-Signature", signed="v0:{timestamp}:{body}",
+                           timestamp_header="X-CIO-Timestamp"),
+           type_pointer="/object_type", action_pointer="/metric", id_pointer="/event_id",
+           time_pointer="/timestamp",
+           sample={"event_id": "01E4C4CT6YDC7Y5M7FE1GWWPQJ", "object_type": "email",
+                   "metric": "opened", "timestamp": 1700000000,
+                   "data": {"customer_id": "42", "delivery_id": "RAECAAFwnUSneIa0ZXkmq8EdkAM="}}),
+    Preset("klaviyo", H("Klaviyo-Signature", signed="{body}{timestamp}",
+                        timestamp_header="Klaviyo-Timestamp", timestamp_format="http"),
+           type_pointer="/topic", batch_pointer="/data",
+           sample={"data": [{"external_id": "4L3cwQae2TX", "topic": "event:klaviyo.sent_sms",
+                             "payload": {}}],
+                   "meta": {"klaviyo_account_id": "XyZ123",
+                            "klaviyo_webhook_id": "a8b890458b4bbfaa26d961471b83c101"}}),
+    Preset("workos", H("WorkOS-Signature", layout="params", separator=", ", timestamp_key="t",
+                       signed="{timestamp}.{body}", timestamp_format="unix_ms",
+                       tolerance_seconds=180),
+           type_pointer="/event", id_pointer="/id", time_pointer="/created_at",
+           sample={"id": "event_01FKJ843CVE8F7BXQSPFH0M53V", "event": "dsync.user.created",
+                   "data": {"id": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7"},
+                   "created_at": "2021-06-25T19:07:33.155Z"}),
+    Preset("calcom", H("X-Cal-Signature-256"),
+           type_pointer="/triggerEvent", time_pointer="/createdAt",
+           sample={"triggerEvent": "BOOKING_CREATED", "createdAt": "2023-05-24T09:30:00.538Z",
+                   "payload": {"uid": "bFJeNb2uX8ANpT3JL5EfXw", "title": "30 min meeting"}}),
+    Preset("pandadoc", H("signature", location="query"),
+           type_pointer="/event", id_header="X-PandaDoc-Webhook-Event-Id",
+           time_pointer="/data/date_modified", batch=True,
+           sample={"event": "document_state_changed",
+                   "data": {"id": "msFYActMfJHqNTKH8YSvF1", "status": "document.completed",
+                            "date_modified": "2021-03-04T15:29:06.528823Z"}}),
+    Preset("frameio", H("X-Frameio-Signature", prefix="v0=", signed="v0:{timestamp}:{body}",
+                        timestamp_header="X-Frameio-Request-Timestamp"),
+           type_pointer="/type",
+           sample={"type": "file.ready", "resource": {"type": "file", "id": "5b0f9e3c"},
+                   "account": {"id": "a1"}, "workspace": {"id": "w1"}}),
+    Preset("telegram", TokenScheme("X-Telegram-Bot-Api-Secret-Token"),
+           id_pointer="/update_id",
+           sample={"update_id": 10000, "message": {"message_id": 1, "date": 1700000000,
+                                                   "chat": {"id": 42, "type": "private"},
+                                                   "text": "hello"}}),
 ]
 
 
@@ -397,6 +523,25 @@ VECTORS: dict[str, str] = {
     "hubspot": "hubspot-api-client SDK (Signature.get_signature v3)",
     "zendesk": DOCUMENTED_ONLY + "; current docs sign timestamp+body, an older copy"
                " said body+timestamp",
+    # catalogue: HMAC and token family
+    "terraform_cloud": DOCUMENTED_ONLY + "; HashiCorp's Ruby sample, no vector",
+    "buildkite": DOCUMENTED_ONLY + "; Buildkite's Ruby example, no vector",
+    "chargebee": "chargebee Node SDK basicAuthValidator accepted the tests' header (recorded)",
+    "azure_devops": DOCUMENTED_ONLY + "; HTTP basic auth, RFC 7617's example",
+    "woocommerce": DOCUMENTED_ONLY + "; WC_Webhook::generate_signature source, no vector",
+    "bigcommerce": DOCUMENTED_ONLY + "; BigCommerce signs nothing: a custom header",
+    "webflow": "webflow-api Node SDK verifySignature accepted the recorded vector",
+    "mollie": DOCUMENTED_ONLY + "; mollie-api-php SignatureValidator source, no vector",
+    "gocardless": "gocardless-pro-go test vector + gocardless_pro SDK",
+    "recurly": "recurly-client-ruby spec vector",
+    "patreon": DOCUMENTED_ONLY + "; HMAC-MD5 per Patreon's docs, no vector",
+    "customerio": DOCUMENTED_ONLY,
+    "klaviyo": DOCUMENTED_ONLY + "; body then the HTTP-date timestamp, no vector",
+    "workos": "workos SDK (verify_header, in the tests)",
+    "calcom": DOCUMENTED_ONLY + "; cal.com's sendPayload source, no vector",
+    "pandadoc": DOCUMENTED_ONLY,
+    "frameio": DOCUMENTED_ONLY,
+    "telegram": DOCUMENTED_ONLY + "; Bot API setWebhook secret_token",
 }
 
 
@@ -417,11 +562,13 @@ def markdown_table() -> str:
                         f"| {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
             continue
         layout = {"single": "", "list": f" (list, `{s.separator.strip() or 'space'}`)",
-                  "params": f" (params `{s.separator}`)"}[s.layout]
+                  "params": f" (params `{s.separator}`)",
+                  "stamped_list": f" (timestamp`{s.separator}`signatures)"}[s.layout]
         scheme = f"HMAC-{s.digest.upper()} {s.encoding}{layout}"
         if s.key_format != "raw":
             scheme += f", key {s.key_format}"
         where = s.timestamp_header or (f"`{s.timestamp_key}=` param" if s.timestamp_key
+                                       else "head of the list" if s.stamped_header
                                        else (f"body `{s.timestamp_pointer}`"
                                              if s.timestamp_pointer else None))
         window = (f"{where}, {s.timestamp_format}, {s.tolerance_seconds}s"
@@ -434,10 +581,12 @@ def markdown_table() -> str:
             replays = "the id is signed"
         else:
             replays = "id unsigned: the body's SHA-256" + (
-                " and the signed timestamp are" if s.timestamp_header or s.timestamp_key
+                " and the signed timestamp are" if s.timestamp_header or s.stamped_header
                 else " is") + " claimed too"
-        rows.append(f"| `{p.name}` | {scheme} | `{s.header}`"
-                    f"{' ' + repr(s.prefix) if s.prefix else ''} | `{s.signed}` | {window} "
+        carrier = f"query `{s.header}`" if s.location == "query" else f"`{s.header}`"
+        prefix = (f" {s.prefix!r}{' (optional)' if s.prefix_optional else ''}"
+                  if s.prefix else "")
+        rows.append(f"| `{p.name}` | {scheme} | {carrier}{prefix} | `{s.signed}` | {window} "
                     f"| {dedup} | {replays} | {etype} | {VECTORS.get(p.name, DOCUMENTED_ONLY)} |")
     return "\n".join(rows) + "\n"
 

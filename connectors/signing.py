@@ -1,26 +1,30 @@
 """HMAC signature schemes as data: one engine, every provider's facts in a frozen dataclass.
 
-A scheme says where the signature is (a header; one value, a list of versioned values, or
-``key=value`` parameters), what was signed (a template over the raw body, the timestamp,
-the delivery id, the method and the URL), how (digest, encoding, prefix, how the secret
-becomes a key) and when it stops being valid (a timestamp in a header, a parameter or
-the signed body; checked in both directions or only into the past).
+A scheme says where the signature is (a header or a query parameter; one value, a list of
+versioned values, a list led by the timestamp, or ``key=value`` parameters), what was
+signed (a template over the raw body, the timestamp, the delivery id, the method and the
+URL), how (digest, encoding, prefix, how the secret becomes a key) and when it stops being
+valid (a timestamp in a header, a parameter, the head of the list or the signed body, as
+epoch seconds or milliseconds, RFC 3339 or an HTTP date; checked in both directions or
+only into the past).
 
 ``verify`` checks the raw bytes against every configured secret and every signature in
 the header in constant time; signatures of unknown versions are skipped, not errors.
 ``sign`` produces what an honest sender would send (``gateway sign``, tests).
 
-Timestamps from requests are read by ``parse_epoch_seconds`` and
-``parse_rfc3339_seconds``, here and in every connector that checks one: strictly (ASCII
-digits, bounded length), so that nothing ``int()`` or ``fromisoformat`` would also accept
-(other scripts' digits, signs, underscores, 5000-digit numbers) reaches the arithmetic. A
-value they refuse is a malformed timestamp: 401 ``missing_signature``.
+Timestamps from requests are read by ``parse_epoch_seconds``, ``parse_rfc3339_seconds``
+and ``parse_http_date_seconds``, here and in every connector that checks one: strictly
+(ASCII digits, bounded length, one date form), so that nothing ``int()``,
+``fromisoformat`` or ``parsedate`` would also accept (other scripts' digits, signs,
+underscores, 5000-digit numbers) reaches the arithmetic. A value they refuse is a
+malformed timestamp: 401 ``missing_signature``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import functools
 import hmac
 import re
@@ -33,10 +37,11 @@ from typing import Literal
 from connectors.base import InboundRequest, json_pointer
 from gateway.errors import SignatureError
 
-Digest = Literal["sha1", "sha256", "sha512"]
+Digest = Literal["md5", "sha1", "sha256", "sha512"]
 Encoding = Literal["hex", "base64", "base64url"]
-Layout = Literal["single", "list", "params"]
-TimeFormat = Literal["unix", "unix_ms", "iso"]
+Layout = Literal["single", "list", "params", "stamped_list"]
+TimeFormat = Literal["unix", "unix_ms", "iso", "http"]
+Location = Literal["header", "query"]
 KeyFormat = Literal["raw", "whsec", "base64"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
@@ -46,6 +51,9 @@ _EPOCH = re.compile(f"[0-9]{{1,{MAX_EPOCH_DIGITS}}}")
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
                       r"(?:[.,][0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?")
 _RFC3339_MAX = 40
+_HTTP_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+                        r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                        r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 OWS = " \t"  # the whitespace HTTP allows around a header value
 
 
@@ -70,6 +78,18 @@ def parse_rfc3339_seconds(text: object) -> float | None:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError):  # 2026-13-45, offsets of 24 hours, year 1 - 14h
+        return None
+
+
+def parse_http_date_seconds(text: object) -> float | None:
+    """An HTTP date in its one current form, IMF-fixdate (RFC 9110: ``Thu, 04 Jan 2024
+    18:05:25 GMT``), as epoch seconds; None for anything else, the obsolete RFC 850 and
+    asctime forms included."""
+    if not isinstance(text, str) or not _HTTP_DATE.fullmatch(text):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (ValueError, TypeError, OverflowError):  # 31 Feb, hour 25
         return None
 
 
@@ -135,9 +155,11 @@ class HmacScheme:
     digest: Digest = "sha256"
     encoding: Encoding = "hex"
     prefix: str = ""  # before each signature: "sha256=", "v0=", "v1,"
+    prefix_optional: bool = False  # True: a signature without the prefix is read too
     signed: str = "{body}"  # template: {body} {timestamp} {delivery_id} {method} {url}
-    layout: Layout = "single"
+    layout: Layout = "single"  # stamped_list: "<timestamp>,<sig>[,<sig>...]"
     separator: str = ","  # between list items or parameters
+    location: Location = "header"  # query: `header` names a query parameter
     signature_keys: tuple[str, ...] = ("v1",)  # parameters that carry signatures
     timestamp_key: str | None = None  # parameter that carries the timestamp ("t", "ts")
     timestamp_header: str | None = None
@@ -149,8 +171,13 @@ class HmacScheme:
     key_format: KeyFormat = "raw"
 
     @property
+    def stamped_header(self) -> bool:
+        """The timestamp travels in the signature header (a parameter, or the list's head)."""
+        return bool(self.timestamp_key) or self.layout == "stamped_list"
+
+    @property
     def timestamped(self) -> bool:
-        return bool(self.timestamp_key or self.timestamp_header or self.timestamp_pointer)
+        return bool(self.stamped_header or self.timestamp_header or self.timestamp_pointer)
 
     # -- building blocks ---------------------------------------------------------------
 
@@ -188,23 +215,28 @@ class HmacScheme:
         except (ValueError, binascii.Error):
             return None
 
+    def _unprefixed(self, item: str) -> bytes | None:
+        if item.startswith(self.prefix):
+            return self._decode(item[len(self.prefix):])
+        return self._decode(item) if self.prefix_optional else None
+
     def _candidates(self, raw: str) -> tuple[list[bytes], str | None]:
         """The signatures in a header value (unknown versions skipped) and, for
-        parameter layouts, the timestamp parameter."""
+        parameter and stamped layouts, the timestamp."""
         found: list[bytes] = []
         stamp = None
         if self.layout == "single":
-            if raw.startswith(self.prefix):
-                sig = self._decode(raw[len(self.prefix):])
+            sig = self._unprefixed(raw)
+            if sig is not None:
+                found.append(sig)
+        elif self.layout in ("list", "stamped_list"):
+            items = raw.split(self.separator)
+            if self.layout == "stamped_list":
+                stamp, items = items[0].strip(), items[1:]
+            for item in items:
+                sig = self._unprefixed(item.strip())
                 if sig is not None:
                     found.append(sig)
-        elif self.layout == "list":
-            for item in raw.split(self.separator):
-                item = item.strip()
-                if item.startswith(self.prefix):
-                    sig = self._decode(item[len(self.prefix):])
-                    if sig is not None:
-                        found.append(sig)
         else:
             for part in raw.split(self.separator):
                 key, _, value = part.strip().partition("=")
@@ -219,6 +251,8 @@ class HmacScheme:
     def _epoch(self, text: str) -> float | None:
         if self.timestamp_format == "iso":
             return parse_rfc3339_seconds(text)
+        if self.timestamp_format == "http":
+            return parse_http_date_seconds(text)
         return parse_epoch_seconds(text, milliseconds=self.timestamp_format == "unix_ms")
 
     def _check_window(self, stamp: float, tolerance: int | None, now: float | None) -> None:
@@ -234,18 +268,21 @@ class HmacScheme:
         if self.timestamp_format == "iso":
             return datetime.fromtimestamp(epoch, tz=UTC).isoformat(
                 timespec="milliseconds").replace("+00:00", "Z")
+        if self.timestamp_format == "http":
+            return email.utils.formatdate(epoch, usegmt=True)
         return str(int(epoch))
 
     # -- the two directions ------------------------------------------------------------
 
     def sign(self, secret: bytes, body: bytes, *, timestamp: float | None = None,
              delivery_id: str = "", method: str = "POST", url: str = "") -> dict[str, str]:
-        """The headers an honest sender puts on ``body``."""
+        """The headers an honest sender puts on ``body``. A query-located signature is
+        returned as a header of the parameter's name, which ``verify`` reads too."""
         key = key_from_secret(secret, self.key_format)
         fields = {"delivery_id": delivery_id, "method": method, "url": url}
         headers: dict[str, str] = {}
         stamp = self._format_time(time.time() if timestamp is None else timestamp)
-        if self.timestamp_key or self.timestamp_header:
+        if self.stamped_header or self.timestamp_header:
             fields["timestamp"] = stamp
         if self.timestamp_header:
             headers[self.timestamp_header] = stamp
@@ -255,6 +292,8 @@ class HmacScheme:
         if self.layout == "params":
             value = f"{self.timestamp_key}={stamp}{self.separator}" if self.timestamp_key else ""
             headers[self.header] = f"{value}{self.signature_keys[0]}={sig}"
+        elif self.layout == "stamped_list":
+            headers[self.header] = f"{stamp}{self.separator}{self.prefix}{sig}"
         else:
             headers[self.header] = self.prefix + sig
         return headers
@@ -267,14 +306,23 @@ class HmacScheme:
         """The timestamp the signature covers, as sent (None for schemes without one)."""
         if self.timestamp_header:
             return (request.header(self.timestamp_header) or "").strip() or None
-        if self.timestamp_key:
-            return self._candidates((request.header(self.header) or "").strip())[1]
+        if self.stamped_header:
+            return self._candidates((self._raw_signature(request) or "").strip())[1]
         return None
+
+    def _raw_signature(self, request: InboundRequest) -> str | None:
+        """The signature's carrier: the header, or the query parameter (else a header of
+        that name, as ``sign`` writes it for test deliveries and ``gateway sign``)."""
+        if self.location == "query":
+            value = request.query.get(self.header)
+            if value is not None:
+                return value
+        return request.header(self.header)
 
     def verify(self, request: InboundRequest, secrets: list[bytes], *,
                tolerance_seconds: int | None = None, url: str | None = None,
                now: float | None = None) -> None:
-        raw = request.header(self.header)
+        raw = self._raw_signature(request)
         if raw is None or not raw.strip():
             raise SignatureError("signature header is missing", reason="missing_signature")
         candidates, stamp = self._candidates(raw.strip())
@@ -289,7 +337,7 @@ class HmacScheme:
             fields["url"] = url or request.url
         if "delivery_id" in needs and self.delivery_id_header:
             fields["delivery_id"] = request.header(self.delivery_id_header) or ""
-        if self.timestamp_header or self.timestamp_key:
+        if self.timestamp_header or self.stamped_header:
             if self.timestamp_header:
                 stamp = request.header(self.timestamp_header)
             stamp = stamp.strip(OWS) if stamp else None

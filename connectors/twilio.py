@@ -13,11 +13,38 @@ import hmac
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from connectors.base import Connector, EventDraft, InboundRequest, SecretRequired
+from connectors.base import (
+    Connector,
+    EventDraft,
+    InboundRequest,
+    SecretRequired,
+    body_replay_key,
+)
 from connectors.signing import matches_any
 from gateway.errors import SignatureError, Unnormalizable
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _port_variants(url: str) -> list[str]:
+    """``url`` with the scheme's default port written out and left out: Twilio may sign
+    either, and its RequestValidator accepts both."""
+    parts = urlsplit(url)
+    default = _DEFAULT_PORTS.get(parts.scheme)
+    try:
+        port = parts.port
+    except ValueError:
+        return [url]
+    if default is None or port not in (None, default):
+        return [url]
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    return [urlunsplit(parts._replace(netloc=f"{prefix}{host}")),
+            urlunsplit(parts._replace(netloc=f"{prefix}{host}:{default}"))]
 
 
 class TwilioConfig(SecretRequired):
@@ -64,14 +91,19 @@ class TwilioConnector(Connector):
             if not hmac.compare_digest(declared.encode(),
                                        hashlib.sha256(request.body).hexdigest().encode()):
                 raise SignatureError("bodySHA256 does not match the body")
-        message = self._message(url, request)
+        messages = [self._message(u, request) for u in _port_variants(url)]
         expected = (base64.b64encode(hmac.new(secret, message, hashlib.sha1).digest())
-                    for secret in self.secrets)
+                    for secret in self.secrets for message in messages)
         if not matches_any(expected, [raw.strip().encode()]):
             raise SignatureError("signature does not match")
 
     def delivery_id(self, request: InboundRequest) -> str:
         return request.header("I-Twilio-Idempotency-Token") or super().delivery_id(request)
+
+    def replay_key(self, request: InboundRequest) -> str | None:
+        # I-Twilio-Idempotency-Token is not signed; the URL and the parameters are.
+        return body_replay_key(request) if request.header("I-Twilio-Idempotency-Token") \
+            else None
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
         payload: dict[str, Any]

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -33,12 +33,13 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
-from connectors.signing import Digest, Encoding, HmacScheme
+from connectors.signing import Encoding, HmacScheme
 
 
 class WebhookConfig(SecretRequired):
     signature_header: str = "X-Signature"
-    algorithm: Digest = "sha256"
+    # MD5 exists in the engine for a provider that uses it; a new integration should not
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
     encoding: Encoding = "hex"
     prefix: str = ""
     timestamp_header: str | None = None

@@ -6,6 +6,7 @@
      │    ├── UnknownConnector    404 unknown_connector
      │    ├── PayloadTooLarge     413 too_large
      │    ├── SignatureError      401 invalid_signature / missing_signature / stale_timestamp
+     │    ├── Forbidden           403 unauthorized_ip / forbidden
      │    ├── MalformedRequest    400 malformed
      │    └── RateLimited         429 rate_limited, with Retry-After
      ├── Unnormalizable           authentic, but cannot become an envelope: dead-letter it
@@ -84,6 +85,14 @@ class SignatureError(Rejected):
 
     def __init__(self, detail: str, *, reason: str = "invalid_signature") -> None:
         super().__init__(detail, reason=reason)
+
+
+class Forbidden(Rejected):
+    """Authenticated (or not yet), but not allowed: an address outside the connector's
+    ``allowed_ips``."""
+
+    status = 403
+    code = "forbidden"
 
 
 class MalformedRequest(Rejected):

@@ -26,13 +26,13 @@ from connectors.base import (
     event_id,
     parse_time,
 )
+from connectors.ingress import Ingress
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig, KafkaConfig
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import (
     PayloadTooLarge,
-    RateLimited,
     Rejected,
     SignatureError,
     Unavailable,
@@ -65,6 +65,7 @@ class Answer:
 
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
+_RECEIVED = frozenset({"accepted", "duplicate", "filtered", "dead_lettered"})
 UNKNOWN_CONNECTOR = "_unknown"  # the metrics label of every id that is not configured
 MAX_ID_SHOWN = 100  # an unknown connector id is cut to this in audit lines and logs
 MAX_PROBLEMS = 100  # problems listed in a 400 from /api/events; the rest are counted
@@ -146,9 +147,21 @@ class Pipeline:
         self.audit = audit
         self.records = Records(settings.kafka)
         self.limits = RateLimits(connectors)
+        self.ingress = {cid: guard for cid, c in connectors.items()
+                        if (guard := Ingress.from_config(c.config)) is not None}
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
+        answer = await self._webhook(connector_id, request, request_id)
+        connector = self.connectors.get(connector_id)
+        ack = connector.acknowledgement if connector is not None else None
+        if ack is not None and answer.outcome in _RECEIVED:
+            return Answer(ack.status, ack.body, dict(ack.headers), ack.content_type,
+                          outcome=answer.outcome)
+        return answer
+
+    async def _webhook(self, connector_id: str, request: InboundRequest,
+                       request_id: str) -> Answer:
         body_sha256 = hashlib.sha256(request.body).hexdigest()
         connector = self.connectors.get(connector_id)
         if connector is None or not connector.takes_webhooks:
@@ -159,14 +172,19 @@ class Pipeline:
                            audit)
         audit = _auditor(self.audit, connector_id, request, request_id, body_sha256)
         try:
+            guard = self.ingress.get(connector_id)
+            if guard is not None:  # address and credentials, before any signature work
+                guard.check(request)
             early = connector.challenge(request)
             if early is not None:
                 audit("handshake" if early.status < 400 else "rejected",
                       None if early.status < 400 else "invalid_challenge")
                 return _handshake_answer(early)
-            if request.method != "POST":
+            if request.method not in connector.methods:
                 return Answer.error(405, "method_not_allowed",
-                                    "this connector takes POST deliveries", "rejected")
+                                    "this connector takes "
+                                    + " and ".join(sorted(connector.methods)) + " deliveries",
+                                    "rejected")
             await connector.authenticate(request)
             reply = await connector.respond(request)
             if reply is None:
@@ -355,8 +373,11 @@ class ApiEvents:
         connector_id = connector.connector_id
         audit = _auditor(p.audit, connector_id, request, request_id, body_sha256)
         try:
+            guard = p.ingress.get(connector_id)
+            if guard is not None:
+                guard.check(request)
             p.limits.check(connector_id)
-        except RateLimited as exc:
+        except Rejected as exc:
             return _refuse(exc, audit)
         try:
             body = request.json()

@@ -10,8 +10,10 @@ import base64
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from connectors.asymmetric import DiscordConnector, SendGridConnector
 from connectors.base import InboundRequest
 from gateway.errors import SignatureError
+from tests.helpers import base_config, consume, thread_server, write_config
 
 
 def request(body: bytes, headers: dict[str, str]) -> InboundRequest:
@@ -188,3 +191,34 @@ def test_standard_webhooks_v1a_ed25519_signatures() -> None:
     assert err.value.reason == "stale_timestamp"
     with pytest.raises(ValueError, match="required"):
         cls.Config.model_validate({})
+
+
+@pytest.mark.kafka
+def test_discords_real_interactions_ping_is_answered_pong_end_to_end(
+        kafka_bootstrap: str, data_dir: Path, tmp_path: Path, topic_prefix: str) -> None:
+    """Discord's interactions PING carries "version": 1 (and a token); answered anything
+    but 200 {"type": 1}, Discord refuses to save the endpoint URL."""
+    from discord_interactions import InteractionResponseType, verify_key
+    from nacl.signing import SigningKey
+
+    signing = SigningKey.generate()
+    public = signing.verify_key.encode().hex()
+    body = (b'{"app_permissions":"562949953601536","application_id":"1101234567890123456",'
+            b'"authorizing_integration_owners":{},"entitlements":[],'
+            b'"id":"1201234567890123456","token":"aW50ZXJhY3Rpb246MTIw","type":1,'
+            b'"user":{"id":"1","username":"discord"},"version":1}')
+    stamp = str(int(time.time()))
+    signature = signing.sign(stamp.encode() + body).signature.hex()
+    assert verify_key(body, signature, stamp, public)  # Discord's own library agrees
+    cfg = base_config(kafka_bootstrap, data_dir, f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {"dc": {"type": "discord", "config": {"public_key": public}}}
+    with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server:
+        r = httpx.post(f"{server.url}/webhooks/dc", content=body, headers={
+            "X-Signature-Ed25519": signature, "X-Signature-Timestamp": stamp,
+            "Content-Type": "application/json"})
+        assert r.status_code == 200
+        assert r.json() == {"type": InteractionResponseType.PONG}
+        forged = httpx.post(f"{server.url}/webhooks/dc", content=body, headers={
+            "X-Signature-Ed25519": "00" * 64, "X-Signature-Timestamp": stamp})
+        assert forged.status_code == 401
+    assert consume(kafka_bootstrap, f"{topic_prefix}.discord", timeout=3) == []

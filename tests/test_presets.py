@@ -57,6 +57,8 @@ def suite_body(now: float, preset: Preset | None = None) -> bytes:
     event = {"type": etype, "id": "evt_1", "event_id": "evt_1",
              "webhookTimestamp": int(now * 1000), "created_at": "2026-01-01T00:00:00Z",
              "data": {"object": {"amount": 1}}}
+    if preset and preset.batch_pointer:  # the events' array inside an object
+        return orjson.dumps({preset.batch_pointer.strip("/"): [event]})
     return orjson.dumps([event] if preset and preset.batch else event)
 
 

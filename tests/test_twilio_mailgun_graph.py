@@ -250,3 +250,29 @@ def test_adyen_sample_is_valid_for_the_sdk_and_redeliveries_share_a_delivery_id(
 def test_adyen_keys_must_be_hex() -> None:
     with pytest.raises(ValueError, match="hex"):
         make(AdyenConnector, secret="not-hex-at-all")
+
+
+@pytest.mark.parametrize(("public_url", "signed_url"), [
+    ("https://gw.example.com/webhooks/sms", "https://gw.example.com:443/webhooks/sms"),
+    ("https://gw.example.com:443/webhooks/sms", "https://gw.example.com/webhooks/sms"),
+    ("http://gw.example.com/webhooks/sms?x=1", "http://gw.example.com:80/webhooks/sms?x=1"),
+])
+def test_twilio_url_with_or_without_the_default_port_verifies(
+        public_url: str, signed_url: str) -> None:
+    """Twilio may sign the URL with or without the scheme's default port; its own
+    RequestValidator accepts either, and so must we."""
+    from twilio.request_validator import RequestValidator
+
+    token = "twilio-port-" + str(time.time())
+    params = {"MessageSid": "SM9", "MessageStatus": "sent"}
+    signature = RequestValidator(token).compute_signature(signed_url, params)
+    assert RequestValidator(token).validate(public_url, params, signature)  # the oracle
+    c = make(TwilioConnector, secret=token, public_url=public_url)
+    c.verify(request(urlencode(params).encode(), {"X-Twilio-Signature": signature,
+                                                  "Content-Type": FORM}))
+    other_port = signed_url.replace("gw.example.com", "gw.example.com:8443", 1).replace(
+        ":443:8443", ":8443").replace(":80:8443", ":8443")
+    with pytest.raises(SignatureError):  # another port is another URL
+        c.verify(request(urlencode(params).encode(), {
+            "X-Twilio-Signature": RequestValidator(token).compute_signature(other_port, params),
+            "Content-Type": FORM}))
