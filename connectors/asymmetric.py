@@ -143,3 +143,8 @@ class SendGridConnector(Connector):
             raise Unnormalizable("body is not a JSON array of events")
         return [EventDraft(type=str(e.get("event") or "sendgrid.event"), payload=e,
                            timestamp=parse_time(e.get("timestamp"))) for e in events]
+
+    def sample_body(self) -> bytes:
+        """SendGrid posts a JSON array of events."""
+        return (b'[{"email":"example@test.com","timestamp":1700000000,"event":"delivered",'
+                b'"sg_event_id":"sg-test-1","sg_message_id":"sg-msg-1"}]')

@@ -453,3 +453,13 @@ def test_hubspot_sdk_v3_signature_verifies() -> None:
     [event] = c.normalize(r)  # a batch: one event per element
     assert event.type == "contact.creation"
     assert event.timestamp == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # from ms
+
+
+def test_docs_list_every_registered_type() -> None:
+    from connectors.registry import available
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "providers.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in doc.splitlines()
+            if line.startswith("| `")}
+    missing = sorted(set(available()) - rows)
+    assert not missing, f"docs/providers.md has no row for {missing}"
