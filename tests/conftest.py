@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +39,23 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def pull_request_body() -> bytes:
     return (Path(__file__).parent / "fixtures" / "github_pull_request_opened.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def sns() -> Iterator[tuple[Any, Any]]:
+    """A fake AWS SNS signer and a real local server for its signing certificate."""
+    from tests.test_aws_sns import CertServer, Fake
+
+    fake = Fake()
+    server = CertServer(fake.pem)
+    try:
+        yield fake, server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for a module's async connector hooks."""
+    with asyncio.Runner() as r:
+        yield r

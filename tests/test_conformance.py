@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,22 +135,6 @@ async def outcome(c: Connector, r: InboundRequest) -> list[dict[str, Any]]:
                                raw=draft.raw, key=draft.key)
         envelopes.append(orjson.loads(record.value))
     return envelopes
-
-
-@pytest.fixture(scope="module")
-def sns() -> Iterator[tuple[Fake, CertServer]]:
-    fake = Fake()
-    server = CertServer(fake.pem)
-    try:
-        yield fake, server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as r:
-        yield r
 
 
 def test_every_webhook_type_is_classified() -> None:

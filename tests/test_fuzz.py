@@ -26,7 +26,6 @@ import logging
 import os
 import string
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -322,22 +321,6 @@ async def drive(c: Connector, request: InboundRequest) -> str:
     except (PayloadTooLarge, Unnormalizable):
         return "dead_lettered"
     return "accepted"
-
-
-@pytest.fixture(scope="module")
-def sns() -> Iterator[tuple[Fake, CertServer]]:
-    fake = Fake()
-    server = CertServer(fake.pem)
-    try:
-        yield fake, server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def runner() -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as r:
-        yield r
 
 
 def keep_local(c: Connector, server: CertServer) -> None:

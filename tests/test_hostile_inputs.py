@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -285,16 +285,6 @@ def test_mailgun_takes_a_json_integer_timestamp() -> None:
 
 
 # -- AWS SNS: Timestamp is RFC 3339 inside the signed message ----------------------------
-
-@pytest.fixture(scope="module")
-def sns() -> Iterator[tuple[Fake, CertServer]]:
-    fake = Fake()
-    server = CertServer(fake.pem)
-    try:
-        yield fake, server
-    finally:
-        server.close()
-
 
 def sns_authenticate(sns: tuple[Fake, CertServer], **fields: Any) -> None:
     fake, server = sns
