@@ -70,6 +70,13 @@ class InboundRequest:
     remote_addr: str | None
     received_at: datetime
     _parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
+    _sha256: str | None = field(default=None, repr=False, compare=False)
+
+    def sha256(self) -> str:
+        """The body's SHA-256 (hex), computed once per request."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256(self.body).hexdigest()
+        return self._sha256
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -302,7 +309,7 @@ class Connector:
 def body_replay_key(request: InboundRequest, signed_timestamp: str | None = None) -> str:
     """The body's hash, plus the timestamp the signature covers where there is one: what
     a replay of a captured delivery cannot change, whatever unsigned id it carries."""
-    digest = hashlib.sha256(request.body).hexdigest()
+    digest = request.sha256()
     return f"body:{digest}:{signed_timestamp}" if signed_timestamp else f"body:{digest}"
 
 
@@ -331,7 +338,8 @@ def json_pointer(doc: Any, pointer: str) -> Any:
         part = raw.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict):
             node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif (isinstance(node, list) and part.isascii() and part.isdigit()
+              and len(part) < 10 and int(part) < len(node)):
             node = node[int(part)]
         else:
             return None

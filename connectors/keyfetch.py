@@ -128,7 +128,7 @@ def max_age(headers: httpx.Headers, default: float, low: float, high: float) -> 
     """``Cache-Control: max-age`` in [low, high], else ``default``."""
     for part in headers.get("cache-control", "").split(","):
         name, _, value = part.strip().partition("=")
-        if name.lower() == "max-age" and value.isdigit() and len(value) < 12:
+        if name.lower() == "max-age" and value.isascii() and value.isdigit() and len(value) < 12:
             return min(high, max(low, float(value)))
     return default
 

@@ -241,7 +241,7 @@ class PollHttp:
         value = response.headers.get("retry-after")
         if value is None:
             return default
-        if value.strip().isdigit():
+        if value.strip().isascii() and value.strip().isdigit() and len(value.strip()) < 12:
             return float(value)
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
@@ -312,7 +312,8 @@ class PollHttp:
                 continue
             remaining = response.headers.get("x-ratelimit-remaining")
             reset = response.headers.get("x-ratelimit-reset")
-            if remaining == "0" and reset and reset.strip().isdigit():
+            if remaining == "0" and reset and reset.strip().isascii() and reset.strip().isdigit() \
+                    and len(reset.strip()) < 16:
                 value = float(reset)  # epoch seconds, or seconds from now when small
                 until = value if value > 1e9 else time.time() + value
                 self._next_at = max(self._next_at, time.monotonic() + min(
@@ -606,7 +607,7 @@ class GitHubPollConnector(PollingConnector):
                                       allowed=o.origins,
                                       params=None if state.get("next_url") else {"per_page": "100"})
         interval = response.headers.get("x-poll-interval", "")
-        if interval.isdigit():
+        if interval.isascii() and interval.isdigit() and len(interval) < 8:
             self.poll_interval = float(interval)
         if response.status_code == 304:
             return Page([], state)

@@ -71,10 +71,15 @@ class _Disconnected(Exception):
     pass
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` takes '²' and other scripts' digits), bounded."""
+    return text.isascii() and text.isdigit() and len(text) < 20
+
+
 async def read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
     """The raw body, refused with 413 past ``limit`` (on Content-Length and while streaming)."""
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -77,25 +77,35 @@ CREATE TABLE IF NOT EXISTS worker_metrics (worker TEXT PRIMARY KEY, snapshot BLO
 # Stats and deduplication rows follow the segments by trigger, so that a group commit is
 # four statements (BEGIN, one read, one insert, COMMIT): each statement hands the GIL to
 # the event loop and back, and a busy loop makes every hand-back cost.
-_TRIGGERS = """
-CREATE TRIGGER IF NOT EXISTS segment_added AFTER INSERT ON segments BEGIN
-    UPDATE stats SET events = events + NEW.events, bytes = bytes + NEW.bytes WHERE id = 1;
+# Deduplication rows count toward buffer.max_bytes: each costs its key plus
+# DEDUP_ROW_BYTES (expiry, index entries, page overhead, roughly). One UPDATE per segment
+# adds the bytes of the keys it claims that are not there yet (a stale row being replaced
+# is counted already); purges subtract what they delete.
+_TRIGGERS = [
+    "DROP TRIGGER IF EXISTS segment_added",
+    "DROP TRIGGER IF EXISTS dedup_added",  # per-row triggers of a development version
+    "DROP TRIGGER IF EXISTS dedup_removed",
+    """CREATE TRIGGER segment_added AFTER INSERT ON segments BEGIN
+    UPDATE stats SET events = events + NEW.events, bytes = bytes + NEW.bytes,
+        dedup_bytes = dedup_bytes + coalesce((SELECT sum(length(value) + 48)
+            FROM json_each(NEW.dedup_keys) WHERE value NOT IN (SELECT key FROM dedup)), 0)
+        WHERE id = 1;
     INSERT OR REPLACE INTO dedup (key, expires)
         SELECT value, NEW.dedup_expires FROM json_each(NEW.dedup_keys);
-END;
-CREATE TRIGGER IF NOT EXISTS segment_removed AFTER DELETE ON segments BEGIN
+END""",
+    """CREATE TRIGGER IF NOT EXISTS segment_removed AFTER DELETE ON segments BEGIN
     UPDATE stats SET events = events - OLD.events, bytes = bytes - OLD.bytes WHERE id = 1;
-END;
--- What one deduplication row costs besides its key (expiry, index entries, page overhead,
--- roughly: DEDUP_ROW_BYTES): the rows count toward buffer.max_bytes.
-CREATE TRIGGER IF NOT EXISTS dedup_added AFTER INSERT ON dedup BEGIN
-    UPDATE stats SET dedup_bytes = dedup_bytes + length(NEW.key) + 48 WHERE id = 1;
-END;
-CREATE TRIGGER IF NOT EXISTS dedup_removed AFTER DELETE ON dedup BEGIN
-    UPDATE stats SET dedup_bytes = dedup_bytes - length(OLD.key) - 48 WHERE id = 1;
-END;
-"""
+END""",
+]
 DEDUP_ROW_BYTES = 48
+_CLAIM = """UPDATE stats SET dedup_bytes = dedup_bytes + coalesce((SELECT sum(length(value) + ?)
+    FROM json_each(?) WHERE value NOT IN (SELECT key FROM dedup)), 0) WHERE id = 1"""
+# One chunk of expired rows (the same in both): what a purge subtracts, then deletes.
+_UNCOUNT = """UPDATE stats SET dedup_bytes = dedup_bytes - coalesce((SELECT sum(length(key) + ?)
+    FROM (SELECT key FROM dedup WHERE expires < ? ORDER BY expires, key LIMIT ?)), 0)
+    WHERE id = 1"""
+_PURGE = """DELETE FROM dedup WHERE key IN
+    (SELECT key FROM dedup WHERE expires < ? ORDER BY expires, key LIMIT ?)"""
 # Expired deduplication rows are deleted this many at a time (through the expiry index),
 # so that a purge never holds the write lock for long.
 PURGE_CHUNK = 2000
@@ -290,9 +300,9 @@ class Buffer:
                              " DEFAULT 0")
                 conn.execute("UPDATE stats SET dedup_bytes = (SELECT coalesce(sum("
                              "length(key) + ?), 0) FROM dedup)", (DEDUP_ROW_BYTES,))
-        # INSERT OR REPLACE on a stale dedup row fires its delete trigger only with this.
-        conn.execute("PRAGMA recursive_triggers=ON")
-        conn.executescript(_TRIGGERS)
+        with _transaction(conn):  # atomic: other processes may be committing meanwhile
+            for statement in _TRIGGERS:
+                conn.execute(statement)
         self._conn = conn
         self._read_stats()
 
@@ -542,9 +552,10 @@ class Buffer:
                              (pack(records), len(records), size, now,
                               orjson.dumps(fresh) if fresh else None, now + window))
             elif fresh:  # submissions without records still claim their keys
+                fresh_json = orjson.dumps(fresh)
+                conn.execute(_CLAIM, (DEDUP_ROW_BYTES, fresh_json))
                 conn.execute("INSERT OR REPLACE INTO dedup (key, expires)"
-                             " SELECT value, ? FROM json_each(?)",
-                             (now + window, orjson.dumps(fresh)))
+                             " SELECT value, ? FROM json_each(?)", (now + window, fresh_json))
             self._read_stats()
         return results
 
@@ -581,8 +592,8 @@ class Buffer:
         most every ``PURGE_EVERY`` seconds: never a whole-table delete under the lock."""
         now = time.time()
         if now - self._last_purge >= PURGE_EVERY:
-            conn.execute("DELETE FROM dedup WHERE key IN (SELECT key FROM dedup"
-                         " WHERE expires < ? ORDER BY expires LIMIT ?)", (now, PURGE_CHUNK))
+            conn.execute(_UNCOUNT, (DEDUP_ROW_BYTES, now, PURGE_CHUNK))
+            conn.execute(_PURGE, (now, PURGE_CHUNK))
             self._last_purge = now
 
     async def purge_expired(self) -> None:

@@ -7,7 +7,6 @@ event is durable. Every outcome, rejections included, leaves one audit line.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -162,7 +161,7 @@ class Pipeline:
 
     async def _webhook(self, connector_id: str, request: InboundRequest,
                        request_id: str) -> Answer:
-        body_sha256 = hashlib.sha256(request.body).hexdigest()
+        body_sha256 = request.sha256()
         connector = self.connectors.get(connector_id)
         if connector is None or not connector.takes_webhooks:
             # Any URL can name a connector: bounded in the audit, one label in metrics.
@@ -363,7 +362,7 @@ class ApiEvents:
 
     async def handle(self, request: InboundRequest, request_id: str) -> Answer:
         p = self.pipeline
-        body_sha256 = hashlib.sha256(request.body).hexdigest()
+        body_sha256 = request.sha256()
         audit = _auditor(p.audit, None, request, request_id, body_sha256)
         try:
             connector = self._authenticate(request)
