@@ -31,6 +31,7 @@ from gateway.config import ServerConfig
 
 RETRY_AFTER = 5
 LINGER = 2.0  # seconds a refused connection is read from (and dropped) before closing
+SWEEP_EVERY = 0.25  # seconds between two looks at the connections' deadlines
 
 
 def _raw_answer(status: int, reason: str, code: str, detail: str,
@@ -67,33 +68,41 @@ class GatewayConfig(uvicorn.Config):
         self.limits = limits
 
 
+class _Sweeper:
+    """Closes the connections whose deadline passed, every ``SWEEP_EVERY`` seconds: one
+    timer per server instead of two per request (a request only writes a float)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        self.loop = loop
+        self.connections = connections
+        self.handle = loop.call_later(SWEEP_EVERY, self.sweep)
+
+    def sweep(self) -> None:
+        now = self.loop.time()
+        for protocol in list(self.connections):
+            deadline = getattr(protocol, "deadline", None)
+            if deadline is not None and deadline <= now:
+                protocol.expired()
+        self.handle = self.loop.call_later(SWEEP_EVERY, self.sweep)
+
+
 class LimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of ``GatewayConfig.limits``."""
 
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.limits: ServerConfig = getattr(config, "limits", None) or ServerConfig()
+        self.deadline: float | None = None  # loop time; the sweeper closes us past it
         self._in_headers = True
-        self._header_bytes = 0
-        self._header_count = 0
         self._pending = 0  # bytes received while the headers are not complete
-        self._timer: asyncio.TimerHandle | None = None
-        self._too_large = False  # a parser callback found the headers past a limit
+        self._too_large = False  # the complete headers are past a limit
         self._discarding = False  # refused: what still arrives is dropped until closing
+        state = self.server_state
+        if getattr(state, "sweeper", None) is None:
+            state.sweeper = _Sweeper(self.loop, self.connections)  # type: ignore[attr-defined]
 
-    # -- timers --------------------------------------------------------------------
-
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._expired)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _expired(self) -> None:
-        self._timer = None
+    def expired(self) -> None:
+        self.deadline = None
         if not self.transport.is_closing():
             self.transport.close()  # the request path sees a disconnect
 
@@ -105,27 +114,26 @@ class LimitedProtocol(HttpToolsProtocol):
             transport.write(_BUSY)
             transport.close()
             return
-        self._arm(self.limits.header_timeout_seconds)
+        self.deadline = self.loop.time() + self.limits.header_timeout_seconds
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.deadline = None
         super().connection_lost(exc)
 
     def _refuse_headers(self) -> None:
         """431, then a lingering close: the rest of what the client sends is read and
         dropped for ``LINGER`` seconds, so that closing with unread data (a TCP reset)
         does not destroy the answer before the client read it."""
-        self._disarm()
         if self.transport.is_closing() or self._discarding:
             return
         self._discarding = True
         self.transport.write(_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._timer = self.loop.call_later(LINGER, self._expired)
+        self.deadline = self.loop.time() + LINGER
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing() or self._discarding:
+        if self._discarding or self.transport.is_closing():
             return
         self._unset_keepalive_if_required()
         try:
@@ -140,7 +148,7 @@ class LimitedProtocol(HttpToolsProtocol):
             return
         except httptools.HttpParserUpgrade:
             self._unsupported_upgrade_warning()
-        if self._in_headers:
+        if self._in_headers:  # headers still incomplete: bound what they may hold
             self._pending += len(data)
             if self._pending > self.limits.max_header_bytes:
                 self._refuse_headers()
@@ -150,30 +158,20 @@ class LimitedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
-        self._header_bytes = self._header_count = self._pending = 0
-        if self._timer is None:
-            self._arm(self.limits.header_timeout_seconds)
-
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
-        if self._header_bytes > self.limits.max_header_bytes:
-            self._too_large = True
-            raise _HeadersTooLarge
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        self._header_count += 1
-        if (self._header_bytes > self.limits.max_header_bytes
-                or self._header_count > self.limits.max_headers):
-            self._too_large = True
-            raise _HeadersTooLarge
-        super().on_header(name, value)
+        self._pending = 0
+        if self.deadline is None:  # the next request on a kept-alive connection
+            self.deadline = self.loop.time() + self.limits.header_timeout_seconds
 
     def on_headers_complete(self) -> None:
+        limits = self.limits
+        headers = self.headers
+        if len(headers) > limits.max_headers or len(self.url) + sum(
+                len(k) + len(v) + 4 for k, v in headers) > limits.max_header_bytes:
+            self._too_large = True
+            raise _HeadersTooLarge
         self._in_headers = False
-        self._arm(self.limits.body_timeout_seconds)
-        if len(self.tasks) >= self.limits.max_concurrent_requests:
+        self.deadline = self.loop.time() + limits.body_timeout_seconds
+        if len(self.tasks) >= limits.max_concurrent_requests:
             app, self.app = self.app, _busy
             try:
                 super().on_headers_complete()
@@ -183,7 +181,7 @@ class LimitedProtocol(HttpToolsProtocol):
             super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.deadline = None
         super().on_message_complete()
 
 
