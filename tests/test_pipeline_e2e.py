@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -226,8 +227,18 @@ def test_health_and_readiness(gateway: tuple[ThreadServer, str]) -> None:
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
-    metrics = httpx.get(f"{server.url}/metrics")
-    assert "gateway_requests_total" in metrics.text or "gateway_buffer_events" in metrics.text
+    body = orjson.dumps({"ref": "refs/heads/main", "n": uuid.uuid4().hex})
+    assert httpx.post(f"{server.url}/webhooks/github-main", content=body, headers=github_headers(
+        body, "push", str(uuid.uuid4()))).status_code == 202
+    deadline = time.monotonic() + 10
+    while "gateway_kafka_up 1.0" not in (
+            lines := httpx.get(f"{server.url}/metrics").text.splitlines()):
+        assert time.monotonic() < deadline, "the relay never reported Kafka up"
+        time.sleep(0.2)
+    accepted = [line for line in lines if line.startswith(
+        'gateway_requests_total{connector_id="github-main",outcome="accepted"} ')]
+    assert accepted and float(accepted[0].split()[-1]) >= 1  # the delivery just counted
+    assert any(line.startswith("gateway_buffer_events ") for line in lines)
     missing = httpx.get(f"{server.url}/nowhere")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
