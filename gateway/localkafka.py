@@ -117,13 +117,14 @@ class LocalKafka:
     """One single-node KRaft broker (broker and controller in one JVM) on loopback."""
 
     def __init__(self, *, port: int | None = None, data_dir: Path | None = None,
-                 heap: str = "768m") -> None:
+                 heap: str = "768m", auto_create_topics: bool = True) -> None:
         self.port = port or free_port()
         self.controller_port = free_port()
         self._own_dir = data_dir is None
         self.dir = Path(tempfile.mkdtemp(prefix="gateway-kafka-")) if data_dir is None \
             else data_dir
         self.heap = heap
+        self.auto_create_topics = auto_create_topics
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -146,7 +147,7 @@ class LocalKafka:
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             f"log.dirs={logs}",
             "num.partitions=1",
-            "auto.create.topics.enable=true",
+            f"auto.create.topics.enable={str(self.auto_create_topics).lower()}",
             "offsets.topic.replication.factor=1",
             "offsets.topic.num.partitions=1",
             "transaction.state.log.replication.factor=1",
@@ -208,7 +209,7 @@ class LocalKafka:
             if self.proc is None or self.proc.poll() is not None:
                 raise KafkaLaunchError(f"the broker exited:\n{self.log_tail()}")
             try:
-                asyncio.run(_produce_once(self.bootstrap))
+                asyncio.run(_produce_once(self.bootstrap, create=not self.auto_create_topics))
                 return
             except Exception as exc:
                 last = f"{type(exc).__name__}: {exc}"
@@ -247,14 +248,29 @@ class LocalKafka:
         self.close()
 
 
-async def _produce_once(bootstrap: str) -> None:
+READY_TOPIC = "__gateway_ready"
+
+
+async def _produce_once(bootstrap: str, *, create: bool = False) -> None:
     from aiokafka import AIOKafkaProducer
+
+    if create:  # a broker that does not create topics on first use
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        await admin.start()
+        try:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(READY_TOPIC, 1, 1)])
+        finally:
+            await admin.close()
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 request_timeout_ms=5000, client_id="gateway-readiness")
     try:
         await producer.start()
-        await asyncio.wait_for(producer.send_and_wait("__gateway_ready", b"ok"), 10)
+        await asyncio.wait_for(producer.send_and_wait(READY_TOPIC, b"ok"), 10)
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()

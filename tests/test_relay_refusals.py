@@ -228,3 +228,47 @@ def test_gateway_run_reports_the_relay_as_leader(
         assert "gateway_relay_leader 1.0" in httpx.get(f"{gateway.url}/metrics").text
     finally:
         gateway.stop()
+
+
+@pytest.mark.slow
+def test_a_topic_that_stays_missing_goes_to_the_dead_letter_topic_after_the_wait(
+        tmp_path: Path) -> None:
+    """On a broker that does not create topics: records for a missing topic wait
+    ``kafka.unknown_topic_timeout_seconds``, then are dead-lettered; the rest go on."""
+    from gateway.localkafka import LocalKafka
+
+    with LocalKafka(auto_create_topics=False) as kafka:
+        small_topic(kafka.bootstrap, "t.present", "t.dlq", max_bytes=1_000_000)
+
+        def record(topic: str, n: int) -> Record:
+            return Record(topic, b"k", b'{"n": %d}' % n, f"id-{n}", "c", "t", "s")
+
+        async def run() -> float:
+            buffer = Buffer(tmp_path / "buffer.db", BufferConfig())
+            audit = AuditLog(tmp_path / "audit.jsonl")
+            await buffer.open()
+            await audit.open()
+            assert await buffer.submit(None, [record("t.missing", 1), record("t.present", 2)])
+            relay = Relay(buffer, KafkaConfig(bootstrap_servers=kafka.bootstrap,
+                                              dead_letter_topic="t.dlq",
+                                              unknown_topic_timeout_seconds=3), audit)
+            started = time.monotonic()
+            relay.start()
+            try:
+                while await buffer.fetch():
+                    assert time.monotonic() - started < 60, "the missing topic blocked it"
+                    await asyncio.sleep(0.2)
+                return time.monotonic() - started
+            finally:
+                await relay.stop()
+                await buffer.close()
+                await audit.close()
+
+        took = asyncio.run(run())
+        assert took >= 3  # it waited for the topic first
+        assert [r.value for r in consume(kafka.bootstrap, "t.present", expect=1)] == [
+            b'{"n": 2}']
+        [letter] = consume(kafka.bootstrap, "t.dlq", expect=1)
+        value = orjson.loads(letter.value)
+        assert value["reason"] == "kafka_refused: UnknownTopicOrPartitionError"
+        assert (value["topic"], value["id"]) == ("t.missing", "id-1")
