@@ -10,7 +10,8 @@ request's headers or body, so the protocol below adds them, configured under
 - no complete headers ``header_timeout_seconds`` after the connection opened (or after
   the first byte of a keep-alive connection's next request), or no complete body
   ``body_timeout_seconds`` after the headers: the connection is closed (the request path
-  sees a disconnect and audits it);
+  sees a disconnect and audits it). A request only writes its deadline; one sweep per
+  server, every ``SWEEP_EVERY`` seconds, closes the connections past theirs;
 - more than ``max_connections`` open connections, or ``max_concurrent_requests``
   requests in flight: ``503`` with ``Retry-After`` (per worker process);
 - ``X-Forwarded-For`` is believed only from ``trusted_proxies`` (none by default);
