@@ -8,7 +8,6 @@ so a secret cannot leak through an error.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from connectors.base import parse_networks
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.topics import is_fixed, template_problem
 
@@ -59,11 +59,7 @@ class ServerConfig(_Strict):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        parse_networks(value)  # raises, naming the entry that is not an address or range
         return value
 
 

@@ -93,6 +93,7 @@ class Records:
 
     def __init__(self, kafka: KafkaConfig) -> None:
         self.template = kafka.topic
+        self.dead_letter_topic = kafka.dead_letter_topic
         self.limit = kafka.max_message_bytes
         self._topics: dict[tuple[str, str, str], str] = {}
 
@@ -136,6 +137,22 @@ class Records:
         self.check_size(record)
         return record
 
+    def dead_letter(self, connector: Connector, eid: str, *, reason: str,
+                    received_at: datetime, request_id: str | None, content_type: str | None,
+                    body: str | None, body_base64: str | None = None) -> Record:
+        """The dead-letter record of a delivery or polled record that cannot become an
+        envelope (PayloadTooLarge when the broker would refuse even that)."""
+        cid = connector.connector_id
+        value = orjson.dumps({
+            "id": eid, "connector_id": cid, "source": connector.source_slug,
+            "reason": reason, "received_at": rfc3339(received_at), "request_id": request_id,
+            "content_type": content_type, "body": body, "body_base64": body_base64})
+        record = Record(topic=self.dead_letter_topic, key=cid.encode(), value=value,
+                        event_id=eid, connector_id=cid, event_type="gateway.dead_letter",
+                        source=connector.source_slug)
+        self.check_size(record)
+        return record
+
 
 class Pipeline:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector],
@@ -148,12 +165,13 @@ class Pipeline:
         self.limits = RateLimits(connectors)
         self.ingress = {cid: guard for cid, c in connectors.items()
                         if (guard := Ingress.from_config(c.config)) is not None}
+        self.acknowledgements = {cid: c.acknowledgement for cid, c in connectors.items()
+                                 if c.acknowledgement is not None}
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str) -> Answer:
         answer = await self._webhook(connector_id, request, request_id)
-        connector = self.connectors.get(connector_id)
-        ack = connector.acknowledgement if connector is not None else None
+        ack = self.acknowledgements.get(connector_id)
         if ack is not None and answer.outcome in _RECEIVED:
             return Answer(ack.status, ack.body, dict(ack.headers), ack.content_type,
                           outcome=answer.outcome)
@@ -262,17 +280,10 @@ class Pipeline:
             b64 = None
         except UnicodeDecodeError:
             text, b64 = None, base64.b64encode(request.body).decode()
-        value = orjson.dumps({
-            "id": eid, "connector_id": cid, "source": connector.source_slug,
-            "reason": reason, "received_at": rfc3339(request.received_at),
-            "request_id": request_id, "content_type": request.header("content-type"),
-            "body": text, "body_base64": b64,
-        })
-        record = Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
-                        value=value, event_id=eid, connector_id=cid,
-                        event_type="gateway.dead_letter", source=connector.source_slug)
-        self.records.check_size(record)
-        return record
+        return self.records.dead_letter(
+            connector, eid, reason=reason, received_at=request.received_at,
+            request_id=request_id, content_type=request.header("content-type"), body=text,
+            body_base64=b64)
 
 
 def _auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,

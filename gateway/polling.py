@@ -32,7 +32,6 @@ from connectors.polling import Polled, PollHttp, PollingConnector, PollSchedule
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
-from gateway.envelope import rfc3339
 from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.pipeline import Records
 from gateway.tasks import cancel, supervised
@@ -130,31 +129,23 @@ class PollRunner:
 
     def _dead_letter(self, poller: PollingConnector, polled: Polled, eid: str, reason: str,
                      received_at: datetime) -> Record:
-        """The dead-letter record of a polled record that cannot become an envelope: the
-        shape of ``Pipeline._dead_letter``, the record as ``body`` (stdlib JSON, which
-        takes any integer; null when even that fails or would not fit on Kafka)."""
-        cid = poller.connector_id
+        """The dead letter (``Records.dead_letter``) of a polled record that cannot become
+        an envelope: the record as ``body`` (stdlib JSON, which takes any integer; null
+        when even that fails or would not fit on Kafka)."""
         try:
             body: str | None = json.dumps(polled.payload, ensure_ascii=False)
         except (ValueError, TypeError, RecursionError):
             body = None
 
         def letter(body: str | None) -> Record:
-            value = orjson.dumps({
-                "id": eid, "connector_id": cid, "source": poller.source_slug,
-                "reason": reason, "received_at": rfc3339(received_at), "request_id": None,
-                "content_type": "application/json", "body": body, "body_base64": None})
-            return Record(topic=self.settings.kafka.dead_letter_topic, key=cid.encode(),
-                          value=value, event_id=eid, connector_id=cid,
-                          event_type="gateway.dead_letter", source=poller.source_slug)
+            return self.records.dead_letter(poller, eid, reason=reason,
+                                            received_at=received_at, request_id=None,
+                                            content_type="application/json", body=body)
 
-        record = letter(body)
         try:
-            self.records.check_size(record)
+            return letter(body)
         except PayloadTooLarge:
-            record = letter(None)  # the id and the reason still go
-            self.records.check_size(record)
-        return record
+            return letter(None)  # the id and the reason still go
 
     async def _loop(self, cid: str, poller: PollingConnector, http: PollHttp) -> None:
         """Poll on schedule forever; a failed poll is recorded and backed off."""

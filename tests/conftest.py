@@ -59,3 +59,20 @@ def runner() -> Iterator[asyncio.Runner]:
     """One event loop for a module's async connector hooks."""
     with asyncio.Runner() as r:
         yield r
+
+
+@pytest.fixture
+def keys() -> Iterator[Any]:
+    """A local key server the catalogue's key-fetching connectors are pointed at."""
+    from tests.catalog_support import KeyServer
+
+    with KeyServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def google() -> Any:
+    """A Google-like OIDC token issuer (generated RSA key)."""
+    from tests.catalog_support import Google
+
+    return Google()

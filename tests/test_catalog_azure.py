@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +43,6 @@ from tests.catalog_support import (
     telnyx_headers,
 )
 from tests.helpers import base_config, consume, thread_server, write_config
-
-
-@pytest.fixture
-def keys() -> Iterator[KeyServer]:
-    with KeyServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def google() -> Google:
-    return Google()
-
 
 # -- Telnyx ---------------------------------------------------------------------------
 

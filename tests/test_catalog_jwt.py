@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,17 +47,6 @@ from tests.catalog_support import (
     refused,
     req,
 )
-
-
-@pytest.fixture
-def keys() -> Iterator[KeyServer]:
-    with KeyServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def google() -> Google:
-    return Google()
 
 
 def test_key_urls_must_be_https_on_the_named_hosts() -> None:
