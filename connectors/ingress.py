@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from connectors.base import ApiKey, BasicAuth, InboundRequest, parse_networks
+from connectors.signing import matches_any
 from gateway.errors import Forbidden, SignatureError
 
 
@@ -63,13 +63,13 @@ class Ingress:
                             reason="unauthorized_ip")
         if self.basic:
             given = (request.header("authorization") or "").strip().encode()
-            if not _any_equal(self.basic, _normalized_basic(given)):
+            if not matches_any(self.basic, [_normalized_basic(given)]):
                 raise SignatureError("basic auth credentials are missing or wrong",
                                      reason="invalid_credentials")
         if self.keys:
             value = (request.header(self.key_header) if self.key_header
                      else request.query.get(self.key_query or ""))
-            if not _any_equal(self.keys, (value or "").encode()):
+            if not matches_any(self.keys, [(value or "").encode()]):
                 raise SignatureError("the API key is missing or wrong",
                                      reason="invalid_credentials")
 
@@ -93,10 +93,3 @@ def _normalized_basic(given: bytes) -> bytes:
     except (binascii.Error, ValueError):
         return given
     return b"Basic " + base64.b64encode(decoded)
-
-
-def _any_equal(expected: tuple[bytes, ...], given: bytes) -> bool:
-    ok = False
-    for value in expected:
-        ok |= hmac.compare_digest(value, given)
-    return ok

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -46,7 +45,6 @@ from gateway.relay import Relay, RelayMonitor
 
 log = structlog.get_logger(__name__)
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Request ids: a random per-process prefix and a counter (uuid4 per request costs more).
 _ID_PREFIX = uuid.uuid4().hex[:12] + "-"
 _ID_COUNTER = itertools.count(1)
