@@ -28,8 +28,8 @@ from connectors.base import (
     InboundRequest,
     parse_time,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import OWS, parse_epoch_seconds
-from gateway.errors import SignatureError, Unnormalizable
 
 
 class PublicKeyRequired(ConnectorConfig):

@@ -47,8 +47,8 @@ from connectors.base import (
     InboundRequest,
     parse_time,
 )
+from connectors.errors import GatewayError, SignatureError, Unavailable
 from connectors.signing import parse_rfc3339_seconds
-from gateway.errors import GatewayError, SignatureError, Unavailable
 
 log = structlog.get_logger(__name__)
 

@@ -34,8 +34,8 @@ from connectors.base import (
     body_replay_key,
     parse_time,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import OWS, HmacScheme, key_from_secret, matches_any
-from gateway.errors import SignatureError, Unnormalizable
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 _ORIGIN = re.compile(r"[A-Za-z0-9.-]{1,253}")

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.errors import Unnormalizable
+from connectors.errors import Unnormalizable
 
 _ID_NAMESPACE = uuid.UUID("6c1f3f3e-2d0b-4a59-9d7e-1f0c8d3b7a21")
 

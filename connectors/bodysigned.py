@@ -36,8 +36,8 @@ from connectors.base import (
     SecretRequired,
     parse_time,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import epoch_text, matches_any, parse_epoch_seconds
-from gateway.errors import SignatureError, Unnormalizable
 
 
 class MailgunConnector(Connector):

@@ -31,8 +31,8 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
+from connectors.errors import SignatureError
 from connectors.signing import matches_any, parse_rfc3339_seconds
-from gateway.errors import SignatureError
 
 FUTURE_SKEW = 60
 

@@ -41,9 +41,9 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.presets import BY_NAME, PresetConnector
 from connectors.signing import TokenScheme, epoch_text, matches_any, parse_epoch_seconds
-from gateway.errors import SignatureError, Unnormalizable
 
 
 def _configured(config: ConnectorConfig) -> list[str]:

@@ -22,8 +22,8 @@ from connectors.base import (
     body_replay_key,
     parse_time,
 )
+from connectors.errors import Unnormalizable
 from connectors.signing import HmacScheme
-from gateway.errors import Unnormalizable
 
 SCHEME = HmacScheme(header="X-Hub-Signature-256", prefix="sha256=", digest="sha256",
                     encoding="hex", delivery_id_header="X-GitHub-Delivery")

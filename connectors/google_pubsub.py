@@ -40,9 +40,9 @@ from connectors.base import (
     body_replay_key,
     parse_time,
 )
+from connectors.errors import KeyFetchError, SignatureError, Unnormalizable
 from connectors.jwt_signed import KID, bearer, decode, unverified
-from connectors.keyfetch import KeyCache, KeyFetchError, fetch_json, max_age
-from gateway.errors import SignatureError, Unnormalizable
+from connectors.keyfetch import KeyCache, fetch_json, max_age
 
 GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
 GOOGLE_HOSTS = ("www.googleapis.com",)

@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from connectors.base import EventDraft, InboundRequest
+from connectors.errors import SignatureError
 from connectors.presets import BY_NAME, PresetConnector
 from connectors.signing import matches_any
-from gateway.errors import SignatureError
 
 _V3 = "X-HubSpot-Signature-v3"
 

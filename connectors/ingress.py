@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from connectors.base import ApiKey, BasicAuth, InboundRequest, parse_networks
+from connectors.errors import Forbidden, SignatureError
 from connectors.signing import matches_any
-from gateway.errors import Forbidden, SignatureError
 
 
 def _secrets(one: SecretStr | None, many: list[SecretStr]) -> list[bytes]:

@@ -40,9 +40,9 @@ from connectors.base import (
     SecretRequired,
     parse_time,
 )
-from connectors.keyfetch import KeyCache, KeyFetchError, fetch_json
+from connectors.errors import KeyFetchError, SignatureError
+from connectors.keyfetch import KeyCache, fetch_json
 from connectors.signing import OWS, matches_any
-from gateway.errors import SignatureError
 
 KID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 

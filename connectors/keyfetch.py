@@ -32,7 +32,7 @@ import httpx
 import orjson
 import structlog
 
-from gateway.errors import GatewayError, SignatureError, Unavailable
+from connectors.errors import GatewayError, KeyFetchError, SignatureError, Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -42,15 +42,6 @@ CACHE_SIZE = 32
 FAILED_FETCH_TTL = 60.0
 FAILED_CACHE_SIZE = 256
 FETCHES_PER_MINUTE = 30
-
-
-class KeyFetchError(Exception):
-    """A fetch that did not produce a key: ``retriable`` (503) or not (401)."""
-
-    def __init__(self, detail: str, *, retriable: bool) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retriable = retriable
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,11 +47,7 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
-
-
-class PollError(Exception):
-    """A poll failed after its retries; the runner records it and tries next time."""
-
+from connectors.errors import PollError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

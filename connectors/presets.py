@@ -35,8 +35,8 @@ from connectors.base import (
     json_pointer,
     parse_time,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import HmacScheme, TokenScheme, key_from_secret, standard_webhooks_scheme
-from gateway.errors import SignatureError, Unnormalizable
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from connectors.base import Connector, ConnectorConfig, EventDraft, InboundRequest, SecretRequired
+from connectors.errors import SignatureError
 from connectors.signing import TokenScheme, key_from_secret, standard_webhooks_scheme
-from gateway.errors import SignatureError
 
 STANDARD_WEBHOOKS = standard_webhooks_scheme()
 BEARER = TokenScheme("Authorization", style="bearer")

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from connectors.base import InboundRequest, json_pointer
-from gateway.errors import SignatureError
+from connectors.errors import SignatureError
 
 Digest = Literal["md5", "sha1", "sha256", "sha512"]
 Encoding = Literal["hex", "base64", "base64url"]

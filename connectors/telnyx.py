@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from connectors.asymmetric import PublicKeyRequired
 from connectors.base import Connector, ConnectorConfig, EventDraft, InboundRequest, parse_time
+from connectors.errors import SignatureError
 from connectors.signing import OWS, parse_epoch_seconds
-from gateway.errors import SignatureError
 
 SIGNATURE = "telnyx-signature-ed25519"
 TIMESTAMP = "telnyx-timestamp"

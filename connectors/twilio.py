@@ -22,8 +22,8 @@ from connectors.base import (
     SecretRequired,
     body_replay_key,
 )
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import matches_any
-from gateway.errors import SignatureError, Unnormalizable
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 

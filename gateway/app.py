@@ -30,7 +30,7 @@ from gateway import logging as gateway_logging
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import LoadedConfig, load_config, resolve_path
-from gateway.errors import PayloadTooLarge
+from gateway.errors import PayloadTooLarge, answer_for
 from gateway.metrics import METRICS, MetricsSync, render
 from gateway.pipeline import (
     UNKNOWN_CONNECTOR,
@@ -160,8 +160,9 @@ class Gateway:
                                 request_id=request_id, remote_addr=remote,
                                 client_request_id=client_request_id(headers))
                 METRICS.count(label, "rejected")
-                await _answer(send, 413, orjson.dumps({"error": exc.code,
-                                                       "detail": exc.detail}),
+                refusal = answer_for(exc)
+                await _answer(send, refusal.status, orjson.dumps({"error": refusal.code,
+                                                                  "detail": refusal.detail}),
                               request_id, {"connection": "close"})
                 return
             query: bytes = scope["query_string"]

@@ -37,6 +37,7 @@ from gateway.errors import (
     Unavailable,
     UnknownConnector,
     Unnormalizable,
+    answer_for,
 )
 from gateway.metrics import METRICS
 from gateway.ratelimit import RateLimits
@@ -310,7 +311,8 @@ def _auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
 def _refuse(exc: Rejected, audit: Callable[..., None]) -> Answer:
     """A 4xx for ``exc``, audited as rejected."""
     audit("rejected", exc.reason)
-    return Answer.error(exc.status, exc.code, exc.detail, "rejected", exc.headers)
+    a = answer_for(exc)
+    return Answer.error(a.status, a.code, a.detail, "rejected", a.headers)
 
 
 def _handshake_answer(reply: HandshakeReply) -> Answer:
@@ -319,8 +321,8 @@ def _handshake_answer(reply: HandshakeReply) -> Answer:
 
 
 def _unavailable(exc: Unavailable) -> Answer:
-    return Answer.error(503, exc.code, exc.detail, "failed",
-                        {"Retry-After": str(exc.retry_after)})
+    a = answer_for(exc)
+    return Answer.error(a.status, a.code, a.detail, "failed", a.headers)
 
 
 def _client_event(item: Any, path: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
@@ -378,8 +380,7 @@ class ApiEvents:
         try:
             connector = self._authenticate(request)
         except SignatureError as exc:
-            audit("rejected", exc.reason)
-            return Answer.error(401, exc.code, exc.detail, "rejected")
+            return _refuse(exc, audit)
         connector_id = connector.connector_id
         audit = _auditor(p.audit, connector_id, request, request_id, body_sha256)
         try:

@@ -28,12 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.base import ConnectorConfig, event_id
+from connectors.errors import PollError
 from connectors.polling import (
     HttpPollConnector,
     Origin,
     Page,
     Polled,
-    PollError,
     PollHttp,
     PollingConnector,
     PollSchedule,
