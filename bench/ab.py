@@ -33,7 +33,7 @@ from bench.run import (
     wait_drained,
     wait_http,
 )
-from gateway.localkafka import LocalKafka, free_port
+from devtools.localkafka import LocalKafka, free_port
 
 
 def process_cpu(pid: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import cast
 
 import uvloop
 
@@ -12,7 +13,7 @@ RESPONSE = b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\ncontent-type: text/pl
 
 class Canned(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.WriteTransport, transport)  # a TCP server's transport
         self.buf = b""
 
     def data_received(self, data: bytes) -> None:

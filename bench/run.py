@@ -43,8 +43,8 @@ import uvloop
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from connectors.base import event_id
-from gateway.localkafka import LocalKafka, free_port
+from connectors.request import event_id
+from devtools.localkafka import LocalKafka, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
@@ -20,16 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import model_validator
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
-    EventDraft,
-    HandshakeReply,
-    InboundRequest,
-    parse_time,
-)
-from connectors.errors import SignatureError, Unnormalizable
-from connectors.signing import OWS, parse_epoch_seconds
+from connectors.base import Webhook
+from connectors.errors import InvalidConnector, SignatureError, Unnormalizable
+from connectors.options import ConnectorConfig
+from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
+from connectors.signing import OWS
+from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_epoch_seconds
 
 
 class PublicKeyRequired(ConnectorConfig):
@@ -40,48 +35,44 @@ class PublicKeyRequired(ConnectorConfig):
         return self
 
 
-def _timestamp(request: InboundRequest, header: str, tolerance: int | None) -> str:
-    """The signed timestamp header, as sent: epoch seconds in ASCII digits."""
+def _timestamp(request: InboundRequest, header: str, window: ReplayWindow) -> str:
+    """The signed timestamp header, as sent (epoch seconds in ASCII digits), checked."""
     stamp = (request.header(header) or "").strip(OWS)
-    epoch = parse_epoch_seconds(stamp)
-    if epoch is None:
-        raise SignatureError("timestamp is missing or malformed", reason="missing_signature")
-    if tolerance is not None and abs(time.time() - epoch) > tolerance:
-        raise SignatureError("timestamp is outside the replay window", reason="stale_timestamp")
+    window.check(parse_epoch_seconds(stamp))
     return stamp
 
 
-class DiscordConnector(Connector):
+class DiscordConnector(Webhook[PublicKeyRequired]):
     """Discord interactions and webhook events; PINGs are answered after verification."""
 
     source: ClassVar[str] = "discord"
     Config = PublicKeyRequired
     SIGNATURE = "X-Signature-Ed25519"
     TIMESTAMP = "X-Signature-Timestamp"
-    DEFAULT_TOLERANCE = 300  # Discord documents none; a replay window is ours to keep
+    TOLERANCE = 300  # Discord documents none; a replay window is ours to keep
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PublicKeyRequired) -> None:
         super().__init__(connector_id, config)
         try:
             self.key = ed25519.Ed25519PublicKey.from_public_bytes(
                 bytes.fromhex(config.public_key or ""))
         except ValueError:
-            raise ValueError(f"connector {connector_id!r}: public_key must be the "
-                             "application's 64-hex-character Ed25519 key") from None
+            raise InvalidConnector(
+                f"connector {connector_id!r}: public_key must be the "
+                "application's 64-hex-character Ed25519 key") from None
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         raw = request.header(self.SIGNATURE)
         if not raw:
             raise SignatureError("signature header is missing", reason="missing_signature")
-        tolerance = self.config.tolerance_seconds
         stamp = _timestamp(request, self.TIMESTAMP,
-                           self.DEFAULT_TOLERANCE if tolerance is None else tolerance)
+                           ReplayWindow.of(self.config.tolerance_seconds, self.TOLERANCE))
         try:
             self.key.verify(bytes.fromhex(raw.strip()), stamp.encode() + request.body)
         except (ValueError, InvalidSignature):
             raise SignatureError("signature does not match") from None
 
-    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         body = request.json_or_none()
         if not isinstance(body, dict):
             return None
@@ -105,15 +96,18 @@ class DiscordConnector(Connector):
                            payload=payload)]
 
 
-class SendGridConnector(Connector):
+class SendGridConnector(Webhook[PublicKeyRequired]):
     """SendGrid's Event Webhook: a signed batch, one event per element."""
 
     source: ClassVar[str] = "sendgrid"
     Config = PublicKeyRequired
     SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
     TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+    # SendGrid retries a failed POST for up to 24 hours: a retry signed at the first
+    # attempt must still pass, and a replay inside the window is a duplicate.
+    TOLERANCE = 24 * 3600 + CLOCK_SKEW
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PublicKeyRequired) -> None:
         super().__init__(connector_id, config)
         text = (config.public_key or "").strip()
         text = "".join(line for line in text.splitlines() if "-----" not in line)
@@ -122,15 +116,18 @@ class SendGridConnector(Connector):
         except (ValueError, binascii.Error):
             key = None
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise ValueError(f"connector {connector_id!r}: public_key must be SendGrid's "
-                             "base64 verification key (ECDSA P-256)")
+            raise InvalidConnector(
+                f"connector {connector_id!r}: public_key must be SendGrid's "
+                "base64 verification key (ECDSA P-256)")
         self.key = key
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         raw = request.header(self.SIGNATURE)
         if not raw:
             raise SignatureError("signature header is missing", reason="missing_signature")
-        stamp = _timestamp(request, self.TIMESTAMP, self.config.tolerance_seconds)
+        stamp = _timestamp(request, self.TIMESTAMP,
+                           ReplayWindow.of(self.config.tolerance_seconds, self.TOLERANCE,
+                                           future=CLOCK_SKEW))
         try:
             self.key.verify(base64.b64decode(raw.strip(), validate=True),
                             stamp.encode() + request.body, ec.ECDSA(hashes.SHA256()))

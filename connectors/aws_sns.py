@@ -14,8 +14,8 @@ without a request.
 
 ``SubscriptionConfirmation`` is confirmed (GET ``SubscribeURL``, after the same host
 check; a query is allowed there, it carries the token) only when
-``confirm_subscriptions: true``. ``Timestamp`` must be RFC 3339 when ``tolerance_seconds``
-is set.
+``confirm_subscriptions: true``. ``Timestamp`` must be RFC 3339 and inside the replay
+window: ``tolerance_seconds``, else SNS's one-hour retry limit plus five minutes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import math
 import re
 import time
@@ -39,21 +40,19 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
-    EventDraft,
-    HandshakeReply,
-    InboundRequest,
-    parse_time,
-)
+from connectors.base import Webhook
 from connectors.errors import GatewayError, SignatureError, Unavailable
-from connectors.signing import parse_rfc3339_seconds
+from connectors.options import ConnectorConfig
+from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
+from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_rfc3339_seconds
 
 log = structlog.get_logger(__name__)
 
 SNS_HOST = re.compile(r"sns\.[a-z0-9\-]{3,}\.amazonaws\.com(\.cn)?", re.IGNORECASE)
 _URL_CHARS = re.compile(r"[!-~]{1,2048}")  # printable ASCII, no space, bounded
+# SNS retries an HTTP/S delivery for at most 3,600 seconds (a hard limit of its delivery
+# policies), resending the message signed at its Timestamp.
+TOLERANCE = 3600 + CLOCK_SKEW
 NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn",
                      "Type")
@@ -105,14 +104,12 @@ class _Failure:
         return SignatureError(self.detail)
 
 
-class SnsConnector(Connector):
+class SnsConnector(Webhook[SnsConfig]):
     source: ClassVar[str] = "aws_sns"
     Config = SnsConfig
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: SnsConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, SnsConfig)
-        self.options = config
         self.transport: httpx.AsyncBaseTransport | None = None  # tests inject one
         self.failed_fetch_ttl = FAILED_FETCH_TTL
         self._client: httpx.AsyncClient | None = None
@@ -139,7 +136,7 @@ class SnsConnector(Connector):
             raise SignatureError("not a signed SNS message", reason="missing_signature")
         return message
 
-    async def authenticate(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         message = self._message(request)
         url = message["SigningCertURL"]
         if not is_sns_url(url, pem=True):
@@ -201,13 +198,6 @@ class SnsConnector(Connector):
                     detail=detail)
         return failure
 
-    def verify(self, request: InboundRequest) -> None:
-        """Checks against an already fetched certificate (``authenticate`` fetches it)."""
-        message = self._message(request)
-        key = self._certs.get(message["SigningCertURL"])
-        if key is None:
-            raise SignatureError("signing certificate not fetched")
-        self._check(message, key)
 
     def _check(self, message: dict[str, Any], key: rsa.RSAPublicKey) -> None:
         version = message.get("SignatureVersion")
@@ -223,27 +213,19 @@ class SnsConnector(Connector):
                        string_to_sign(message), padding.PKCS1v15(), algorithm)
         except (InvalidSignature, ValueError, binascii.Error):
             raise SignatureError("signature does not match") from None
-        arns = self.options.topic_arns
+        arns = self.config.topic_arns
         if arns is not None and message.get("TopicArn") not in arns:
             raise SignatureError("topic is not in topic_arns")
-        window = self.config.tolerance_seconds
-        if window is None:
-            return
-        sent = parse_rfc3339_seconds(message.get("Timestamp"))
-        if sent is None:
-            raise SignatureError("Timestamp is missing or not RFC 3339",
-                                 reason="missing_signature")
-        if abs(time.time() - sent) > window:
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+        ReplayWindow.of(self.config.tolerance_seconds, TOLERANCE, future=CLOCK_SKEW).check(
+            parse_rfc3339_seconds(message.get("Timestamp")), what="Timestamp")
 
-    async def respond(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         message = self._message(request)
         if message["Type"] == "UnsubscribeConfirmation":
             return HandshakeReply(200, b'{"ok":true}')
         if message["Type"] != "SubscriptionConfirmation":
             return None
-        if not self.options.confirm_subscriptions:
+        if not self.config.confirm_subscriptions:
             log.warning("sns_subscription_not_confirmed", connector_id=self.connector_id,
                         topic=message.get("TopicArn"))
             return HandshakeReply(200, orjson.dumps({
@@ -270,10 +252,8 @@ class SnsConnector(Connector):
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
         message = self._message(request)
         body: Any = message.get("Message")
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):
             body = orjson.loads(body) if isinstance(body, str) else body
-        except orjson.JSONDecodeError:
-            pass
         payload: dict[str, Any] = {"Message": body}
         for k in ("Subject", "TopicArn", "MessageId", "MessageAttributes", "Timestamp"):
             if k in message:

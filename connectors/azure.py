@@ -24,17 +24,16 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
+from connectors.base import Webhook
+from connectors.errors import InvalidConnector, SignatureError, Unnormalizable
+from connectors.options import SecretRequired
+from connectors.request import (
     EventDraft,
     HandshakeReply,
     InboundRequest,
-    SecretRequired,
     body_replay_key,
     parse_time,
 )
-from connectors.errors import SignatureError, Unnormalizable
 from connectors.signing import OWS, HmacScheme, key_from_secret, matches_any
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -57,23 +56,25 @@ def _events(body: Any) -> list[dict[str, Any]] | None:
     return events
 
 
-class EventGridConnector(Connector):
+class EventGridConnector(Webhook[EventGridConfig]):
     source: ClassVar[str] = "azure_event_grid"
     Config = EventGridConfig
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: EventGridConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, EventGridConfig)
-        self.options = config
         self.origins = {o.lower() for o in config.allowed_origins}
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
+        self.check(request)
+
+    def check(self, request: InboundRequest) -> None:
+        """``verify``, for the OPTIONS handshake that must check the key before answering."""
         given = [value.strip(OWS).encode() for value in (
-            request.query.get(self.options.query_parameter),
-            request.header(self.options.header)) if value and value.strip(OWS)]
+            request.query.get(self.config.query_parameter),
+            request.header(self.config.header)) if value and value.strip(OWS)]
         if not given:
-            raise SignatureError(f"shared key is missing (?{self.options.query_parameter}= or "
-                                 f"{self.options.header})", reason="missing_signature")
+            raise SignatureError(f"shared key is missing (?{self.config.query_parameter}= or "
+                                 f"{self.config.header})", reason="missing_signature")
         if not matches_any(self.secrets, given):
             raise SignatureError("shared key does not match")
 
@@ -83,7 +84,7 @@ class EventGridConnector(Connector):
         if request.method != "OPTIONS" or not origin:
             return None
         try:
-            self.verify(request)
+            self.check(request)
         except SignatureError as exc:
             return HandshakeReply(401, orjson.dumps({"error": "unauthorized",
                                                      "detail": exc.detail}))
@@ -94,7 +95,7 @@ class EventGridConnector(Connector):
             "WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*",
             "Allow": "POST, OPTIONS"})
 
-    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         """The Event Grid schema's validation event, answered with its code (200)."""
         events = _events(request.json_or_none()) or []
         if not events or events[0].get("eventType") != VALIDATION_EVENT:
@@ -130,7 +131,7 @@ class EventGridConnector(Connector):
         return drafts
 
     def sign(self, body: bytes) -> dict[str, str]:
-        return {self.options.header: self.secrets[0].decode()}
+        return {self.config.header: self.secrets[0].decode()}
 
     def sample_body(self) -> bytes:
         return orjson.dumps([{
@@ -141,7 +142,7 @@ class EventGridConnector(Connector):
             "metadataVersion": "1"}])
 
 
-class TeamsOutgoingConnector(Connector):
+class TeamsOutgoingConnector(Webhook[SecretRequired]):
     """Teams outgoing webhooks (a channel @mention): a Bot Framework activity per POST."""
 
     source: ClassVar[str] = "teams_outgoing"
@@ -149,15 +150,16 @@ class TeamsOutgoingConnector(Connector):
     SCHEME = HmacScheme("Authorization", encoding="base64", prefix="HMAC ",
                         key_format="base64")
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: SecretRequired) -> None:
         super().__init__(connector_id, config)
         try:
             self.keys = [key_from_secret(s, "base64") for s in self.secrets]
         except ValueError:
-            raise ValueError(f"connector {connector_id!r}: secret must be the base64 security "
-                             "token Teams showed when the outgoing webhook was created") from None
+            raise InvalidConnector(
+                f"connector {connector_id!r}: secret must be the base64 security "
+                "token Teams showed when the outgoing webhook was created") from None
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         self.SCHEME.verify(request, self.keys)
 
     def delivery_id(self, request: InboundRequest) -> str:

@@ -28,38 +28,33 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import model_validator
 
-from connectors.base import (
-    Connector,
-    EventDraft,
-    HandshakeReply,
-    InboundRequest,
-    SecretRequired,
-    parse_time,
-)
+from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
-from connectors.signing import epoch_text, matches_any, parse_epoch_seconds
+from connectors.options import SecretRequired
+from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
+from connectors.signing import matches_any
+from connectors.timestamps import (
+    ReplayWindow,
+    epoch_text,
+    parse_epoch_seconds,
+)
 
 
-class MailgunConnector(Connector):
+class MailgunConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "mailgun"
     Config = SecretRequired
-    DEFAULT_TOLERANCE = 900  # the official SDK's max_age_seconds
+    TOLERANCE = 900  # the official SDK's max_age_seconds
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         body = request.json_or_none()
         sig = body.get("signature") if isinstance(body, dict) else None
         if not isinstance(sig, dict) or not all(
                 isinstance(sig.get(k), str | int) for k in ("timestamp", "token", "signature")):
             raise SignatureError("signature object is missing", reason="missing_signature")
         stamp, token = epoch_text(sig["timestamp"]), str(sig["token"])
-        epoch = parse_epoch_seconds(stamp)
-        if stamp is None or epoch is None:
-            raise SignatureError("timestamp is malformed", reason="missing_signature")
-        tolerance = self.config.tolerance_seconds
-        window = self.DEFAULT_TOLERANCE if tolerance is None else tolerance
-        if abs(time.time() - epoch) > window:
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+        ReplayWindow.of(self.config.tolerance_seconds, self.TOLERANCE).check(
+            parse_epoch_seconds(stamp) if stamp is not None else None)
+        assert stamp is not None  # checked: a missing timestamp raised
         message = (stamp + token).encode()
         expected = (hmac.new(key, message, hashlib.sha256).hexdigest().encode()
                     for key in self.secrets)
@@ -92,7 +87,7 @@ class MailgunConnector(Connector):
                                             "timestamp": time.time()}})
 
 
-class GraphConnector(Connector):
+class GraphConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "microsoft_graph"
     Config = SecretRequired  # secret: the subscription's clientState
 
@@ -103,7 +98,7 @@ class GraphConnector(Connector):
         return HandshakeReply(200, token.encode(), "text/plain",
                               {"X-Content-Type-Options": "nosniff"})
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         body = request.json_or_none()
         items = body.get("value") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items or not all(
@@ -160,7 +155,7 @@ def adyen_signed_string(item: dict[str, Any]) -> bytes:
     return ":".join("" if v is None else str(v) for v in values).encode()
 
 
-class AdyenConnector(Connector):
+class AdyenConnector(Webhook[AdyenConfig]):
     source: ClassVar[str] = "adyen"
     Config = AdyenConfig
 
@@ -183,7 +178,7 @@ class AdyenConnector(Connector):
             items.append(item)
         return items
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         items = self._items(request)
         if not items:
             raise SignatureError("no notification items to verify", reason="missing_signature")

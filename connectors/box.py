@@ -19,20 +19,15 @@ import binascii
 import hashlib
 import hmac
 import re
-import time
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from connectors.base import (
-    Connector,
-    EventDraft,
-    InboundRequest,
-    SecretRequired,
-    json_pointer,
-    parse_time,
-)
+from connectors.base import Webhook
 from connectors.errors import SignatureError
-from connectors.signing import matches_any, parse_rfc3339_seconds
+from connectors.options import SecretRequired
+from connectors.request import EventDraft, InboundRequest, json_pointer, parse_time
+from connectors.signing import matches_any
+from connectors.timestamps import ReplayWindow, parse_rfc3339_seconds
 
 FUTURE_SKEW = 60
 
@@ -53,10 +48,10 @@ def escape_unicode(text: str) -> str:
     return re.sub(r"[^\x20-\x7e]", replace, doubled)
 
 
-class BoxConnector(Connector):
+class BoxConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "box"
     Config = SecretRequired
-    DEFAULT_TOLERANCE = 600
+    TOLERANCE = 600
 
     def _messages(self, body: bytes, stamp: str) -> list[bytes]:
         messages = [body + stamp.encode()]
@@ -69,7 +64,7 @@ class BoxConnector(Connector):
             messages.append(escaped + stamp.encode())
         return messages
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         stamp = request.header("box-delivery-timestamp")
         given = [v for v in (request.header("box-signature-primary"),
                              request.header("box-signature-secondary")) if v]
@@ -78,15 +73,8 @@ class BoxConnector(Connector):
         if (request.header("box-signature-version") or "1") != "1" or (
                 request.header("box-signature-algorithm") or "HmacSHA256") != "HmacSHA256":
             raise SignatureError("unsupported signature version or algorithm")
-        when = parse_rfc3339_seconds(stamp)
-        if when is None:
-            raise SignatureError("timestamp is malformed", reason="missing_signature")
-        tolerance = self.config.tolerance_seconds
-        age = time.time() - when
-        if age > (self.DEFAULT_TOLERANCE if tolerance is None else tolerance) or (
-                -age > FUTURE_SKEW):
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+        ReplayWindow.of(self.config.tolerance_seconds, self.TOLERANCE,
+                        future=FUTURE_SKEW).check(parse_rfc3339_seconds(stamp))
         candidates = []
         for value in given:
             try:

@@ -30,20 +30,26 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import orjson
 from pydantic import model_validator
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
+from connectors.base import Webhook
+from connectors.errors import SignatureError, Unnormalizable
+from connectors.options import ConnectorConfig, SecretRequired
+from connectors.presets import BY_NAME, PresetConnector
+from connectors.request import (
     EventDraft,
     HandshakeReply,
     InboundRequest,
-    SecretRequired,
     body_replay_key,
     json_pointer,
     parse_time,
 )
-from connectors.errors import SignatureError, Unnormalizable
-from connectors.presets import BY_NAME, PresetConnector
-from connectors.signing import TokenScheme, epoch_text, matches_any, parse_epoch_seconds
+from connectors.signing import TokenScheme, matches_any
+from connectors.timestamps import (
+    CLOCK_SKEW,
+    PAST_ONLY,
+    ReplayWindow,
+    epoch_text,
+    parse_epoch_seconds,
+)
 
 
 def _configured(config: ConnectorConfig) -> list[str]:
@@ -77,11 +83,11 @@ class BuildkiteConnector(PresetConnector):
         super().__init__(connector_id, config)
         self.token_mode = isinstance(config, BuildkiteConfig) and config.mode == "token"
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         if self.token_mode:
             _BUILDKITE_TOKEN.verify(request, self.keys)
         else:
-            super().verify(request)
+            await super().verify(request)
 
     def sign(self, body: bytes) -> dict[str, str]:
         if self.token_mode:
@@ -134,6 +140,8 @@ _JS_SPACE = ("\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2
              "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")  # what String.trim removes
 _MIN_STAMP_MS = 1_577_836_800_000  # the toolkit refuses timestamps before 2020
 CONTENTFUL_TTL = 30  # the toolkit's verifyRequest default, seconds into the past
+# Dropbox Sign retries a callback over about three days, with the first event_time.
+DROPBOX_SIGN_TOLERANCE = 3 * 24 * 3600 + CLOCK_SKEW
 
 
 def _trim(text: str) -> str:
@@ -174,7 +182,7 @@ class ContentfulConfig(SecretRequired):
         return self
 
 
-class ContentfulConnector(Connector):
+class ContentfulConnector(Webhook[ContentfulConfig]):
     source = "contentful"
     Config = ContentfulConfig
 
@@ -189,7 +197,7 @@ class ContentfulConnector(Connector):
     def _listed(request: InboundRequest) -> list[str]:
         return _trim(request.header(SIGNED_HEADERS) or "").split(",")
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         given, stamp = request.header(SIGNATURE), request.header(STAMP)
         listed = self._listed(request)
         if not given or not stamp or len(listed) < 2:
@@ -198,11 +206,8 @@ class ContentfulConnector(Connector):
         if parse_epoch_seconds(stamp, milliseconds=True) is None or int(stamp) <= _MIN_STAMP_MS:
             raise SignatureError("timestamp is missing or malformed",
                                  reason="missing_signature")
-        ttl = self.config.tolerance_seconds
-        ttl = CONTENTFUL_TTL if ttl is None else ttl
-        if ttl and time.time() * 1000 - int(stamp) >= ttl * 1000:
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+        ReplayWindow.of(self.config.tolerance_seconds, CONTENTFUL_TTL, future=PAST_ONLY).check(
+            int(stamp) / 1000)
         picked = {k: _trim(v) for k, v in request.headers.items() if k in listed}
         expected = (contentful_signature(secret, request.method, self._uri(request), picked,
                                          request.body, int(stamp))[0].encode()
@@ -238,13 +243,13 @@ class ContentfulConnector(Connector):
 
 # -- Figma -------------------------------------------------------------------------------
 
-class FigmaConnector(Connector):
+class FigmaConnector(Webhook[SecretRequired]):
     """``secret`` is the passcode given when the webhook was created."""
 
     source = "figma"
     Config = SecretRequired
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         body = request.json_or_none()
         passcode = body.get("passcode") if isinstance(body, dict) else None
         if not isinstance(passcode, str) or not passcode:
@@ -252,7 +257,7 @@ class FigmaConnector(Connector):
         if not matches_any(self.secrets, [_utf8(passcode)]):
             raise SignatureError("passcode does not match")
 
-    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         body = request.json_or_none()  # PING: sent when the webhook is created
         if isinstance(body, dict) and body.get("event_type") == "PING":
             return HandshakeReply(200, b"", "text/plain")
@@ -280,7 +285,7 @@ HELLO = HandshakeReply(200, b"Hello API Event Received", "text/plain")
 _MULTIPART = email.parser.BytesParser(policy=email.policy.HTTP)
 
 
-class DropboxSignConnector(Connector):
+class DropboxSignConnector(Webhook[SecretRequired]):
     """``secret`` is the API key of the account (account and app callbacks alike). The
     callback is JSON, or a form whose ``json`` field is (multipart or urlencoded)."""
 
@@ -288,7 +293,7 @@ class DropboxSignConnector(Connector):
     Config = SecretRequired
     acknowledgement: ClassVar[HandshakeReply | None] = HELLO
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: SecretRequired) -> None:
         super().__init__(connector_id, config)
         self._last: tuple[InboundRequest | None, Any] = (None, None)
 
@@ -303,7 +308,7 @@ class DropboxSignConnector(Connector):
         event = document.get("event") if isinstance(document, dict) else None
         return event if isinstance(event, dict) else None
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         event = self._event(request) or {}
         stamp, etype, given = (epoch_text(event.get("event_time")), event.get("event_type"),
                                event.get("event_hash"))
@@ -315,14 +320,10 @@ class DropboxSignConnector(Connector):
                     for key in self.secrets)
         if not matches_any(expected, [_utf8(given)]):
             raise SignatureError("event_hash does not match")
-        tolerance = self.config.tolerance_seconds  # none by default: retries last days
-        if tolerance is not None:
-            epoch = parse_epoch_seconds(stamp)
-            if epoch is None or abs(time.time() - epoch) > tolerance:
-                raise SignatureError("event_time is outside the replay window",
-                                     reason="stale_timestamp")
+        ReplayWindow.of(self.config.tolerance_seconds, DROPBOX_SIGN_TOLERANCE).check(
+            parse_epoch_seconds(stamp), what="event_time")
 
-    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         event = self._event(request)
         return HELLO if event is not None and event.get("event_type") == "callback_test" else None
 

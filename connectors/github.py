@@ -13,16 +13,16 @@ from typing import Any, ClassVar
 
 import orjson
 
-from connectors.base import (
-    Connector,
+from connectors.base import Webhook
+from connectors.errors import Unnormalizable
+from connectors.options import SecretRequired
+from connectors.request import (
     EventDraft,
     HandshakeReply,
     InboundRequest,
-    SecretRequired,
     body_replay_key,
     parse_time,
 )
-from connectors.errors import Unnormalizable
 from connectors.signing import HmacScheme
 
 SCHEME = HmacScheme(header="X-Hub-Signature-256", prefix="sha256=", digest="sha256",
@@ -42,15 +42,15 @@ def _event_time(event: str, payload: dict[str, Any]) -> datetime | None:
     return None
 
 
-class GitHubConnector(Connector):
+class GitHubConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "github"
     Config = SecretRequired
     scheme: ClassVar[HmacScheme] = SCHEME
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         self.scheme.verify(request, self.secrets)
 
-    def handshake(self, request: InboundRequest) -> HandshakeReply | None:
+    async def handshake(self, request: InboundRequest) -> HandshakeReply | None:
         if request.header("X-GitHub-Event") == "ping":
             return HandshakeReply(200, orjson.dumps({"ok": True, "event": "ping"}))
         return None

@@ -32,17 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import Field
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
-    EventDraft,
-    InboundRequest,
-    body_replay_key,
-    parse_time,
-)
+from connectors.base import Webhook
 from connectors.errors import KeyFetchError, SignatureError, Unnormalizable
 from connectors.jwt_signed import KID, bearer, decode, unverified
 from connectors.keyfetch import KeyCache, fetch_json, max_age
+from connectors.options import ConnectorConfig
+from connectors.request import EventDraft, InboundRequest, body_replay_key, parse_time
 
 GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
 GOOGLE_HOSTS = ("www.googleapis.com",)
@@ -60,15 +55,13 @@ class PubSubConfig(ConnectorConfig):
     default_type: str = Field(default="pubsub.message", min_length=1)
 
 
-class PubSubConnector(Connector):
+class PubSubConnector(Webhook[PubSubConfig]):
     source: ClassVar[str] = "google_pubsub"
     Config = PubSubConfig
     SKEW = 30  # seconds of clock skew allowed on exp and iat (tolerance_seconds overrides)
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PubSubConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, PubSubConfig)
-        self.options = config
         self.skew = self.SKEW if config.tolerance_seconds is None else config.tolerance_seconds
         self.keys: KeyCache[dict[str, rsa.RSAPublicKey]] = KeyCache(
             connector_id, "Google OIDC signing keys", self._fetch_jwks, size=1)
@@ -102,7 +95,7 @@ class PubSubConnector(Connector):
             raise SignatureError("token is not RS256 with a key id")
         return token, kid, claims
 
-    async def authenticate(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         token, kid, claims = self._token(request)
         self._precheck(claims)  # unverified: only to spare forged tokens a fetch
         keys = await self.keys.get(GOOGLE_CERTS)
@@ -111,13 +104,9 @@ class PubSubConnector(Connector):
             keys = await self.keys.get(GOOGLE_CERTS)
         self._check(token, keys.get(kid))
 
-    def verify(self, request: InboundRequest) -> None:
-        """Checks against already fetched keys (``authenticate`` fetches them)."""
-        token, kid, _ = self._token(request)
-        self._check(token, (self.keys.peek(GOOGLE_CERTS) or {}).get(kid))
 
     def _precheck(self, claims: dict[str, Any]) -> None:
-        if claims.get("aud") != self.options.audience or claims.get("iss") not in GOOGLE_ISSUERS:
+        if claims.get("aud") != self.config.audience or claims.get("iss") not in GOOGLE_ISSUERS:
             raise SignatureError("token audience or issuer does not match")
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp + self.skew < time.time():
@@ -126,13 +115,13 @@ class PubSubConnector(Connector):
     def _check(self, token: str, key: rsa.RSAPublicKey | None) -> None:
         if key is None:
             raise SignatureError("token is signed with an unknown key")
-        claims = decode(token, key, "RS256", audience=self.options.audience,
+        claims = decode(token, key, "RS256", audience=self.config.audience,
                         issuer=GOOGLE_ISSUERS, leeway=self.skew,
                         options={"require": ["exp", "iat", "iss", "aud"]})
         email = claims.get("email")
         if email is not None and claims.get("email_verified") is not True:
             raise SignatureError("token email is not verified")
-        wanted = self.options.service_account_email
+        wanted = self.config.service_account_email
         if wanted is not None and (not isinstance(email, str) or not hmac.compare_digest(
                 email.lower().encode(), wanted.lower().encode())):
             raise SignatureError("token is not from the configured service account")
@@ -157,7 +146,7 @@ class PubSubConnector(Connector):
             raise Unnormalizable("body is not a Pub/Sub push envelope (no message object)")
         attributes = message.get("attributes")
         attributes = attributes if isinstance(attributes, dict) else {}
-        name = self.options.type_attribute
+        name = self.config.type_attribute
         etype = attributes.get(name) if name else None
         published = message.get("publishTime") or message.get("publish_time")
         payload: dict[str, Any] = {
@@ -170,7 +159,7 @@ class PubSubConnector(Connector):
             if value is not None:
                 payload[extra] = value
         return [EventDraft(type=etype if isinstance(etype, str) and etype
-                           else self.options.default_type,
+                           else self.config.default_type,
                            payload=payload, timestamp=parse_time(published))]
 
     def sample_body(self) -> bytes:

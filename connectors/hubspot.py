@@ -19,9 +19,9 @@ import hashlib
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connectors.base import EventDraft, InboundRequest
 from connectors.errors import SignatureError
 from connectors.presets import BY_NAME, PresetConnector
+from connectors.request import EventDraft, InboundRequest
 from connectors.signing import matches_any
 
 _V3 = "X-HubSpot-Signature-v3"
@@ -38,7 +38,7 @@ class HubSpotConnector(PresetConnector):
         query = urlsplit(request.url).query
         return f"{base}?{query}" if query and "?" not in base else base
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         if request.header(_V3):
             self.preset.scheme.verify(request, self.keys,
                                       tolerance_seconds=self.config.tolerance_seconds,

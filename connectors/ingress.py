@@ -22,8 +22,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.base import ApiKey, BasicAuth, InboundRequest, parse_networks
 from connectors.errors import Forbidden, SignatureError
+from connectors.options import ApiKey, BasicAuth, parse_networks
+from connectors.request import InboundRequest
 from connectors.signing import matches_any
 
 

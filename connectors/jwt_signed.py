@@ -21,7 +21,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -32,17 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 from pydantic import Field
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
-    EventDraft,
-    InboundRequest,
-    SecretRequired,
-    parse_time,
-)
+from connectors.base import Webhook
 from connectors.errors import KeyFetchError, SignatureError
 from connectors.keyfetch import KeyCache, fetch_json
+from connectors.options import SecretRequired
+from connectors.request import EventDraft, InboundRequest, parse_time
 from connectors.signing import OWS, matches_any
+from connectors.timestamps import ReplayWindow
 
 KID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -115,10 +111,8 @@ def bearer(request: InboundRequest) -> str:
 
 def check_iat(claims: dict[str, Any], tolerance: int) -> None:
     iat = claims.get("iat")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
-        raise SignatureError("token has no iat claim", reason="missing_signature")
-    if abs(time.time() - iat) > tolerance:
-        raise SignatureError("token is outside the replay window", reason="stale_timestamp")
+    stamp = float(iat) if isinstance(iat, int | float) and not isinstance(iat, bool) else None
+    ReplayWindow(tolerance, tolerance).check(stamp, what="the token's iat")
 
 
 def check_body_hash(claims: dict[str, Any], claim: str, digests: list[str]) -> None:
@@ -135,14 +129,14 @@ def sha256_hex(body: bytes) -> str:
 
 # -- Netlify ------------------------------------------------------------------------------
 
-class NetlifyConnector(Connector):
+class NetlifyConnector(Webhook[SecretRequired]):
     """Deploy notifications; one event per hook, the type from the deploy's ``state``."""
 
     source: ClassVar[str] = "netlify"
     Config = SecretRequired
     HEADER = "X-Webhook-Signature"
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         token = (request.header(self.HEADER) or "").strip(OWS)
         if not token:
             raise SignatureError("signature header is missing", reason="missing_signature")
@@ -172,7 +166,7 @@ class NetlifyConnector(Connector):
 
 # -- Vonage -------------------------------------------------------------------------------
 
-class VonageConnector(Connector):
+class VonageConnector(Webhook[SecretRequired]):
     """Messages API (and Voice) signed webhooks."""
 
     source: ClassVar[str] = "vonage"
@@ -184,17 +178,15 @@ class VonageConnector(Connector):
         window = self.config.tolerance_seconds
         return self.TOLERANCE if window is None else window
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         claims = decode_hs256(bearer(request), self.secrets, leeway=self.tolerance,
                               options={"require": ["iat", "payload_hash"]})
         check_iat(claims, self.tolerance)
         digests = [sha256_hex(request.body)]
         body = request.json_or_none()
         if body is not None:  # Vonage's Voice docs hash the JSON re-serialized compactly
-            try:
+            with suppress(TypeError, orjson.JSONEncodeError):
                 digests.append(sha256_hex(orjson.dumps(body)))
-            except (TypeError, orjson.JSONEncodeError):
-                pass
         check_body_hash(claims, "payload_hash", digests)
 
     def delivery_id(self, request: InboundRequest) -> str:
@@ -249,16 +241,14 @@ class PlaidKey:
     expired: bool  # Plaid set expired_at: tokens signed with it are refused
 
 
-class PlaidConnector(Connector):
+class PlaidConnector(Webhook[PlaidConfig]):
     source: ClassVar[str] = "plaid"
     Config = PlaidConfig
     HEADER = "Plaid-Verification"
     TOLERANCE = 300  # "verify that the webhook is not more than 5 minutes old"
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PlaidConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, PlaidConfig)
-        self.options = config
         self.url = f"https://{config.environment}.plaid.com/webhook_verification_key/get"
         self.keys: KeyCache[PlaidKey] = KeyCache(connector_id, "Plaid verification key",
                                                  self._fetch_key)
@@ -270,7 +260,7 @@ class PlaidConnector(Connector):
 
     async def _fetch_key(self, client: httpx.AsyncClient, kid: str) -> tuple[PlaidKey, float]:
         data, _ = await fetch_json(client, self.url, PLAID_HOSTS, "Plaid verification key",
-                                   body={"client_id": self.options.client_id,
+                                   body={"client_id": self.config.client_id,
                                          "secret": self.secrets[0].decode(), "key_id": kid})
         jwk = data.get("key") if isinstance(data, dict) else None
         if not isinstance(jwk, dict) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
@@ -297,18 +287,11 @@ class PlaidConnector(Connector):
         check_iat(claims, self.tolerance)
         check_body_hash(claims, "request_body_sha256", [sha256_hex(request.body)])
 
-    async def authenticate(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         token, kid, claims = self._token(request)
         self._claims(claims, request)  # unverified: only to spare forged tokens a fetch
         self._check(token, await self.keys.get(kid), request)
 
-    def verify(self, request: InboundRequest) -> None:
-        """Checks against an already fetched key (``authenticate`` fetches it)."""
-        token, kid, _ = self._token(request)
-        key = self.keys.peek(kid)
-        if key is None:
-            raise SignatureError("verification key not fetched")
-        self._check(token, key, request)
 
     def _check(self, token: str, key: PlaidKey, request: InboundRequest) -> None:
         if key.expired:
@@ -336,4 +319,4 @@ class PlaidConnector(Connector):
     def sample_body(self) -> bytes:
         return orjson.dumps({"webhook_type": "TRANSACTIONS",
                              "webhook_code": "SYNC_UPDATES_AVAILABLE", "item_id": "item-1",
-                             "environment": self.options.environment}, option=orjson.OPT_INDENT_2)
+                             "environment": self.config.environment}, option=orjson.OPT_INDENT_2)

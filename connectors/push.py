@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from connectors.base import Connector, ConnectorConfig, EventDraft, InboundRequest, SecretRequired
+from connectors.base import PushSource
 from connectors.errors import SignatureError
+from connectors.options import SecretRequired
+from connectors.request import InboundRequest
 from connectors.signing import TokenScheme, key_from_secret, standard_webhooks_scheme
 
 STANDARD_WEBHOOKS = standard_webhooks_scheme()
@@ -30,14 +32,13 @@ class PushConfig(SecretRequired):
     sources: list[str] | None = None
 
 
-class PushConnector(Connector):
+class PushConnector(PushSource[PushConfig]):
     source: ClassVar[str] = "push"
     Config = PushConfig
-    takes_webhooks: ClassVar[bool] = False
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PushConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, PushConfig)
+        self.secrets = config.secret_values()
         self.sources = None if config.sources is None else frozenset(config.sources)
         self.signing_keys = [key_from_secret(s, "whsec") if s.startswith(b"whsec_") else s
                              for s in self.secrets]
@@ -46,7 +47,7 @@ class PushConnector(Connector):
         auth = request.header("authorization") or ""
         return auth.startswith("Bearer ") or bool(request.header("webhook-signature"))
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         if (request.header("authorization") or "").startswith("Bearer "):
             BEARER.verify(request, self.secrets)
             return
@@ -55,9 +56,6 @@ class PushConnector(Connector):
                                      tolerance_seconds=self.config.tolerance_seconds)
             return
         raise SignatureError("no bearer token or signature", reason="missing_signature")
-
-    def normalize(self, request: InboundRequest) -> list[EventDraft]:
-        raise NotImplementedError("push connectors take events through /api/events")
 
     def sign(self, body: bytes) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.secrets[0].decode()}

@@ -12,12 +12,7 @@ only into the past).
 the header in constant time; signatures of unknown versions are skipped, not errors.
 ``sign`` produces what an honest sender would send (``gateway sign``, tests).
 
-Timestamps from requests are read by ``parse_epoch_seconds``, ``parse_rfc3339_seconds``
-and ``parse_http_date_seconds``, here and in every connector that checks one: strictly
-(ASCII digits, bounded length, one date form), so that nothing ``int()``,
-``fromisoformat`` or ``parsedate`` would also accept (other scripts' digits, signs,
-underscores, 5000-digit numbers) reaches the arithmetic. A value they refuse is a
-malformed timestamp: 401 ``missing_signature``.
+Timestamps are read and their replay window checked by ``connectors.timestamps``.
 """
 
 from __future__ import annotations
@@ -34,8 +29,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from connectors.base import InboundRequest, json_pointer
 from connectors.errors import SignatureError
+from connectors.request import InboundRequest, json_pointer
+from connectors.timestamps import (
+    PAST_ONLY,
+    ReplayWindow,
+    epoch_text,
+    parse_epoch_seconds,
+    parse_http_date_seconds,
+    parse_rfc3339_seconds,
+)
 
 Digest = Literal["md5", "sha1", "sha256", "sha512"]
 Encoding = Literal["hex", "base64", "base64url"]
@@ -46,61 +49,7 @@ KeyFormat = Literal["raw", "whsec", "base64"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
 
-MAX_EPOCH_DIGITS = 20  # past the year 5000 in milliseconds; a float holds it
-_EPOCH = re.compile(f"[0-9]{{1,{MAX_EPOCH_DIGITS}}}")
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-                      r"(?:[.,][0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?")
-_RFC3339_MAX = 40
-_HTTP_DATE = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
-                        r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-                        r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT")
 OWS = " \t"  # the whitespace HTTP allows around a header value
-
-
-def parse_epoch_seconds(text: object, *, milliseconds: bool = False) -> float | None:
-    """Epoch seconds (or, with ``milliseconds``, epoch milliseconds) as senders write
-    them: 1 to ``MAX_EPOCH_DIGITS`` ASCII digits, nothing else. A sign, a space, a
-    fraction, an exponent, ``NaN``, an underscore or digits of another script (all of
-    which ``int()`` or ``float()`` would take) give None: a malformed timestamp."""
-    if not isinstance(text, str) or not _EPOCH.fullmatch(text):
-        return None
-    value = int(text)
-    return value / 1000 if milliseconds else float(value)
-
-
-def parse_rfc3339_seconds(text: object) -> float | None:
-    """An RFC 3339 date-time (``2026-01-02T03:04:05.678Z``; an offset, or none for UTC;
-    up to nanoseconds) as epoch seconds; None for anything else, including the other
-    forms ``datetime.fromisoformat`` reads (week dates, any separator, bare dates)."""
-    if not isinstance(text, str) or len(text) > _RFC3339_MAX or not _RFC3339.fullmatch(text):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    except (ValueError, OverflowError):  # 2026-13-45, offsets of 24 hours, year 1 - 14h
-        return None
-
-
-def parse_http_date_seconds(text: object) -> float | None:
-    """An HTTP date in its one current form, IMF-fixdate (RFC 9110: ``Thu, 04 Jan 2024
-    18:05:25 GMT``), as epoch seconds; None for anything else, the obsolete RFC 850 and
-    asctime forms included."""
-    if not isinstance(text, str) or not _HTTP_DATE.fullmatch(text):
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(text).timestamp()
-    except (ValueError, TypeError, OverflowError):  # 31 Feb, hour 25
-        return None
-
-
-def epoch_text(value: object) -> str | None:
-    """A timestamp found in a JSON body, as text for the parsers: strings as they are,
-    integers in decimal; anything else (floats, booleans, objects) is malformed."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 @functools.cache
@@ -255,12 +204,10 @@ class HmacScheme:
             return parse_http_date_seconds(text)
         return parse_epoch_seconds(text, milliseconds=self.timestamp_format == "unix_ms")
 
-    def _check_window(self, stamp: float, tolerance: int | None, now: float | None) -> None:
-        window = self.tolerance_seconds if tolerance is None else tolerance
-        age = (time.time() if now is None else now) - stamp
-        if age > window or (self.reject_future and -age > window):
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+    def window(self, tolerance: int | None) -> ReplayWindow:
+        """The replay window: ``tolerance`` (the connector's) or the provider's."""
+        return ReplayWindow.of(tolerance, self.tolerance_seconds,
+                               future=None if self.reject_future else PAST_ONLY)
 
     def _format_time(self, epoch: float) -> str:
         if self.timestamp_format == "unix_ms":
@@ -341,11 +288,8 @@ class HmacScheme:
             if self.timestamp_header:
                 stamp = request.header(self.timestamp_header)
             stamp = stamp.strip(OWS) if stamp else None
-            epoch = self._epoch(stamp) if stamp else None
-            if stamp is None or epoch is None:
-                raise SignatureError("timestamp is missing or malformed",
-                                     reason="missing_signature")
-            self._check_window(epoch, tolerance_seconds, now)
+            self.window(tolerance_seconds).check(self._epoch(stamp) if stamp else None, now=now)
+            assert stamp is not None  # checked: a missing timestamp raised
             fields["timestamp"] = stamp
 
         message = self._message(request.body, fields)
@@ -354,11 +298,9 @@ class HmacScheme:
 
         if self.timestamp_pointer:  # inside the body: trusted only now that it is authentic
             text = epoch_text(json_pointer(request.json_or_none(), self.timestamp_pointer))
-            epoch = self._epoch(text) if text is not None else None
-            if epoch is None:
-                raise SignatureError("timestamp is missing from the body",
-                                     reason="missing_signature")
-            self._check_window(epoch, tolerance_seconds, now)
+            self.window(tolerance_seconds).check(
+                self._epoch(text) if text is not None else None, now=now,
+                what="the body's timestamp")
 
 
 @dataclass(frozen=True, slots=True)

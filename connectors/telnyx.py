@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from typing import Any, ClassVar
 
 import orjson
@@ -21,9 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from connectors.asymmetric import PublicKeyRequired
-from connectors.base import Connector, ConnectorConfig, EventDraft, InboundRequest, parse_time
-from connectors.errors import SignatureError
-from connectors.signing import OWS, parse_epoch_seconds
+from connectors.base import Webhook
+from connectors.errors import InvalidConnector, SignatureError
+from connectors.request import EventDraft, InboundRequest, parse_time
+from connectors.signing import OWS
+from connectors.timestamps import ReplayWindow, parse_epoch_seconds
 
 SIGNATURE = "telnyx-signature-ed25519"
 TIMESTAMP = "telnyx-timestamp"
@@ -42,31 +43,26 @@ def load_public_key(text: str) -> ed25519.Ed25519PublicKey:
     return key
 
 
-class TelnyxConnector(Connector):
+class TelnyxConnector(Webhook[PublicKeyRequired]):
     source: ClassVar[str] = "telnyx"
     Config = PublicKeyRequired
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: PublicKeyRequired) -> None:
         super().__init__(connector_id, config)
         try:
             self.key = load_public_key(config.public_key or "")
         except (ValueError, binascii.Error):
-            raise ValueError(f"connector {connector_id!r}: public_key must be Telnyx's base64 "
-                             "Ed25519 public key (Mission Control, Keys & Credentials)") from None
-        tolerance = config.tolerance_seconds
-        self.tolerance = TOLERANCE if tolerance is None else tolerance
+            raise InvalidConnector(
+                f"connector {connector_id!r}: public_key must be Telnyx's base64 "
+                "Ed25519 public key (Mission Control, Keys & Credentials)") from None
+        self.window = ReplayWindow.of(config.tolerance_seconds, TOLERANCE)
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         raw = (request.header(SIGNATURE) or "").strip(OWS)
         if not raw:
             raise SignatureError("signature header is missing", reason="missing_signature")
         stamp = (request.header(TIMESTAMP) or "").strip(OWS)
-        epoch = parse_epoch_seconds(stamp)
-        if epoch is None:
-            raise SignatureError("timestamp is missing or malformed", reason="missing_signature")
-        if abs(time.time() - epoch) > self.tolerance:
-            raise SignatureError("timestamp is outside the replay window",
-                                 reason="stale_timestamp")
+        self.window.check(parse_epoch_seconds(stamp))
         try:
             self.key.verify(base64.b64decode(raw, validate=True),
                             stamp.encode() + b"|" + request.body)

@@ -15,14 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from connectors.base import (
-    Connector,
-    EventDraft,
-    InboundRequest,
-    SecretRequired,
-    body_replay_key,
-)
+from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
+from connectors.options import SecretRequired
+from connectors.request import EventDraft, InboundRequest, body_replay_key
 from connectors.signing import matches_any
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -58,7 +54,7 @@ def _form(body: bytes) -> list[tuple[str, str]]:
         return []
 
 
-class TwilioConnector(Connector):
+class TwilioConnector(Webhook[TwilioConfig]):
     source: ClassVar[str] = "twilio"
     Config = TwilioConfig
     HEADER = "X-Twilio-Signature"
@@ -81,7 +77,7 @@ class TwilioConnector(Connector):
         return (url + "".join(name + value for name in sorted(grouped)
                               for value in sorted(grouped[name]))).encode()
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         raw = request.header(self.HEADER)
         if not raw:
             raise SignatureError("signature header is missing", reason="missing_signature")

@@ -23,16 +23,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from connectors.base import (
-    Connector,
-    ConnectorConfig,
-    EventDraft,
-    InboundRequest,
-    SecretRequired,
-    body_replay_key,
-    json_pointer,
-    parse_time,
-)
+from connectors.base import Webhook
+from connectors.options import SecretRequired
+from connectors.request import EventDraft, InboundRequest, body_replay_key, json_pointer, parse_time
 from connectors.signing import Encoding, HmacScheme
 
 
@@ -60,14 +53,12 @@ class WebhookConfig(SecretRequired):
         return self
 
 
-class WebhookConnector(Connector):
+class WebhookConnector(Webhook[WebhookConfig]):
     source: ClassVar[str] = "webhook"
     Config = WebhookConfig
 
-    def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
+    def __init__(self, connector_id: str, config: WebhookConfig) -> None:
         super().__init__(connector_id, config)
-        assert isinstance(config, WebhookConfig)
-        self.options = config
         signed = config.signed_payload or (
             "{timestamp}.{body}" if config.timestamp_header else "{body}")
         self.scheme = HmacScheme(
@@ -78,7 +69,7 @@ class WebhookConnector(Connector):
             else config.tolerance_seconds)
         self.source_slug = config.source
 
-    def verify(self, request: InboundRequest) -> None:
+    async def verify(self, request: InboundRequest) -> None:
         self.scheme.verify(request, self.secrets, url=self.config.public_url)
 
     def sign(self, body: bytes) -> dict[str, str]:
@@ -86,27 +77,27 @@ class WebhookConnector(Connector):
                                 delivery_id=str(uuid.uuid4()), url=self.config.public_url or "")
 
     def delivery_id(self, request: InboundRequest) -> str:
-        if self.options.id_header:
-            value = request.header(self.options.id_header)
+        if self.config.id_header:
+            value = request.header(self.config.id_header)
             if value:
                 return value
         return super().delivery_id(request)
 
     def replay_key(self, request: InboundRequest) -> str | None:
-        if not self.options.id_header or self.scheme.signs_delivery_id:
+        if not self.config.id_header or self.scheme.signs_delivery_id:
             return None  # the id is the body's hash, or signed
         return body_replay_key(request, self.scheme.signed_timestamp(request))
 
     def normalize(self, request: InboundRequest) -> list[EventDraft]:
         payload = request.json_object()
         etype: Any = None
-        if self.options.event_type_pointer:
-            etype = json_pointer(payload, self.options.event_type_pointer)
-        if not etype and self.options.event_type_header:
-            etype = request.header(self.options.event_type_header)
+        if self.config.event_type_pointer:
+            etype = json_pointer(payload, self.config.event_type_pointer)
+        if not etype and self.config.event_type_header:
+            etype = request.header(self.config.event_type_header)
         if not isinstance(etype, str) or not etype:
             etype = "webhook.received"
         ts = None
-        if self.options.timestamp_pointer:
-            ts = parse_time(json_pointer(payload, self.options.timestamp_pointer))
+        if self.config.timestamp_pointer:
+            ts = parse_time(json_pointer(payload, self.config.timestamp_pointer))
         return [EventDraft(type=etype, payload=payload, timestamp=ts, raw=request.body)]

@@ -25,21 +25,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connectors.base import InboundRequest
+from connectors.request import InboundRequest
 from gateway import logging as gateway_logging
+from gateway.answers import UNKNOWN_CONNECTOR, Answer, client_request_id, shown_id
+from gateway.api_events import ApiEvents
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge, answer_for
 from gateway.metrics import METRICS, MetricsSync, render
-from gateway.pipeline import (
-    UNKNOWN_CONNECTOR,
-    Answer,
-    ApiEvents,
-    Pipeline,
-    client_request_id,
-    shown_id,
-)
+from gateway.pipeline import Pipeline
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
 
@@ -144,7 +139,7 @@ class Gateway:
         client = scope.get("client")
         remote = client[0] if client else None
         shown = connector_id and shown_id(connector_id)
-        label = (connector_id if connector_id is None or connector_id in rt.pipeline.connectors
+        label = (connector_id if connector_id is None or connector_id in rt.pipeline.webhooks
                  else UNKNOWN_CONNECTOR) or "-"
         try:
             try:
@@ -156,11 +151,11 @@ class Gateway:
                                 client_request_id=client_request_id(headers))
                 return
             except PayloadTooLarge as exc:
-                rt.audit.record("rejected", connector_id=shown, reason=exc.reason,
+                refusal = answer_for(exc)
+                rt.audit.record("rejected", connector_id=shown, reason=refusal.reason,
                                 request_id=request_id, remote_addr=remote,
                                 client_request_id=client_request_id(headers))
                 METRICS.count(label, "rejected")
-                refusal = answer_for(exc)
                 await _answer(send, refusal.status, orjson.dumps({"error": refusal.code,
                                                                   "detail": refusal.detail}),
                               request_id, {"connection": "close"})
@@ -196,7 +191,7 @@ async def readyz(request: Request) -> Response:
     buffer has room, buffer commits succeed, and the oldest buffered event is younger
     than ``buffer.max_age_seconds`` (else events are stuck). Not ready names why."""
     rt: Runtime = request.app.state.runtime
-    buffer, relay = rt.buffer, rt.relay
+    buffer, relay = rt.buffer.outbox, rt.relay
     limits = rt.loaded.settings.buffer
     age = buffer.oldest_age()
     reasons = []
@@ -222,7 +217,7 @@ async def readyz(request: Request) -> Response:
                    "has_room": buffer.has_room, "commit_error": buffer.commit_error,
                    "quarantined": buffer.quarantined},
         "relay": {"leader": relay.leader, "published": relay.published},
-        "pollers": await buffer.read_pollers(),
+        "pollers": await rt.buffer.status.read_pollers(),
     }
     return _json(200 if ready else 503, body)
 
@@ -230,7 +225,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     snapshots = rt.metrics.totals()
-    buffer = rt.buffer
+    buffer = rt.buffer.outbox
     text = render(snapshots, {
         "gateway_buffer_events": buffer.events, "gateway_buffer_bytes": buffer.bytes,
         "gateway_buffer_dedup_bytes": buffer.dedup_bytes,

@@ -1,4 +1,4 @@
-"""``gateway``: run the service, check a config, run a local Kafka, watch a topic."""
+"""``gateway``: run the service, check a config, sign a test delivery, watch a topic."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import contextlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import orjson
 
+from connectors.base import PushSource, Webhook
 from gateway import logging as gateway_logging
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import ConfigError
@@ -42,48 +41,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-class RelayProcess:
-    """``gateway poll`` (the relay and the pollers) beside the HTTP workers: restarted if
-    it exits, stopped last, killed by the kernel if this process dies first."""
-
-    def __init__(self, config_path: Path) -> None:
-        self.config_path = config_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._supervise, name="relay-supervisor",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _supervise(self) -> None:
-        from gateway.localkafka import die_with_parent
-
-        while not self._stopping.is_set():
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "poll", "--config", str(self.config_path),
-                 "--nice", os.environ.get("GATEWAY_BACKGROUND_NICE", "5")],
-                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-            code = self.proc.wait()
-            # It exits 0 only when told to stop (SIGTERM to the process group, say): the
-            # gateway is shutting down, so it is not started again.
-            if code == 0 or self._stopping.wait(1.0):
-                break
-            print(f"gateway: the background process (relay, pollers) exited with {code};"
-                  " restarting", file=sys.stderr)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self._thread.join(5)
-
-
 def cmd_relay(args: argparse.Namespace) -> int:
     import uvloop
 
@@ -106,66 +63,36 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.localkafka import LocalKafka, port_free
+    from gateway.background import RelayProcess
     from gateway.server import serve, uvicorn_config
 
     _dev(args)
     config_path = resolve_path(args.config)
     os.environ["GATEWAY_CONFIG"] = str(config_path.resolve())
-    local: LocalKafka | None = None
-    if args.local_kafka and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        settings = load_config(config_path).settings  # fail on a bad config before Kafka
-        local = LocalKafka(port=9092 if port_free(9092) else None,
-                           data_dir=Path(settings.data_dir).resolve() / "kafka")
-        print(f"starting a local Kafka broker in {local.dir} ...", file=sys.stderr)
-        local.start()
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = local.bootstrap
-        print(f"local Kafka ready at {local.bootstrap}", file=sys.stderr)
+    loaded = load_config(config_path)
+    server = loaded.settings.server
+    host = args.host or server.host
+    port = server.port if args.port is None else args.port
+    workers = args.workers or server.workers
+    gateway_logging.configure()
+    relay = RelayProcess(config_path.resolve())
+    relay.start()
+    # No "server: uvicorn" header: a sender need not learn what answers it. No
+    # log_config: uvicorn's own logs go through ours (gateway/logging.py), as JSON.
+    if workers == 1:
+        from gateway.app import create_app
+
+        app: object = create_app(loaded, relay_in_process=False)
+    else:
+        os.environ["GATEWAY_RELAY"] = "external"
+        app = "gateway.app:create_app_from_env"
+    print(f"gateway: listening on http://{host}:{port} ({workers} worker(s)); data in"
+          f" {server_data_dir(loaded)}", file=sys.stderr)
     try:
-        loaded = load_config(config_path)
-        server = loaded.settings.server
-        host = args.host or server.host
-        port = server.port if args.port is None else args.port
-        workers = args.workers or server.workers
-        gateway_logging.configure()
-        relay = RelayProcess(config_path.resolve())
-        relay.start()
-        # No "server: uvicorn" header: a sender need not learn what answers it. No
-        # log_config: uvicorn's own logs go through ours (gateway/logging.py), as JSON.
-        if workers == 1:
-            from gateway.app import create_app
-
-            app: object = create_app(loaded, relay_in_process=False)
-        else:
-            os.environ["GATEWAY_RELAY"] = "external"
-            app = "gateway.app:create_app_from_env"
-        print(f"gateway: listening on http://{host}:{port} ({workers} worker(s)); data in"
-              f" {server_data_dir(loaded)}", file=sys.stderr)
-        try:
-            serve(uvicorn_config(app, server, host=host, port=port, workers=workers,
-                                 factory=workers > 1))
-        finally:
-            relay.stop()
+        serve(uvicorn_config(app, server, host=host, port=port, workers=workers,
+                             factory=workers > 1))
     finally:
-        if local is not None:
-            local.stop()
-    return 0
-
-
-def cmd_kafka(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from gateway.localkafka import LocalKafka
-
-    kafka = LocalKafka(port=args.port, data_dir=Path(args.data_dir) if args.data_dir else None)
-    kafka.start()
-    print(kafka.bootstrap, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    kafka.close()
+        relay.stop()
     return 0
 
 
@@ -201,9 +128,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     loaded = _load(args.config, allow_placeholders=True)  # signing serves nothing
     connector = loaded.connectors.get(args.connector_id)
-    if connector is None:
-        print(f"no enabled connector {args.connector_id!r}; configured: "
-              f"{', '.join(sorted(loaded.connectors)) or '-'}", file=sys.stderr)
+    if not isinstance(connector, Webhook | PushSource):
+        signable = sorted(cid for cid, c in loaded.connectors.items()
+                          if isinstance(c, Webhook | PushSource))
+        print(f"no enabled webhook or push connector {args.connector_id!r}; configured: "
+              f"{', '.join(signable) or '-'}", file=sys.stderr)
         return 2
     body = Path(args.body).read_bytes() if args.body else connector.sample_body()
     try:
@@ -226,27 +155,15 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_providers(args: argparse.Namespace) -> int:
     from connectors import registry
-    from connectors.presets import DOC_PATH, markdown_table, write_docs
 
-    if args.write:
-        write_docs()
-        print(f"wrote the provider table in {DOC_PATH}")
-    elif args.markdown:
-        sys.stdout.write(markdown_table())
-    else:
-        print("\n".join(sorted(registry.available())))
+    print("\n".join(sorted(registry.available())))
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from gateway.envelope import SCHEMA_PATH, schema_text
+    from gateway.envelope import schema_text
 
-    if args.write:
-        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-        SCHEMA_PATH.write_text(schema_text())
-        print(f"wrote {SCHEMA_PATH}")
-    else:
-        sys.stdout.write(schema_text())
+    sys.stdout.write(schema_text())
     return 0
 
 
@@ -273,7 +190,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
         await buffer.open()
         try:
-            kept = await buffer.quarantined_records(args.limit)
+            kept = await buffer.outbox.quarantined_records(args.limit)
         finally:
             await buffer.close()
         for q in kept:
@@ -299,8 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
-    run.add_argument("--local-kafka", action="store_true",
-                     help="start a local Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set")
     run.add_argument("--dev", action="store_true",
                      help="development only: accept placeholder secrets (change-me...)")
     run.set_defaults(func=cmd_run)
@@ -338,11 +253,6 @@ def build_parser() -> argparse.ArgumentParser:
                             help="print each record's value (the event) too")
     quarantine.set_defaults(func=cmd_quarantine)
 
-    kafka = sub.add_parser("kafka", help="run a local single-node KRaft Kafka broker")
-    kafka.add_argument("--port", type=int, default=None)
-    kafka.add_argument("--data-dir", default=None, help="keep data here (default: temporary)")
-    kafka.set_defaults(func=cmd_kafka)
-
     tail = sub.add_parser("tail", help="print records arriving on topics")
     tail.add_argument("topic", nargs="+")
     tail.add_argument("--config")
@@ -357,15 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--url", help="override the target URL")
     sign.set_defaults(func=cmd_sign)
 
-    providers = sub.add_parser("providers", help="list connector types (--markdown: the"
-                               " provider table of docs/providers.md)")
-    providers.add_argument("--markdown", action="store_true")
-    providers.add_argument("--write", action="store_true",
-                           help="regenerate the table in docs/providers.md")
+    providers = sub.add_parser("providers", help="list the connector types installed")
     providers.set_defaults(func=cmd_providers)
 
-    schema = sub.add_parser("schema", help="print (or --write) the envelope JSON Schema")
-    schema.add_argument("--write", action="store_true")
+    schema = sub.add_parser("schema", help="print the envelope's JSON Schema")
     schema.set_defaults(func=cmd_schema)
     return parser
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from connectors.base import parse_networks
-from gateway.errors import ConfigError, ConfigProblem
+from connectors.options import parse_networks
+from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
@@ -137,9 +137,9 @@ class GatewayConfig(_Strict):
 class LoadedConfig:
     """A validated configuration plus its connectors, built and ready."""
 
-    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector]) -> None:
+    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]]) -> None:
         self.settings = settings
-        self.connectors = connectors
+        self.connectors = connectors  # every enabled connector, by id
 
     def fixed_topics(self) -> list[str]:
         """The topics named without placeholders: these must exist (or be auto-created)."""
@@ -250,23 +250,8 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
 
     env = dict(os.environ) if env is None else env
     dev = allow_placeholders or env.get("GATEWAY_DEV", "") in ("1", "true", "yes")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([ConfigProblem("", f"{path} is not valid YAML{where}")]) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem("", f"{path} must hold a mapping at the top level")])
-
     problems: list[ConfigProblem] = []
-    tree: dict[str, Any] = expand_env(raw, env, (), problems)
+    tree: dict[str, Any] = expand_env(_read(path), env, (), problems)
     if env.get("KAFKA_BOOTSTRAP_SERVERS"):
         kafka = tree.get("kafka")
         tree["kafka"] = {**(kafka if isinstance(kafka, dict) else {}),
@@ -283,52 +268,86 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
         problems.extend(problems_from_validation(exc))
 
     entries: dict[str, ConnectorEntry] = {}
-    connectors: dict[str, Connector] = {}
+    connectors: dict[str, Connector[Any]] = {}
     if not isinstance(raw_connectors, dict):
         problems.append(ConfigProblem("connectors", "must be a mapping of connector ids"))
         raw_connectors = {}
     available = registry.available()
     for cid, raw_entry in raw_connectors.items():
-        loc: tuple[int | str, ...] = ("connectors", str(cid))
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", str(cid)):
-            problems.append(ConfigProblem(
-                key_path(loc), "connector id must be letters, digits, '.', '_' or '-'"))
-            continue
-        try:
-            entry = ConnectorEntry.model_validate(raw_entry)
-        except ValidationError as exc:
-            problems.extend(problems_from_validation(exc, loc))
-            continue
-        cls = available.get(entry.type)
-        if cls is None:
-            names = ", ".join(sorted(available)) or "none installed"
-            problems.append(ConfigProblem(
-                key_path((*loc, "type")),
-                f"unknown connector type {entry.type!r}; available: {names}"))
-            continue
-        try:
-            options = cls.Config.model_validate(entry.config)
-        except ValidationError as exc:
-            problems.extend(problems_from_validation(exc, (*loc, "config")))
-            continue
-        # What the settings keep of a connector's config: secrets as "**********".
-        entries[str(cid)] = entry.model_copy(
-            update={"config": options.model_dump(mode="json", exclude_defaults=True)})
-        if options.topic and (problem := template_problem(options.topic)):
-            problems.append(ConfigProblem(key_path((*loc, "config", "topic")), problem))
-        if not dev:
-            problems.extend(
-                ConfigProblem(key_path((*loc, "config", *where)),
-                              "looks like a placeholder, not a secret: set a real one (or run"
-                              " with --dev / GATEWAY_DEV=1 for local development only)")
-                for where, secret in secret_fields(options) if is_placeholder(secret))
-        if entry.enabled:
-            try:
-                connectors[str(cid)] = cls(str(cid), options)
-            except ValueError as exc:  # e.g. a secret not in the provider's format
-                problems.append(ConfigProblem(key_path((*loc, "config")), str(exc)))
+        built = _connector(str(cid), raw_entry, available, dev, problems)
+        if built is not None:
+            entries[str(cid)], connector = built
+            if connector is not None:
+                connectors[str(cid)] = connector
 
     if problems or settings is None:
         raise ConfigError(problems)
     settings = settings.model_copy(update={"connectors": entries})
     return LoadedConfig(settings, connectors)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """The YAML file's top-level mapping; ConfigError when it cannot be read or parsed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([ConfigProblem("", f"{path} is not valid YAML{where}")]) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError([ConfigProblem("", f"{path} must hold a mapping at the top level")])
+    return raw
+
+
+def _connector(cid: str, raw_entry: Any, available: dict[str, type[Connector[Any]]],
+               dev: bool, problems: list[ConfigProblem]
+               ) -> tuple[ConnectorEntry, Connector[Any] | None] | None:
+    """One ``connectors.<id>`` entry, validated by its type's ``Config``: what the
+    settings keep of it (secrets masked) and the connector when enabled; None, with
+    its problems added, when it cannot be used."""
+    loc: tuple[int | str, ...] = ("connectors", cid)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", cid):
+        problems.append(ConfigProblem(
+            key_path(loc), "connector id must be letters, digits, '.', '_' or '-'"))
+        return None
+    try:
+        entry = ConnectorEntry.model_validate(raw_entry)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, loc))
+        return None
+    cls = available.get(entry.type)
+    if cls is None:
+        names = ", ".join(sorted(available)) or "none installed"
+        problems.append(ConfigProblem(
+            key_path((*loc, "type")),
+            f"unknown connector type {entry.type!r}; available: {names}"))
+        return None
+    try:
+        options = cls.Config.model_validate(entry.config)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation(exc, (*loc, "config")))
+        return None
+    # What the settings keep of a connector's config: secrets as "**********".
+    kept = entry.model_copy(
+        update={"config": options.model_dump(mode="json", exclude_defaults=True)})
+    if options.topic and (problem := template_problem(options.topic)):
+        problems.append(ConfigProblem(key_path((*loc, "config", "topic")), problem))
+    if not dev:
+        problems.extend(
+            ConfigProblem(key_path((*loc, "config", *where)),
+                          "looks like a placeholder, not a secret: set a real one (or run"
+                          " with --dev / GATEWAY_DEV=1 for local development only)")
+            for where, secret in secret_fields(options) if is_placeholder(secret))
+    if not entry.enabled:
+        return kept, None
+    try:
+        return kept, cls(cid, options)
+    except InvalidConnector as exc:  # e.g. a secret not in the provider's format
+        problems.append(ConfigProblem(key_path((*loc, "config")), str(exc)))
+        return None

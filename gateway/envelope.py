@@ -1,7 +1,7 @@
 """The envelope every Kafka consumer reads, and the records that carry it.
 
 The pydantic model is the one source of truth: the pipeline builds records from it and
-``schema/envelope.schema.json`` is generated from it (``gateway schema --write``).
+``schema/envelope.schema.json`` is generated from it (``python -m devtools.schema``).
 """
 
 from __future__ import annotations

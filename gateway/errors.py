@@ -20,8 +20,8 @@ the service); the service adds its branches under the same root:
      ├── PollError                a poll failed; the poller backs off
      └── InvalidConnector         a connector's options cannot be used (reported as ConfigError)
 
-``answer_for(exc)`` is the mapping from a refusal to its HTTP status, ``{"error": code}`` and
-headers; the audit reason is ``exc.reason``.
+``answer_for(exc)`` is the mapping from a refusal to its HTTP status, ``{"error": code}``,
+headers and audit reason.
 """
 
 from __future__ import annotations
@@ -105,14 +105,17 @@ STATUS: dict[type[GatewayError], int] = {
 @dataclass(frozen=True, slots=True)
 class ErrorAnswer:
     status: int
-    code: str
+    code: str  # the body's {"error": code}
     detail: str
     headers: dict[str, str]
+    reason: str  # the audit line's reason
 
 
 def answer_for(exc: Rejected | Unavailable) -> ErrorAnswer:
-    """The answer the sender gets for ``exc``: status, ``{"error": code}`` and headers."""
+    """What the sender gets for ``exc`` (status, ``{"error": code}``, headers) and the
+    reason its audit line gives."""
     status = next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
     retry_after = getattr(exc, "retry_after", None)
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
-    return ErrorAnswer(status, exc.code, exc.detail, headers)
+    reason = exc.reason if isinstance(exc, Rejected) else exc.code
+    return ErrorAnswer(status, exc.code, exc.detail, headers, reason)

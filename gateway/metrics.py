@@ -171,8 +171,8 @@ class MetricsSync:
         return snap
 
     async def sync(self) -> None:
-        rows = await self.buffer.share_metrics(self.worker, orjson.dumps(self.own()),
-                                               time.time() - PEER_TTL)
+        rows = await self.buffer.status.share_metrics(self.worker, orjson.dumps(self.own()),
+                                                      time.time() - PEER_TTL)
         self.peers = [orjson.loads(row) for row in rows]
 
     async def _run(self) -> None:

@@ -11,7 +11,11 @@ A record that cannot become an envelope (an integer past 64 bits, nesting too de
 dead-lettered in the page's transaction, under the id and dedup key it would have had,
 so the cursor moves past it. No exception ends a poller: a failed poll is logged with its
 traceback, shown as ``last_error`` and retried after a backoff that doubles from 1 s up
-to the schedule's interval (at most 300 s); the schedule resumes after a success.
+to the time to the next scheduled poll (at most 300 s): tenacity's ``wait_exponential``
+in an ``AsyncRetrying`` that never stops; the schedule resumes after a success.
+
+A poller is used only through its public surface (``connectors.polling.base``):
+``open_http`` (its HTTP helper, closed at ``stop``), ``poll`` and ``next_delay``.
 """
 
 from __future__ import annotations
@@ -23,27 +27,46 @@ import time
 from datetime import datetime
 from typing import Any
 
-import httpx
 import orjson
 import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_never,
+    wait_exponential,
+)
 
-from connectors.base import Connector, event_id
-from connectors.polling import Polled, PollHttp, PollingConnector, PollSchedule
+from connectors.base import Connector
+from connectors.polling import Polled, PollHttp, PollingConnector
+from connectors.request import event_id
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Unnormalizable
-from gateway.pipeline import Records
+from gateway.records import Records
 from gateway.tasks import cancel, supervised
 
 log = structlog.get_logger(__name__)
 
-FIRST_BACKOFF = 1.0
-MAX_BACKOFF = 300.0
+FIRST_BACKOFF = 1.0  # seconds after the first failed poll, doubling ...
+MAX_BACKOFF = 300.0  # ... up to this, and never past the next scheduled poll
+_DOUBLING = wait_exponential(multiplier=FIRST_BACKOFF, max=MAX_BACKOFF)
+
+
+class _Backoff:
+    """The wait after a failed poll (a tenacity wait strategy): ``_DOUBLING``, capped at
+    the time to the poller's next scheduled poll."""
+
+    def __init__(self, poller: PollingConnector[Any]) -> None:
+        self.poller = poller
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return min(_DOUBLING(retry_state), self.poller.next_delay())
 
 
 class PollRunner:
-    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector],
+    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog) -> None:
         self.settings = settings
         self.pollers = {cid: c for cid, c in connectors.items()
@@ -55,17 +78,12 @@ class PollRunner:
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None} for cid in self.pollers}
         self._tasks: list[asyncio.Task[None]] = []
-        self._clients: list[httpx.AsyncClient] = []
+        self._https: list[PollHttp] = []
 
     def start(self) -> None:
         for cid, poller in self.pollers.items():
-            options = poller.config
-            assert isinstance(options, PollSchedule)
-            # PollHttp follows redirects itself, keeping credentials home
-            client = httpx.AsyncClient(timeout=options.timeout_seconds, follow_redirects=False)
-            self._clients.append(client)
-            http = PollHttp(client, requests_per_second=options.requests_per_second,
-                            max_retries=options.max_retries)
+            http = poller.open_http()
+            self._https.append(http)
             self._tasks.append(supervised(f"poller-{cid}",
                                           functools.partial(self._loop, cid, poller, http)))
         if self.pollers:
@@ -74,15 +92,15 @@ class PollRunner:
     async def stop(self) -> None:
         for task in self._tasks:
             await cancel(task)
-        for client in self._clients:
-            await client.aclose()
-        self._tasks, self._clients = [], []
+        for http in self._https:
+            await http.aclose()
+        self._tasks, self._https = [], []
 
-    async def run_once(self, cid: str, poller: PollingConnector, http: PollHttp) -> int:
+    async def run_once(self, cid: str, poller: PollingConnector[Any], http: PollHttp) -> int:
         """Poll until the source has no more pages; returns how many events were new."""
         new_total = 0
         while True:
-            saved = await self.buffer.load_cursor(cid)
+            saved = await self.buffer.cursors.load(cid)
             state: dict[str, Any] = orjson.loads(saved) if saved else {}
             page = await poller.poll(http, state)
             now = datetime.now().astimezone()
@@ -101,8 +119,8 @@ class PollRunner:
                 records.append(record)
                 keys.append(f"{cid}:poll:{polled.id}")
                 reasons.append(reason)
-            flags = await self.buffer.submit_each(records, keys,
-                                                  cursor=(cid, orjson.dumps(page.state)))
+            flags = await self.buffer.outbox.submit_each(records, keys,
+                                                         cursor=(cid, orjson.dumps(page.state)))
             new_ids = []
             for record, reason, fresh in zip(records, reasons, flags, strict=True):
                 if not fresh:
@@ -127,7 +145,7 @@ class PollRunner:
                 health["last_success"] = time.time()
                 return new_total
 
-    def _dead_letter(self, poller: PollingConnector, polled: Polled, eid: str, reason: str,
+    def _dead_letter(self, poller: PollingConnector[Any], polled: Polled, eid: str, reason: str,
                      received_at: datetime) -> Record:
         """The dead letter (``Records.dead_letter``) of a polled record that cannot become
         an envelope: the record as ``body`` (stdlib JSON, which takes any integer; null
@@ -147,45 +165,35 @@ class PollRunner:
         except PayloadTooLarge:
             return letter(None)  # the id and the reason still go
 
-    async def _loop(self, cid: str, poller: PollingConnector, http: PollHttp) -> None:
-        """Poll on schedule forever; a failed poll is recorded and backed off."""
-        failures = 0
+    async def _loop(self, cid: str, poller: PollingConnector[Any], http: PollHttp) -> None:
+        """Poll on schedule forever; a failed poll is recorded and retried after a backoff
+        (any exception: a poller must not die; CancelledError is not one)."""
         while True:
-            try:
-                await self.run_once(cid, poller, http)
-            except Exception as exc:  # anything: a poller must not die (not CancelledError)
-                failures += 1
-                retry_in = self.backoff(poller, failures)
-                health = self.health[cid]
-                health["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
-                health["last_error_at"] = time.time()
-                log.warning("poll_failed", connector_id=cid, error=health["last_error"],
-                            failures=failures, retry_in=retry_in, exc_info=exc)
-                await asyncio.sleep(retry_in)
-                continue
-            failures = 0
-            await asyncio.sleep(self.delay(poller))
+            retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), stop=stop_never,
+                                     wait=_Backoff(poller), reraise=True,
+                                     before_sleep=functools.partial(self._failed, cid))
+            async for attempt in retrying:
+                with attempt:
+                    await self.run_once(cid, poller, http)
+            await asyncio.sleep(poller.next_delay())
 
-    @classmethod
-    def backoff(cls, poller: PollingConnector, failures: int) -> float:
-        """After ``failures`` failed polls in a row: 1 s, doubling, capped at the time to
-        the next scheduled poll and at 300 s."""
-        cap = min(cls.delay(poller), MAX_BACKOFF)
-        return min(FIRST_BACKOFF * 2.0 ** min(failures - 1, 30), cap)
+    def _failed(self, cid: str, retry_state: RetryCallState) -> None:
+        """Health and a log line for a failed poll, before its backoff."""
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        health = self.health[cid]
+        health["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        health["last_error_at"] = time.time()
+        log.warning("poll_failed", connector_id=cid, error=health["last_error"],
+                    failures=retry_state.attempt_number, exc_info=exc,
+                    retry_in=retry_state.next_action.sleep if retry_state.next_action else None)
 
     @staticmethod
-    def delay(poller: PollingConnector) -> float:
-        """Until the next scheduled poll; never sooner than the source asked for."""
-        options = poller.config
-        assert isinstance(options, PollSchedule)
-        floor = float(getattr(poller, "poll_interval", 0.0))
-        if options.interval_seconds is not None:
-            return max(options.interval_seconds, floor)
-        from cronsim import CronSim
-
-        now = datetime.now()
-        assert options.cron is not None
-        return max(floor, (next(CronSim(options.cron, now)) - now).total_seconds())
+    def backoff(poller: PollingConnector[Any], failures: int) -> float:
+        """The wait after ``failures`` failed polls in a row (``_Backoff``): 1 s,
+        doubling, capped at the time to the next scheduled poll and at 300 s."""
+        state = RetryCallState(AsyncRetrying(), fn=None, args=(), kwargs={})
+        state.attempt_number = failures
+        return _Backoff(poller)(state)
 
     def view(self) -> dict[str, dict[str, Any]]:
         now = time.time()
@@ -199,5 +207,5 @@ class PollRunner:
     async def _report(self) -> None:
         """One health report, then a pause (``supervised`` runs it again, and backs off
         and logs when writing fails)."""
-        await self.buffer.write_pollers(self.view())
+        await self.buffer.status.write_pollers(self.view())
         await asyncio.sleep(2.0)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from connectors.base import Connector, RateLimit
+from connectors.base import Connector
+from connectors.options import RateLimit
 from gateway.errors import RateLimited
 
 
@@ -34,7 +37,7 @@ class TokenBucket:
 
 
 class RateLimits:
-    def __init__(self, connectors: dict[str, Connector]) -> None:
+    def __init__(self, connectors: Mapping[str, Connector[Any]]) -> None:
         self.buckets = {cid: TokenBucket(c.config.rate_limit)
                         for cid, c in connectors.items() if c.config.rate_limit is not None}
 

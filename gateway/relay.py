@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential
 
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, RelayStatus, Segment
@@ -46,7 +47,13 @@ PROBE_EVERY = 5.0
 STATUS_EVERY = 1.0
 STALE_AFTER = 10.0  # a status older than this: the relay is not running
 START_TIMEOUT = 5.0
-MAX_BACKOFF = 5.0
+FIRST_BACKOFF = 0.2  # seconds after a failed connect or publish, doubling ...
+MAX_BACKOFF = 5.0  # ... up to this, until a publish goes through
+_BACKOFF = wait_exponential(multiplier=FIRST_BACKOFF, max=MAX_BACKOFF)
+
+
+class _Stalled(Exception):
+    """Kafka could not be reached, or a publish did not go through: back off."""
 
 
 class Relay:
@@ -79,7 +86,7 @@ class Relay:
         await self._close_producer()
         if self.leader:
             with contextlib.suppress(Exception):
-                await self.buffer.release_lease(self.owner)
+                await self.buffer.lease.release(self.owner)
 
     async def _close_producer(self) -> None:
         producer, self._producer, self._publisher = self._producer, None, None
@@ -103,11 +110,11 @@ class Relay:
         """The lease and the status, every second, whatever the publishing loop does."""
         while True:
             try:
-                self.leader = await self.buffer.acquire_lease(self.owner, LEASE_TTL)
+                self.leader = await self.buffer.lease.acquire(self.owner, LEASE_TTL)
             except Exception:
                 self.leader = False
                 raise
-            await self.buffer.write_status(RelayStatus(
+            await self.buffer.status.write_relay(RelayStatus(
                 self.kafka_ok, self.kafka_error, self.published, time.time(),
                 self.leader))
             await asyncio.sleep(STATUS_EVERY)
@@ -123,7 +130,7 @@ class Relay:
             await self._close_producer()
             self._down(f"cannot connect: {type(exc).__name__}")
             return False
-        self._publisher = Publisher(self._producer, self.kafka, self.buffer.quarantine)
+        self._publisher = Publisher(self._producer, self.kafka, self.buffer.outbox.quarantine)
         self._up()
         if self.missing_topics is None:
             await self._check_topics()
@@ -146,32 +153,46 @@ class Relay:
                         "the broker creates them on first use")
 
     async def _run(self) -> None:
-        backoff = 0.2
-        probe_at = time.monotonic() + PROBE_EVERY
+        """Publish forever. A failed connect or publish is retried after a backoff
+        (tenacity: ``FIRST_BACKOFF`` doubling up to ``MAX_BACKOFF``) that starts over once
+        a publish went through; the healthy loop never enters tenacity."""
+        self._probe_at = time.monotonic() + PROBE_EVERY
+        while True:
+            retrying = AsyncRetrying(retry=retry_if_exception_type(_Stalled), stop=stop_never,
+                                     wait=_BACKOFF, reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    await self._publishing(recovering=attempt.retry_state.attempt_number > 1)
+
+    async def _publishing(self, *, recovering: bool) -> None:
+        """Publish what the buffer holds until a connect or a publish fails (``_Stalled``)
+        or, when ``recovering`` from failures, until a publish went through."""
         while True:
             if self._producer is None and not await self._connect():
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
+                raise _Stalled
             if not self.leader:
                 await asyncio.sleep(0.5)
                 continue
-            self.buffer.wake.clear()
-            segments = await self.buffer.fetch(FETCH_SEGMENTS)
+            self.buffer.outbox.wake.clear()
+            segments = await self.buffer.outbox.fetch(FETCH_SEGMENTS)
             if not segments:
-                if time.monotonic() >= probe_at:
-                    await self._probe()
-                    await self.buffer.purge_expired()
-                    probe_at = time.monotonic() + PROBE_EVERY
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.buffer.wake.wait(), 0.1)
+                await self._idle()
                 continue
-            if await self._publish(segments):
-                backoff = 0.2
-                probe_at = time.monotonic() + PROBE_EVERY
-            else:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+            if not await self._publish(segments):
+                raise _Stalled
+            self._probe_at = time.monotonic() + PROBE_EVERY
+            if recovering:
+                return
+
+    async def _idle(self) -> None:
+        """Nothing to publish: probe Kafka and purge expired records now and then, and
+        wait a moment for new segments."""
+        if time.monotonic() >= self._probe_at:
+            await self._probe()
+            await self.buffer.outbox.purge_expired()
+            self._probe_at = time.monotonic() + PROBE_EVERY
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.buffer.outbox.wake.wait(), 0.1)
 
     async def _probe(self) -> None:
         try:
@@ -192,7 +213,7 @@ class Relay:
             self._done.setdefault(sid, set()).add(index)
         complete = [s for s in segments if len(self._done.get(s.id, ())) >= s.events]
         if complete:
-            await self.buffer.ack(complete)
+            await self.buffer.outbox.ack(complete)
             for segment in complete:
                 self._done.pop(segment.id, None)
         self._report(out)
@@ -254,7 +275,7 @@ class RelayMonitor:
     async def _run(self) -> None:
         while True:
             try:
-                status = await self.buffer.read_status()
+                status = await self.buffer.status.read_relay()
             except Exception as exc:
                 self.kafka_ok, self.kafka_error = False, f"status unreadable: {type(exc).__name__}"
             else:

@@ -2,7 +2,8 @@
 
 ``supervised`` runs a long-lived body forever: when it raises, the error is logged with
 its traceback and counted (``gateway_task_failures_total{task}``), and the body starts
-again after a backoff that doubles up to ``MAX_BACKOFF``. Only cancellation ends it.
+again after a backoff that doubles up to ``MAX_BACKOFF`` (tenacity, as the pollers' and
+the relay's retries). Only cancellation ends it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 log = structlog.get_logger(__name__)
 
@@ -31,18 +33,23 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
             await task
 
 
+def _failed(name: str) -> Callable[[RetryCallState], None]:
+    def record(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        FAILURES[name] = FAILURES.get(name, 0) + 1
+        log.error("task_failed", task=name, error=type(exc).__name__,
+                  retry_in=state.upcoming_sleep, exc_info=exc)
+    return record
+
+
 async def _forever(name: str, body: Callable[[], Awaitable[None]]) -> None:
-    delay = FIRST_BACKOFF
-    while True:
-        try:
-            await body()
-            delay = FIRST_BACKOFF  # a body that returned is simply run again
-        except Exception as exc:
-            FAILURES[name] = FAILURES.get(name, 0) + 1
-            log.error("task_failed", task=name, error=type(exc).__name__,
-                      retry_in=delay, exc_info=exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
+    while True:  # a body that returned is simply run again, its backoff started over
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(Exception),  # never CancelledError
+                wait=wait_exponential(multiplier=FIRST_BACKOFF, max=MAX_BACKOFF),
+                before_sleep=_failed(name), reraise=True):
+            with attempt:
+                await body()
 
 
 def supervised(name: str, body: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:

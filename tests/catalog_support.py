@@ -28,10 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import RSAAlgorithm
 
-from connectors.base import Connector, InboundRequest
+from connectors.base import Webhook
 from connectors.google_pubsub import PubSubConnector
 from connectors.jwt_signed import PlaidConnector
+from connectors.request import InboundRequest
 from gateway.errors import SignatureError
+
+W = TypeVar("W", bound=Webhook[Any])
 
 
 def now() -> int:
@@ -45,17 +48,17 @@ def req(body: bytes, headers: dict[str, str] | None = None, query: dict[str, str
                           body, None, datetime.now(UTC))
 
 
-def make(cls: type[Connector], **config: Any) -> Any:
+def make(cls: type[W], **config: Any) -> W:
     return cls("c", cls.Config.model_validate(config))
 
 
-def auth(c: Connector, *requests: InboundRequest) -> list[BaseException | None]:
+def auth(c: Webhook[Any], *requests: InboundRequest) -> list[BaseException | None]:
     """``authenticate`` each request concurrently, in one event loop that closes the
     connector's HTTP client when done (the key cache stays); the errors in order."""
 
     async def scenario() -> list[BaseException | None]:
         try:
-            return await asyncio.gather(*(c.authenticate(r) for r in requests),
+            return await asyncio.gather(*(c.verify(r) for r in requests),
                                         return_exceptions=True)
         finally:
             await c.aclose()
@@ -63,13 +66,13 @@ def auth(c: Connector, *requests: InboundRequest) -> list[BaseException | None]:
     return asyncio.run(scenario())
 
 
-def accepted(c: Connector, r: InboundRequest) -> None:
+def accepted(c: Webhook[Any], r: InboundRequest) -> None:
     [error] = auth(c, r)
     if error is not None:
         raise error
 
 
-def refused(c: Connector, r: InboundRequest) -> str:
+def refused(c: Webhook[Any], r: InboundRequest) -> str:
     """The SignatureError reason ``authenticate`` gives ``r``."""
     [error] = auth(c, r)
     assert isinstance(error, SignatureError), error

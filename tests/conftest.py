@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.localkafka import LocalKafka
+from devtools.localkafka import LocalKafka
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +76,17 @@ def google() -> Any:
     from tests.catalog_support import Google
 
     return Google()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs the broker (the ``kafka_bootstrap`` fixture, directly or through
+    another fixture) is marked ``kafka``, so that ``-m "not kafka"`` runs without one:
+    checked here, before ``-m`` deselects anything, for every collected test."""
+    unmarked = [item.nodeid for item in items
+                if "kafka_bootstrap" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("kafka") is None]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the kafka_bootstrap fixture without @pytest.mark.kafka (or a "
+            "module's pytestmark = pytest.mark.kafka):\n  " + "\n  ".join(unmarked))

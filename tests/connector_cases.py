@@ -9,12 +9,12 @@ connectors, and nothing here is a real credential.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from connectors.base import Connector
+from connectors.base import Connector, PushSource, Webhook
 from connectors.registry import available
 
 SECRET = "fuzz-case-secret"
@@ -54,7 +54,7 @@ CASES: dict[str, dict[str, Any]] = {
     "aws_sns": {"tolerance_seconds": 3600},
     "discord": {"public_key": ED25519_PUBLIC_HEX},
     "sendgrid": {"public_key": ECDSA_PUBLIC_B64, "tolerance_seconds": 600},
-    # presets (connectors/presets.py)
+    # presets (connectors/presets/table.py)
     "stripe": _HMAC, "slack": _HMAC, "paddle": _HMAC, "pagerduty": _HMAC,
     "square": {"secret": SECRET, "public_url": PUBLIC_URL},
     "circleci": _HMAC, "shopify": _HMAC, "linear": _HMAC, "bitbucket": _HMAC,
@@ -122,8 +122,34 @@ HEADERS: dict[str, tuple[str, ...]] = {
 }
 
 
-def build(type_name: str, connector_id: str | None = None) -> Connector:
-    """The connector of ``type_name`` with its case's config."""
+K = TypeVar("K", bound=Connector[Any])
+
+
+def build_any(type_name: str, connector_id: str | None = None,
+              config: dict[str, Any] | None = None) -> Connector[Any]:
+    """The connector of ``type_name`` (of any kind) with its case's config, or ``config``."""
     cls = available()[type_name]
     return cls(connector_id or f"case-{type_name}".replace("_", "-"),
-               cls.Config.model_validate(CASES[type_name]))
+               cls.Config.model_validate(CASES[type_name] if config is None else config))
+
+
+def build_as(kind: type[K], type_name: str, connector_id: str | None = None,
+             config: dict[str, Any] | None = None) -> K:
+    """``build_any``, typed as the class ``kind`` the test relies on."""
+    c = build_any(type_name, connector_id, config)
+    assert isinstance(c, kind), f"{type_name} is a {type(c).__name__}, not a {kind.__name__}"
+    return c
+
+
+def build(type_name: str, connector_id: str | None = None,
+          config: dict[str, Any] | None = None) -> Webhook[Any]:
+    """The webhook connector of ``type_name`` with its case's config, or ``config``."""
+    return build_as(Webhook, type_name, connector_id, config)
+
+
+def build_sender(type_name: str, connector_id: str | None = None
+                 ) -> Webhook[Any] | PushSource[Any]:
+    """A connector deliveries are sent to: a webhook, or a push source (``/api/events``)."""
+    c = build_any(type_name, connector_id)
+    assert isinstance(c, Webhook | PushSource), f"{type_name} receives no deliveries"
+    return c

@@ -10,10 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import uvicorn
@@ -21,10 +21,12 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
-from gateway.app import create_app
+from devtools.localkafka import free_port
+from gateway.app import Gateway, create_app
 from gateway.config import load_config
-from gateway.localkafka import free_port
 from gateway.server import uvicorn_config
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +76,13 @@ class ThreadServer:
             if len(lines) >= count or time.monotonic() > deadline:
                 return lines
             time.sleep(0.05)
+
+    @property
+    def gateway(self) -> Gateway:
+        """The app being served; its ``state.runtime`` holds the pipeline and buffer."""
+        app = self.server.config.app
+        assert isinstance(app, Gateway), app
+        return app
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -174,3 +183,14 @@ def consume(bootstrap: str, topic: str, *, expect: int | None = None,
         return out
 
     return asyncio.run(run())
+
+
+def settle(step: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (a connector verifying with keys it holds) to its
+    end, without an event loop; fails if it does wait."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    step.close()
+    raise AssertionError("the coroutine waited on I/O: run it in an event loop")

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from connectors.base import event_id
+from connectors.request import event_id
 from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
 
 pytestmark = pytest.mark.kafka
@@ -53,11 +53,13 @@ def test_one_event_with_a_bearer_token(server: tuple[ThreadServer, str],
     assert r.json()["event_ids"] == [event_id("billing", f"client:{e['id']}")]
     [record] = consume(kafka_bootstrap, f"{prefix}.billing", expect=1)
     envelope = orjson.loads(record.value)
-    assert envelope["connector_id"] == "billing" and envelope["source"] == "billing"
+    assert envelope["connector_id"] == "billing"
+    assert envelope["source"] == "billing"
     assert envelope["timestamp"] == "2026-03-01T10:00:00Z"
     assert envelope["payload"] == {"invoice": 7}
     again = post(s, e)
-    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
 
 
 def test_a_batch_is_all_or_nothing_with_every_problem_and_its_path(

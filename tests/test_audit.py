@@ -269,7 +269,8 @@ def test_verify_reports_a_torn_line_with_file_and_line_number(tmp_path: Path) ->
     assert [(f.path, f.lines, f.bad) for f in report.files] == [(rotated, 3, 0), (path, 5, 3)]
     assert [(b.path, b.line) for b in report.bad_lines] == [(path, 2), (path, 4), (path, 5)]
     summary = report.summary()
-    assert f"{path}:2:" in summary and f"{path}:5:" in summary
+    assert f"{path}:2:" in summary
+    assert f"{path}:5:" in summary
     assert f"{path}:4: missing connector_id" in summary
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from connectors.aws_sns import CERT_CACHE_SIZE, SnsConnector, string_to_sign
-from connectors.base import InboundRequest
+from connectors.request import InboundRequest
 from gateway.errors import SignatureError, Unavailable
 
 CERT_URL = "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-abc.pem"
@@ -187,8 +187,8 @@ def request(message: dict[str, Any]) -> InboundRequest:
 async def run(c: SnsConnector, message: dict[str, Any]) -> Any:
     try:
         r = request(message)
-        await c.authenticate(r)
-        return await c.respond(r), c.normalize(r) if message["Type"] == "Notification" else None
+        await c.verify(r)
+        return await c.handshake(r), c.normalize(r) if message["Type"] == "Notification" else None
     finally:
         await c.aclose()
 
@@ -199,7 +199,8 @@ def test_signature_versions_verify_and_the_certificate_is_cached(
     c = connector(server)
     reply, drafts = asyncio.run(run(c, fake.message(version=version)))
     assert reply is None
-    assert drafts[0].type == "sns.notification" and drafts[0].payload["Message"] == {"order": 7}
+    assert drafts[0].type == "sns.notification"
+    assert drafts[0].payload["Message"] == {"order": 7}
     asyncio.run(run(c, fake.message(version=version)))
     assert server.requests == [CERT_URL]  # fetched once
 
@@ -281,7 +282,7 @@ def test_the_certificate_cache_is_bounded_and_keeps_the_recently_used(
 
     async def deliver(*chosen: str) -> None:
         for url in chosen:
-            await c.authenticate(request(fake.message(SigningCertURL=url)))
+            await c.verify(request(fake.message(SigningCertURL=url)))
 
     async def scenario() -> None:
         try:
@@ -305,7 +306,7 @@ def test_concurrent_deliveries_share_one_fetch(fake: Fake, server: CertServer) -
 
     async def scenario() -> list[Any]:
         try:
-            return await asyncio.gather(*(c.authenticate(request(fake.message()))
+            return await asyncio.gather(*(c.verify(request(fake.message()))
                                           for _ in range(20)), return_exceptions=True)
         finally:
             await c.aclose()
@@ -321,8 +322,8 @@ def test_a_waiter_that_gives_up_does_not_cancel_the_fetch_for_the_others(
 
     async def scenario() -> None:
         try:
-            first = asyncio.create_task(c.authenticate(request(fake.message())))
-            second = asyncio.create_task(c.authenticate(request(fake.message())))
+            first = asyncio.create_task(c.verify(request(fake.message())))
+            second = asyncio.create_task(c.verify(request(fake.message())))
             await asyncio.sleep(0.05)
             first.cancel()  # the first sender hung up
             await second
@@ -342,7 +343,7 @@ def test_a_failed_fetch_is_not_repeated_for_a_while(fake: Fake, server: CertServ
 
     async def attempt() -> BaseException | None:
         try:
-            await c.authenticate(request(fake.message()))
+            await c.verify(request(fake.message()))
         except (Unavailable, SignatureError) as exc:
             return exc
         return None
@@ -374,7 +375,7 @@ def test_a_certificate_that_is_not_rsa_is_refused_and_remembered(
         try:
             for _ in range(3):
                 with pytest.raises(SignatureError, match="RSA"):
-                    await c.authenticate(request(fake.message()))
+                    await c.verify(request(fake.message()))
         finally:
             await c.aclose()
 

@@ -9,9 +9,10 @@ import pytest
 from box_sdk_gen.internal.utils import compute_webhook_signature
 from box_sdk_gen.managers.webhooks import WebhooksManager
 
-from connectors.base import InboundRequest
 from connectors.box import BoxConnector
+from connectors.request import InboundRequest
 from gateway.errors import SignatureError
+from tests.helpers import settle
 
 PRIMARY, SECONDARY = "SamplePrimaryKey", "SampleSecondaryKey"
 BODY = ('{"type":"webhook_event","webhook":{"id":"1234567890"},"trigger":"FILE.UPLOADED",'
@@ -49,10 +50,10 @@ def test_box_sdk_test_vector() -> None:
                "box-signature-algorithm": "HmacSHA256", "box-signature-version": "1",
                "box-signature-primary": "6TfeAW3A1PASkgboxxA5yqHNKOwFyMWuEXny/FPD5hI=",
                "box-signature-secondary": "v+1CD1Jdo3muIcbpv5lxxgPglOqMfsNHPV899xWYydo="}
-    make(tolerance_seconds=10**10).verify(request(BODY, headers))
-    make(secrets=[SECONDARY], tolerance_seconds=10**10).verify(request(BODY, headers))
+    settle(make(tolerance_seconds=10**10).verify(request(BODY, headers)))
+    settle(make(secrets=[SECONDARY], tolerance_seconds=10**10).verify(request(BODY, headers)))
     with pytest.raises(SignatureError) as err:
-        make().verify(request(BODY, headers))
+        settle(make().verify(request(BODY, headers)))
     assert err.value.reason == "stale_timestamp"
 
 
@@ -61,26 +62,26 @@ def test_box_sdk_test_vector() -> None:
 @pytest.mark.parametrize("escape", [False, True])
 def test_box_sdk_signatures_verify_raw_and_escaped(escape: bool, name: str) -> None:
     body = BODY.replace("Test.txt", name)
-    make().verify(request(body, sdk_headers(body, escape=escape)))
-    make(secrets=["rotated-away", SECONDARY]).verify(request(body, sdk_headers(body,
-                                                                              escape=escape)))
+    settle(make().verify(request(body, sdk_headers(body, escape=escape))))
+    settle(make(secrets=["rotated-away", SECONDARY]).verify(request(body, sdk_headers(body,
+                                                                              escape=escape))))
 
 
 def test_box_rejects_tampering_wrong_keys_stale_future_and_other_versions() -> None:
     c = make()
     with pytest.raises(SignatureError):
-        c.verify(request(BODY.replace("Test", "Evil"), sdk_headers(BODY)))
+        settle(c.verify(request(BODY.replace("Test", "Evil"), sdk_headers(BODY))))
     with pytest.raises(SignatureError):
-        c.verify(request(BODY, sdk_headers(BODY, primary="x", secondary="y")))
+        settle(c.verify(request(BODY, sdk_headers(BODY, primary="x", secondary="y"))))
     for at in (datetime.now(UTC) - timedelta(minutes=11),
                datetime.now(UTC) + timedelta(minutes=5)):
         with pytest.raises(SignatureError) as err:
-            c.verify(request(BODY, sdk_headers(BODY, at=at)))
+            settle(c.verify(request(BODY, sdk_headers(BODY, at=at))))
         assert err.value.reason == "stale_timestamp"
     with pytest.raises(SignatureError):
-        c.verify(request(BODY, {**sdk_headers(BODY), "box-signature-version": "2"}))
+        settle(c.verify(request(BODY, {**sdk_headers(BODY), "box-signature-version": "2"})))
     with pytest.raises(SignatureError) as err:
-        c.verify(request(BODY, {"box-delivery-timestamp": "2020-01-01T00:00:00Z"}))
+        settle(c.verify(request(BODY, {"box-delivery-timestamp": "2020-01-01T00:00:00Z"})))
     assert err.value.reason == "missing_signature"
 
 
@@ -89,7 +90,7 @@ def test_box_signer_is_accepted_by_the_sdk_and_retries_share_the_event_id() -> N
     body = BODY.replace('"type":"webhook_event"', '"type":"webhook_event","id":"evt-1"')
     headers = {k.lower(): v for k, v in c.sign(body.encode()).items()}
     assert WebhooksManager.validate_message(body, headers, PRIMARY, secondary_key=SECONDARY)
-    c.verify(request(body, headers))
+    settle(c.verify(request(body, headers)))
     retry = {**headers, "box-delivery-id": "another"}
     assert c.delivery_id(request(body, headers)) == c.delivery_id(request(body, retry)) == (
         "event:evt-1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def record(n: int) -> Record:
 
 async def submit_together(buffer: Buffer, keys: list[str | None]) -> list[object]:
     """Submitted in one loop turn, so the database thread commits them as one batch."""
-    futures = [buffer.submit(key, [record(i)]) for i, key in enumerate(keys)]
+    futures = [buffer.outbox.submit(key, [record(i)]) for i, key in enumerate(keys)]
     return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
@@ -33,12 +34,13 @@ def stored(path: Path) -> tuple[int, int, int]:
     return segments, events, keys
 
 
-def run(settings: BufferConfig, path: Path, scenario: object) -> object:
+def run(settings: BufferConfig, path: Path,
+        scenario: Callable[[Buffer], Awaitable[object]]) -> object:
     async def main() -> object:
         buffer = Buffer(path, settings)
         await buffer.open()
         try:
-            return await scenario(buffer)  # type: ignore[operator]
+            return await scenario(buffer)
         finally:
             await buffer.close()
     return asyncio.run(main())
@@ -105,9 +107,9 @@ def test_acknowledged_segments_leave_the_stats(tmp_path: Path, acked: int) -> No
     async def scenario(buffer: Buffer) -> object:
         await submit_together(buffer, ["a", "b"])
         await submit_together(buffer, ["c"])
-        segments = await buffer.fetch()
-        await buffer.ack(segments[:acked])
-        return buffer.events
+        segments = await buffer.outbox.fetch()
+        await buffer.outbox.ack(segments[:acked])
+        return buffer.outbox.events
 
     remaining = 1 if acked == 1 else 0
     assert run(BufferConfig(), path, scenario) == remaining

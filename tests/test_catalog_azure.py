@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from connectors.azure import EventGridConnector, TeamsOutgoingConnector
+from connectors.errors import InvalidConnector
 from connectors.telnyx import TelnyxConnector
 from gateway.errors import SignatureError
 from tests.catalog_support import (
@@ -42,7 +43,7 @@ from tests.catalog_support import (
     sdk_deliveries,
     telnyx_headers,
 )
-from tests.helpers import base_config, consume, thread_server, write_config
+from tests.helpers import base_config, consume, settle, thread_server, write_config
 
 # -- Telnyx ---------------------------------------------------------------------------
 
@@ -60,14 +61,14 @@ def test_telnyx_signatures_telnyx_sdk_accepts_are_accepted_and_forgeries_refused
     event: Any = sdk.webhooks.unwrap(TELNYX_BODY.decode(), headers=headers)
     assert event.data.event_type == "message.received"
     c = make(TelnyxConnector, public_key=public)
-    c.verify(req(TELNYX_BODY, headers))
+    settle(c.verify(req(TELNYX_BODY, headers)))
     [event] = c.normalize(req(TELNYX_BODY))
     assert (event.type, c.delivery_id(req(TELNYX_BODY))) == (
         "message.received", "b301ed3f-1490-491f-995f-6e64e69674d4")
     assert c.replay_key(req(TELNYX_BODY)) is None  # the id is inside the signed body
     spki = base64.b64encode(key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-    make(TelnyxConnector, public_key=spki).verify(req(TELNYX_BODY, headers))
+    settle(make(TelnyxConnector, public_key=spki).verify(req(TELNYX_BODY, headers)))
     other = ed25519.Ed25519PrivateKey.generate()
     stale = telnyx_headers(key, TELNYX_BODY, now() - 301)
     with pytest.raises(WebhookVerificationError):
@@ -79,11 +80,11 @@ def test_telnyx_signatures_telnyx_sdk_accepts_are_accepted_and_forgeries_refused
              (TELNYX_BODY, stale, "stale_timestamp")]
     for body, h, reason in cases:
         with pytest.raises(SignatureError) as info:
-            c.verify(req(body, h))
+            settle(c.verify(req(body, h)))
         assert info.value.reason == reason
     with pytest.raises(NotImplementedError):
         c.sign(TELNYX_BODY)
-    with pytest.raises(ValueError, match="public_key"):
+    with pytest.raises(InvalidConnector, match="public_key"):
         make(TelnyxConnector, public_key="bm90IGEga2V5")
 
 
@@ -98,9 +99,10 @@ def test_event_grid_validation_sdk_deliveries_and_the_shared_key() -> None:
         "Microsoft.EventGrid.SubscriptionValidationEvent")
     validation = req(EG_VALIDATION, {"aeg-event-type": "SubscriptionValidation"},
                      {"code": EG_KEY})
-    c.verify(validation)
-    reply = c.handshake(validation)
-    assert reply is not None and reply.status == 200
+    settle(c.verify(validation))
+    reply = settle(c.handshake(validation))
+    assert reply is not None
+    assert reply.status == 200
     assert orjson.loads(reply.body) == {
         "validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
     (grid_headers, grid), (cloud_headers, cloud) = sdk_deliveries()
@@ -108,8 +110,8 @@ def test_event_grid_validation_sdk_deliveries_and_the_shared_key() -> None:
     for headers, body, parse in ((grid_headers, grid, EventGridEvent.from_dict),
                                  (cloud_headers, cloud, CloudEvent.from_dict)):
         r = req(body, headers)
-        c.verify(r)  # the SDK's aeg-sas-key header
-        assert c.handshake(r) is None
+        settle(c.verify(r))  # the SDK's aeg-sas-key header
+        assert settle(c.handshake(r)) is None
         drafts = c.normalize(r)
         sdk: list[Any] = [parse(e) for e in orjson.loads(body)]  # the SDK reads the same fields
         assert [d.type for d in drafts] == [getattr(e, "event_type", None) or getattr(
@@ -121,14 +123,14 @@ def test_event_grid_validation_sdk_deliveries_and_the_shared_key() -> None:
     assert c.replay_key(req(grid)) == "body:" + hashlib.sha256(grid).hexdigest()
     assert c.sign(grid) == {"aeg-sas-key": EG_KEY}
     named = make(EventGridConnector, secret=EG_KEY, query_parameter="token")
-    named.verify(req(grid, {}, {"token": EG_KEY}))
+    settle(named.verify(req(grid, {}, {"token": EG_KEY})))
     for connector, r, reason in (
             (c, req(grid), "missing_signature"),
             (c, req(grid, {}, {"code": EG_KEY + "x"}), "invalid_signature"),
             (c, req(grid, {"aeg-sas-key": "wrong"}), "invalid_signature"),
             (named, req(grid, {}, {"code": EG_KEY}), "missing_signature")):
         with pytest.raises(SignatureError) as info:
-            connector.verify(r)
+            settle(connector.verify(r))
         assert info.value.reason == reason
 
 
@@ -136,7 +138,8 @@ def test_event_grid_cloudevents_options_handshake() -> None:
     c = make(EventGridConnector, secret=EG_KEY)
     ask = {"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"}
     reply = c.challenge(req(b"", ask, {"code": EG_KEY}, method="OPTIONS"))
-    assert reply is not None and reply.status == 200
+    assert reply is not None
+    assert reply.status == 200
     assert reply.headers == {"WebHook-Allowed-Origin": "eventgrid.azure.net",
                              "WebHook-Allowed-Rate": "*", "Allow": "POST, OPTIONS"}
     unkeyed = c.challenge(req(b"", ask, method="OPTIONS"))
@@ -169,7 +172,7 @@ def teams_auth(body: bytes, key: str = TEAMS_KEY) -> dict[str, str]:
 
 def test_teams_outgoing_hmac_as_microsoft_computes_it() -> None:
     c = make(TeamsOutgoingConnector, secret=TEAMS_KEY)
-    c.verify(req(TEAMS_BODY, teams_auth(TEAMS_BODY)))
+    settle(c.verify(req(TEAMS_BODY, teams_auth(TEAMS_BODY))))
     assert c.sign(TEAMS_BODY) == teams_auth(TEAMS_BODY)
     [event] = c.normalize(req(TEAMS_BODY))
     assert (event.type, c.delivery_id(req(TEAMS_BODY))) == ("teams.message", "1485983408511")
@@ -181,9 +184,9 @@ def test_teams_outgoing_hmac_as_microsoft_computes_it() -> None:
                  "HMAC", "Bearer")}, "invalid_signature")]
     for body, headers, reason in cases:
         with pytest.raises(SignatureError) as info:
-            c.verify(req(body, headers))
+            settle(c.verify(req(body, headers)))
         assert info.value.reason == reason
-    with pytest.raises(ValueError, match="base64"):
+    with pytest.raises(InvalidConnector, match="base64"):
         make(TeamsOutgoingConnector, secret="not base64!")
 
 
@@ -206,7 +209,7 @@ def test_deliveries_reach_kafka_through_the_gateway(
     deliveries = sdk_deliveries()
     with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server:
         app: Any = server.server.config.app  # the Gateway; its runtime holds the connectors
-        keys.attach(app.app.state.runtime.pipeline.connectors["ps"])
+        keys.attach(app.app.state.runtime.pipeline.webhooks["ps"])
         url = f"{server.url}/webhooks"
         signed = telnyx_headers(telnyx, TELNYX_BODY, now())
         first = httpx.post(f"{url}/tx", content=TELNYX_BODY, headers=signed)

@@ -28,10 +28,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 
-from connectors.base import InboundRequest
 from connectors.google_pubsub import GOOGLE_CERTS, PubSubConnector
 from connectors.jwt_signed import NetlifyConnector, PlaidConnector, VonageConnector, decode_hs256
 from connectors.keyfetch import check_url
+from connectors.request import InboundRequest
 from gateway.errors import SignatureError, Unavailable
 from tests.catalog_support import (
     AUDIENCE,
@@ -47,6 +47,7 @@ from tests.catalog_support import (
     refused,
     req,
 )
+from tests.helpers import settle
 
 
 def test_key_urls_must_be_https_on_the_named_hosts() -> None:
@@ -97,9 +98,9 @@ def plaid(keys: KeyServer, **extra: Any) -> PlaidConnector:
 
 def test_plaids_sdk_reads_the_fake_plaid_key_endpoint(
         keys: KeyServer, plaid_key: ec.EllipticCurvePrivateKey) -> None:
-    import plaid as plaid_sdk  # type: ignore[import-untyped]
-    from plaid.api.plaid_api import PlaidApi  # type: ignore[import-untyped]
-    from plaid.model.webhook_verification_key_get_request import (  # type: ignore[import-untyped]
+    import plaid as plaid_sdk
+    from plaid.api.plaid_api import PlaidApi
+    from plaid.model.webhook_verification_key_get_request import (
         WebhookVerificationKeyGetRequest,
     )
 
@@ -107,7 +108,8 @@ def test_plaids_sdk_reads_the_fake_plaid_key_endpoint(
     api = PlaidApi(plaid_sdk.ApiClient(plaid_sdk.Configuration(
         host=keys.base, api_key={"clientId": "5e8a0c2d", "secret": PLAID_SECRET})))
     answer = api.webhook_verification_key_get(WebhookVerificationKeyGetRequest(key_id=PLAID_KID))
-    assert answer.key.kid == PLAID_KID and answer.key.crv == "P-256"  # Plaid's schema
+    assert answer.key.kid == PLAID_KID
+    assert answer.key.crv == "P-256"  # Plaid's schema
     assert plaid_sdk.Environment.Sandbox == "https://sandbox.plaid.com"
 
 
@@ -118,7 +120,7 @@ def test_plaid_token_verifies_once_the_key_is_fetched_and_forgeries_are_refused(
     headers = plaid_token(plaid_key)
     accepted(c, req(PLAID_BODY, headers))
     accepted(c, req(PLAID_BODY, plaid_token(plaid_key)))
-    c.verify(req(PLAID_BODY, headers))
+    settle(c.verify(req(PLAID_BODY, headers)))
     assert keys.count("webhook_verification_key") == 1  # cached
     method, url, sent = keys.requests[0]
     assert (method, url) == ("POST", "https://sandbox.plaid.com/webhook_verification_key/get")
@@ -154,7 +156,8 @@ def test_plaid_unknown_and_expired_keys_and_plaid_outages(
     keys.status = 503
     for _ in range(2):
         [error] = auth(down, req(PLAID_BODY, plaid_token(plaid_key)))
-        assert isinstance(error, Unavailable) and error.retry_after >= 1
+        assert isinstance(error, Unavailable)
+        assert error.retry_after >= 1
     assert keys.count("webhook_verification_key") == 3  # the outage fetched once
     keys.status = 200
     keys.plaid[PLAID_KID] = plaid_jwk(plaid_key)
@@ -179,7 +182,8 @@ def test_plaid_concurrent_deliveries_share_one_fetch_within_a_budget(
     assert refused(c2, req(PLAID_BODY, forged[0])) == "invalid_signature"
     assert refused(c2, req(PLAID_BODY, forged[1])) == "invalid_signature"
     [error] = auth(c2, req(PLAID_BODY, forged[2]))
-    assert isinstance(error, Unavailable) and "too many" in error.detail
+    assert isinstance(error, Unavailable)
+    assert "too many" in error.detail
     assert keys.count("webhook_verification_key") == 3  # 1 + the budget's 2
 
 
@@ -209,9 +213,10 @@ def test_netlify_jws_by_hand_and_by_pyjwt_are_accepted_and_forgeries_refused() -
     claims = {"iss": "netlify", "sha256": hashlib.sha256(NETLIFY_BODY).hexdigest()}
     for token in (hand_jws(claims, NETLIFY_SECRET), jwt.encode(claims, NETLIFY_SECRET),
                   c.sign(NETLIFY_BODY)["X-Webhook-Signature"]):
-        c.verify(req(NETLIFY_BODY, {"X-Webhook-Signature": token}))
+        settle(c.verify(req(NETLIFY_BODY, {"X-Webhook-Signature": token})))
     [event] = c.normalize(req(NETLIFY_BODY))
-    assert event.type == "deploy.ready" and event.timestamp is not None
+    assert event.type == "deploy.ready"
+    assert event.timestamp is not None
     assert c.replay_key(req(NETLIFY_BODY)) is None  # the body's hash is the id, and signed
     cases = [
         (NETLIFY_BODY.replace(b"ready", b"error"), hand_jws(claims, NETLIFY_SECRET),
@@ -228,7 +233,7 @@ def test_netlify_jws_by_hand_and_by_pyjwt_are_accepted_and_forgeries_refused() -
     for body, token, reason in cases:
         headers = {"X-Webhook-Signature": token} if token else {}
         with pytest.raises(SignatureError) as info:
-            c.verify(req(body, headers))
+            settle(c.verify(req(body, headers)))
         assert info.value.reason == reason, token
 
 
@@ -253,7 +258,7 @@ def vonage_token(body: bytes, secret: str = VONAGE_SDK_SECRET, iat: int | None =
 
 
 def test_vonage_sdk_vector_and_sdk_checked_tokens() -> None:
-    from vonage_jwt.verify_jwt import verify_signature  # type: ignore[import-untyped]
+    from vonage_jwt.verify_jwt import verify_signature
 
     assert verify_signature(VONAGE_SDK_TOKEN, VONAGE_SDK_SECRET)  # the SDK's own vector ...
     claims = decode_hs256(VONAGE_SDK_TOKEN, [VONAGE_SDK_SECRET.encode()])  # ... verifies here
@@ -262,15 +267,15 @@ def test_vonage_sdk_vector_and_sdk_checked_tokens() -> None:
         decode_hs256(VONAGE_SDK_TOKEN, [b"asdf" * 8])
     c = make(VonageConnector, secret=VONAGE_SDK_SECRET)
     with pytest.raises(SignatureError) as info:  # it covers no body: not a webhook token
-        c.verify(req(VONAGE_BODY, {"Authorization": "Bearer " + VONAGE_SDK_TOKEN}))
+        settle(c.verify(req(VONAGE_BODY, {"Authorization": "Bearer " + VONAGE_SDK_TOKEN})))
     assert info.value.reason == "missing_signature"
     headers = vonage_token(VONAGE_BODY)
     assert verify_signature(headers["Authorization"][7:], VONAGE_SDK_SECRET)
-    c.verify(req(VONAGE_BODY, headers))
-    c.verify(req(VONAGE_BODY, c.sign(VONAGE_BODY)))
+    settle(c.verify(req(VONAGE_BODY, headers)))
+    settle(c.verify(req(VONAGE_BODY, c.sign(VONAGE_BODY))))
     pretty = json.dumps(json.loads(VONAGE_BODY), indent=1).encode()  # hashed compactly
-    c.verify(req(pretty, vonage_token(pretty, payload_hash=hashlib.sha256(
-        VONAGE_BODY).hexdigest())))
+    settle(c.verify(req(pretty, vonage_token(pretty, payload_hash=hashlib.sha256(
+        VONAGE_BODY).hexdigest()))))
     [event] = c.normalize(req(VONAGE_BODY))
     assert (event.type, c.delivery_id(req(VONAGE_BODY))) == (
         "message.delivered", "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee:delivered")
@@ -284,7 +289,7 @@ def test_vonage_sdk_vector_and_sdk_checked_tokens() -> None:
              (VONAGE_BODY, vonage_token(VONAGE_BODY, iat=now() + 900), "stale_timestamp")]
     for body, h, reason in cases:
         with pytest.raises(SignatureError) as info:
-            c.verify(req(body, h))
+            settle(c.verify(req(body, h)))
         assert info.value.reason == reason
 
 
@@ -324,7 +329,7 @@ def test_pubsub_tokens_google_auth_accepts_are_accepted(google: Google, keys: Ke
     c = pubsub(keys, service_account_email=PUSHER, type_attribute="kind")
     accepted(c, push(token))
     accepted(c, push(google.token()))
-    c.verify(push(token))
+    settle(c.verify(push(token)))
     assert [(m, u) for m, u, _ in keys.requests] == [("GET", GOOGLE_CERTS)]  # once, cached
     [event] = c.normalize(push(token))
     assert (event.type, event.payload["data"], event.payload["data_encoding"]) == (

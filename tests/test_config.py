@@ -130,7 +130,7 @@ def test_placeholder_secrets_are_refused_outside_development_mode() -> None:
 
 
 def test_kraft_cluster_ids_never_start_with_a_dash() -> None:
-    from gateway.localkafka import new_cluster_id
+    from devtools.localkafka import new_cluster_id
 
     ids = [new_cluster_id() for _ in range(5000)]  # ~78 would start with '-' unchecked
     assert not any(i.startswith("-") for i in ids)

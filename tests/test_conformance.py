@@ -25,19 +25,20 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from connectors.base import Connector, InboundRequest, event_id
+from connectors.base import Webhook
 from connectors.presets import PresetConnector
 from connectors.registry import available
+from connectors.request import InboundRequest, event_id
 from connectors.signing import HmacScheme, TokenScheme
 from gateway.config import KafkaConfig
 from gateway.envelope import SCHEMA_PATH
 from gateway.errors import SignatureError
-from gateway.pipeline import Records
+from gateway.records import Records
 from tests.connector_cases import CASES, ECDSA_KEY, ED25519_KEY, PUBLIC_URL, build
+from tests.signing_support import keep_local, sign_detached, with_proof
 from tests.test_aws_sns import CertServer, Fake
-from tests.test_fuzz import _sign_detached, _with_proof, keep_local
 
-WEBHOOK_TYPES = sorted(name for name, cls in available().items() if cls.takes_webhooks)
+WEBHOOK_TYPES = sorted(name for name, cls in available().items() if cls.kind == "webhook")
 SCHEMA = orjson.loads(SCHEMA_PATH.read_bytes())
 RECORDS = Records(KafkaConfig())
 
@@ -85,11 +86,11 @@ def wrong_config(type_name: str) -> dict[str, Any] | None:
     return None
 
 
-def is_token(c: Connector) -> bool:
+def is_token(c: Webhook[Any]) -> bool:
     return isinstance(c, PresetConnector) and isinstance(c.preset.scheme, TokenScheme)
 
 
-def scheme_of(c: Connector) -> HmacScheme | None:
+def scheme_of(c: Webhook[Any]) -> HmacScheme | None:
     if isinstance(c, PresetConnector) and isinstance(c.preset.scheme, HmacScheme):
         return c.preset.scheme
     scheme = getattr(c, "scheme", None)
@@ -104,7 +105,7 @@ def request(body: bytes, headers: dict[str, str]) -> InboundRequest:
                           query, body, "127.0.0.1", datetime.now(UTC))
 
 
-def valid(type_name: str, c: Connector, fake: Fake, stamp: str | None = None
+def valid(type_name: str, c: Webhook[Any], fake: Fake, stamp: str | None = None
           ) -> tuple[bytes, dict[str, str]]:
     """A delivery ``c`` accepts: the sample body, proven as the provider proves it."""
     body = c.sample_body()
@@ -113,17 +114,17 @@ def valid(type_name: str, c: Connector, fake: Fake, stamp: str | None = None
         now_ms = int(time.time() * 1000)
         body = orjson.dumps({**orjson.loads(body), pointer.lstrip("/"): now_ms})
     if type_name in ("aws_sns", "figma", "dropbox_sign"):  # samples without their proof
-        inside = _with_proof(type_name, orjson.loads(body), fake, stamp=stamp)
+        inside = with_proof(type_name, orjson.loads(body), fake, stamp=stamp)
         assert inside is not None
         body = inside
-    headers = {"Content-Type": "application/json", **_sign_detached(type_name, c, body)}
+    headers = {"Content-Type": "application/json", **sign_detached(type_name, c, body)}
     return body, headers
 
 
-async def outcome(c: Connector, r: InboundRequest) -> list[dict[str, Any]]:
+async def outcome(c: Webhook[Any], r: InboundRequest) -> list[dict[str, Any]]:
     """The envelopes ``c`` makes of ``r``; raises SignatureError when it is refused."""
-    await c.authenticate(r)
-    reply = await c.respond(r)
+    await c.verify(r)
+    reply = await c.handshake(r)
     if reply is not None:
         return []
     delivery = c.delivery_id(r)
@@ -158,7 +159,7 @@ def test_valid_accepted_and_forgeries_refused(type_name: str, sns: tuple[Fake, C
     for envelope in runner.run(outcome(c, request(body, headers))):
         jsonschema.validate(envelope, SCHEMA)
 
-    def refused(b: bytes, h: dict[str, str], connector: Connector = c) -> str:
+    def refused(b: bytes, h: dict[str, str], connector: Webhook[Any] = c) -> str:
         with pytest.raises(SignatureError) as err:
             runner.run(outcome(connector, request(b, h)))
         return err.value.reason
@@ -186,8 +187,7 @@ def test_valid_accepted_and_forgeries_refused(type_name: str, sns: tuple[Fake, C
     if type_name in PUBLIC_KEY_TYPES:
         refused(body, {**headers, **_signed_by_other_key(type_name, body)})
     elif other is not None and type_name != "aws_sns":  # SNS: AWS's certificate, no secret
-        cls = available()[type_name]
-        refused(body, headers, cls("liar", cls.Config.model_validate(other)))
+        refused(body, headers, build(type_name, "liar", other))
 
 
 def tamper(body: bytes) -> bytes:
@@ -267,13 +267,11 @@ def test_a_rotated_secret_still_verifies(type_name: str, sns: tuple[Fake, CertSe
                                          runner: asyncio.Runner) -> None:
     """``secrets: [new, old]``: a delivery signed with the old one passes during rotation."""
     fake, _ = sns
-    cls = available()[type_name]
     config = dict(CASES[type_name])
     secret = str(config.pop("secret"))
-    rotated = cls("rotated", cls.Config.model_validate({**config,
-                                                       "secrets": [flip(secret), secret]}))
+    rotated = build(type_name, "rotated", {**config, "secrets": [flip(secret), secret]})
     body, headers = valid(type_name, build(type_name), fake)
     runner.run(outcome(rotated, request(body, headers)))
-    stale = cls("stale", cls.Config.model_validate({**config, "secrets": [flip(secret)]}))
+    stale = build(type_name, "stale", {**config, "secrets": [flip(secret)]})
     with pytest.raises(SignatureError):  # and the rotated-out secret alone does not
         runner.run(outcome(stale, request(body, headers)))

@@ -23,7 +23,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.localkafka import LocalKafka
+from devtools.localkafka import LocalKafka
 from tests.helpers import GatewayProcess, base_config, consume, write_config
 from tests.load import Outcome, accepted_ids, drive, wait_drained, webhook_connector
 
@@ -254,18 +254,20 @@ def test_full_buffer_answers_503_and_loses_nothing(
 
 def test_local_kafka_dies_with_its_owner(tmp_path: Path) -> None:
     """No stray JVM: a broker's owner killed with SIGKILL takes the broker with it."""
-    script = ("from gateway.localkafka import LocalKafka; import sys, time\n"
+    script = ("from devtools.localkafka import LocalKafka; import sys, time\n"
               "k = LocalKafka(); k.start(); print(k.proc.pid, flush=True); time.sleep(600)\n")
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                              cwd=Path(__file__).resolve().parent.parent,
                              env={**os.environ, "PYTHONPATH": "."})
     try:
         assert owner.stdout is not None
+        stdout = owner.stdout
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(owner.stdout.readline()))  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: line.append(stdout.readline()))
         reader.start()
         reader.join(120)
-        assert line and line[0].strip(), "the owner did not start a broker"
+        assert line, "the owner did not start a broker"
+        assert line[0].strip(), "the owner did not start a broker"
         jvm = int(line[0])
         os.kill(jvm, 0)  # alive
         owner.kill()

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import os
 import string
@@ -33,30 +31,21 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from connectors.base import Connector, HandshakeReply, InboundRequest, event_id
-from connectors.bodysigned import adyen_signed_string
+from connectors.base import Connector, PushSource, Webhook
 from connectors.presets import PresetConnector
+from connectors.presets.handshakes import OKTA, TWITCH
 from connectors.registry import available
+from connectors.request import HandshakeReply, InboundRequest, event_id
 from gateway.config import KafkaConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
-from gateway.pipeline import Records
-from tests.connector_cases import (
-    ADYEN_HEX_KEY,
-    CASES,
-    ECDSA_KEY,
-    ED25519_KEY,
-    HEADERS,
-    PUBLIC_URL,
-    SECRET,
-    build,
-)
+from gateway.records import Records
+from tests.connector_cases import CASES, HEADERS, PUBLIC_URL, build, build_any, build_sender
 from tests.helpers import base_config, thread_server, write_config
+from tests.signing_support import keep_local, sign_detached, with_proof
 from tests.test_aws_sns import CERT_URL, CertServer, Fake
 
 EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES") or 0)  # set by scripts/fuzz
@@ -70,7 +59,7 @@ PROFILE = settings.get_profile("gateway-fuzz" if EXAMPLES else "gateway-suite")
 PER_CONNECTOR = EXAMPLES or 25  # examples per connector type
 OVER_HTTP = EXAMPLES or 250  # requests to the real server
 
-WEBHOOK_TYPES = sorted(name for name, cls in available().items() if cls.takes_webhooks)
+WEBHOOK_TYPES = sorted(name for name, cls in available().items() if cls.kind == "webhook")
 # Verified with keys only the provider serves (fetched from its hosts): the fuzz cannot
 # sign for them, so none of their generated deliveries is authentic.
 UNSIGNABLE = {"google_pubsub", "plaid"}
@@ -81,7 +70,7 @@ def test_every_registered_type_has_a_case() -> None:
     assert not missing, f"add a minimal config for {missing} to tests/connector_cases.py"
     assert not set(CASES) - set(available()), "tests/connector_cases.py names unknown types"
     for name in CASES:
-        assert build(name).connector_id
+        assert build_any(name).connector_id
 
 
 # -- what to generate --------------------------------------------------------------------
@@ -151,7 +140,7 @@ bodies = st.one_of(
 )
 
 
-def header_names(type_name: str, c: Connector) -> list[str]:
+def header_names(type_name: str, c: Connector[Any]) -> list[str]:
     """The headers ``c`` reads: its signature, timestamp, id, type and handshake headers."""
     names = list(HEADERS.get(type_name, ()))
     if isinstance(c, PresetConnector):
@@ -159,80 +148,16 @@ def header_names(type_name: str, c: Connector) -> list[str]:
         names += [n for n in (s.header, getattr(s, "timestamp_header", None),
                               getattr(s, "delivery_id_header", None), p.type_header,
                               p.id_header) if n]
-        if p.handshake == "twitch":
+        if p.handshake is TWITCH:
             names.append("Twitch-Eventsub-Message-Type")
-        if p.challenge == "okta":
+        if p.challenge is OKTA:
             names.append("X-Okta-Verification-Challenge")
     return [*names, "Content-Type", "Authorization"]
 
 
 # -- signing what was generated, the way each provider does ------------------------------
 
-def _sign_detached(type_name: str, c: Connector, body: bytes) -> dict[str, str]:
-    """Headers that make ``body`` authentic for ``c`` (empty when it cannot be signed)."""
-    stamp = str(int(time.time()))
-    if type_name == "discord":
-        return {"X-Signature-Ed25519": ED25519_KEY.sign(stamp.encode() + body).hex(),
-                "X-Signature-Timestamp": stamp}
-    if type_name == "sendgrid":
-        sig = ECDSA_KEY.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
-                "X-Twilio-Email-Event-Webhook-Timestamp": stamp}
-    if type_name == "telnyx":
-        sig = ED25519_KEY.sign(stamp.encode() + b"|" + body)
-        return {"telnyx-signature-ed25519": base64.b64encode(sig).decode(),
-                "telnyx-timestamp": stamp}
-    try:
-        return c.sign(body)
-    except NotImplementedError:
-        return {}
-
-
-def _with_proof(type_name: str, value: Any, sns: Fake, cert_url: str = CERT_URL,
-                stamp: str | None = None) -> bytes | None:
-    """``value`` made authentic where the proof travels inside the body (None: no such
-    connector); ``stamp`` replaces the current time where the proof holds one."""
-    stamp = str(int(time.time())) if stamp is None else stamp
-    if type_name == "mailgun":
-        token = hashlib.sha256(orjson.dumps(value)).hexdigest()
-        mac = hmac.new(SECRET.encode(), (stamp + token).encode(), hashlib.sha256).hexdigest()
-        return orjson.dumps({"signature": {"timestamp": stamp, "token": token,
-                                           "signature": mac}, "event-data": value})
-    if type_name == "microsoft_graph":
-        items = value if isinstance(value, list) else [value]
-        return orjson.dumps({"value": [{**i, "clientState": SECRET} if isinstance(i, dict)
-                                       else i for i in items]})
-    if type_name == "adyen":
-        items = value if isinstance(value, list) else [value]
-        key = bytes.fromhex(ADYEN_HEX_KEY)
-        signed = []
-        for item in items:
-            if isinstance(item, dict):
-                mac = hmac.new(key, adyen_signed_string(item), hashlib.sha256).digest()
-                extra = item.get("additionalData")
-                item = {**item, "additionalData": {
-                    **(extra if isinstance(extra, dict) else {}),
-                    "hmacSignature": base64.b64encode(mac).decode()}}
-            signed.append({"NotificationRequestItem": item})
-        return orjson.dumps({"notificationItems": signed})
-    if type_name == "aws_sns":
-        fields = value if isinstance(value, dict) else {"Message": value}
-        message = sns.message(**{**fields, "SigningCertURL": cert_url})
-        return orjson.dumps(message)
-    # catalogue: HMAC and token family
-    if type_name == "figma":  # the webhook's passcode rides in the body
-        fields = value if isinstance(value, dict) else {"data": value}
-        return orjson.dumps({**fields, "passcode": SECRET})
-    if type_name == "dropbox_sign":  # event_hash = HMAC(api key, event_time + event_type)
-        fields = value if isinstance(value, dict) else {"data": value}
-        etype = "signature_request_sent"
-        mac = hmac.new(SECRET.encode(), (stamp + etype).encode(), hashlib.sha256).hexdigest()
-        return orjson.dumps({**fields, "event": {"event_time": stamp, "event_type": etype,
-                                                 "event_hash": mac}})
-    return None
-
-
-def _signed_time_pointer(c: Connector) -> str | None:
+def _signed_time_pointer(c: Connector[Any]) -> str | None:
     """The body key holding the signed timestamp, for presets that keep it there."""
     scheme = c.preset.scheme if isinstance(c, PresetConnector) else None
     pointer = getattr(scheme, "timestamp_pointer", None)
@@ -240,7 +165,7 @@ def _signed_time_pointer(c: Connector) -> str | None:
 
 
 @st.composite
-def requests(draw: st.DrawFn, type_name: str, c: Connector, sns: Fake) -> InboundRequest:
+def requests(draw: st.DrawFn, type_name: str, c: Webhook[Any], sns: Fake) -> InboundRequest:
     names = header_names(type_name, c)
     body = draw(bodies)
     signed: dict[str, str] = {}
@@ -256,12 +181,12 @@ def requests(draw: st.DrawFn, type_name: str, c: Connector, sns: Fake) -> Inboun
         if pointer:  # Linear: the signed timestamp is in the body
             value = value if isinstance(value, dict) else {"data": value}
             value[pointer] = int(time.time() * 1000) if stamp is None else stamp
-        inside = _with_proof(type_name, value, sns, cert_url, stamp)
+        inside = with_proof(type_name, value, sns, cert_url, stamp)
         if inside is not None:
             body = inside
         elif mode == "signed" or draw(st.booleans()):
             body = orjson.dumps(value)
-        signed = _sign_detached(type_name, c, body)
+        signed = sign_detached(type_name, c, body)
     garbage = draw(st.dictionaries(st.one_of(st.sampled_from(names), st.text(
         string.ascii_letters + "-", min_size=1, max_size=12)), text_values, max_size=4))
     headers = {**signed, **garbage} if mode == "spoiled" else {**garbage, **signed}
@@ -286,11 +211,12 @@ RECORDS = Records(KafkaConfig())
 
 
 def _check_reply(reply: HandshakeReply) -> None:
-    assert isinstance(reply.status, int) and isinstance(reply.body, bytes)
+    assert isinstance(reply.status, int)
+    assert isinstance(reply.body, bytes)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in reply.headers.items())
 
 
-async def drive(c: Connector, request: InboundRequest) -> str:
+async def drive(c: Webhook[Any], request: InboundRequest) -> str:
     """What happened; raises what the pipeline would not catch (a 500)."""
     try:
         early = c.challenge(request)
@@ -299,8 +225,8 @@ async def drive(c: Connector, request: InboundRequest) -> str:
             return "challenge"
         if request.method not in getattr(c, "methods", {"POST"}):
             return "method_not_allowed"
-        await c.authenticate(request)
-        reply = await c.respond(request)
+        await c.verify(request)
+        reply = await c.handshake(request)
     except (Rejected, Unavailable):
         return "refused"
     if reply is not None:
@@ -312,7 +238,8 @@ async def drive(c: Connector, request: InboundRequest) -> str:
     assert replay is None or isinstance(replay, str)
     try:
         for i, draft in enumerate(c.normalize(request)):
-            assert isinstance(draft.type, str) and isinstance(draft.payload, dict)
+            assert isinstance(draft.type, str)
+            assert isinstance(draft.payload, dict)
             if c.allows(draft.type):
                 RECORDS.build(c, event_id(c.connector_id, delivery, i), source=c.source_slug,
                               type=draft.type, timestamp=draft.timestamp or request.received_at,
@@ -321,14 +248,6 @@ async def drive(c: Connector, request: InboundRequest) -> str:
     except (PayloadTooLarge, Unnormalizable):
         return "dead_lettered"
     return "accepted"
-
-
-def keep_local(c: Connector, server: CertServer) -> None:
-    """Every key or certificate ``c`` would fetch comes from the local server instead of
-    the provider's hosts (which answers 404 but for SNS certificates)."""
-    for holder in (c, getattr(c, "keys", None)):
-        if hasattr(holder, "transport"):
-            holder.transport = server.transport()
 
 
 @pytest.mark.parametrize("type_name", WEBHOOK_TYPES)
@@ -387,7 +306,7 @@ def test_regressions(type_name: str, headers: dict[str, str], body: bytes,
     dead-lettered (an authentic Twitch verification whose body is not an object made
     ``respond`` raise Unnormalizable, which the pipeline does not catch there)."""
     c = build(type_name)
-    signed = _sign_detached(type_name, c, body) if sign else {}
+    signed = sign_detached(type_name, c, body) if sign else {}
     outcome = asyncio.run(drive(c, _request({**signed, **headers}, body)))
     assert outcome == ("dead_lettered" if sign else "refused")
 
@@ -419,7 +338,7 @@ api_events = st.fixed_dictionaries({}, optional={
 
 
 @st.composite
-def http_requests(draw: st.DrawFn, signers: dict[str, Connector], fake: Fake
+def http_requests(draw: st.DrawFn, signers: dict[str, Webhook[Any] | PushSource[Any]], fake: Fake
                   ) -> tuple[str, str, dict[str, bytes], bytes]:
     kind = draw(st.sampled_from(["signed", "signed", "configured", "configured", "unknown",
                                  "api", "other"]))
@@ -439,10 +358,10 @@ def http_requests(draw: st.DrawFn, signers: dict[str, Connector], fake: Fake
         body = b"x" * 70_000  # past server.max_body_bytes
     if kind == "signed":
         value = draw(st.one_of(json_objects, json_values))
-        inside = _with_proof(segment, value, fake)
+        inside = with_proof(segment, value, fake)
         body = inside if inside is not None else orjson.dumps(value)
         headers = {k: v.encode() for k, v in
-                   _sign_detached(segment, signers[segment], body).items()}
+                   sign_detached(segment, signers[segment], body).items()}
     names = [*header_names(segment, signers[segment])] if segment in signers else []
     names += ["Content-Type", "Authorization", "X-Request-Id", "webhook-signature"]
     for name, value in draw(st.dictionaries(
@@ -465,7 +384,7 @@ def test_the_http_edge_never_answers_5xx(
     data_dir.mkdir()
     cfg = base_config(kafka_bootstrap, data_dir, f"fuzz{NOW}.{{source}}")
     cfg["connectors"] = {name: {"type": name, "config": CASES[name]} for name in OVER_HTTP_TYPES}
-    signers = {name: build(name, name) for name in OVER_HTTP_TYPES}
+    signers = {name: build_sender(name, name) for name in OVER_HTTP_TYPES}
     seen: dict[int, int] = {}
     library = _LibraryLogs()
     logging.getLogger().addHandler(library)
@@ -473,8 +392,8 @@ def test_the_http_edge_never_answers_5xx(
         with capture_logs() as logs, \
                 thread_server(write_config(tmp / "gateway.yaml", cfg)) as server, \
                 httpx.Client(base_url=server.url, timeout=30) as client:
-            runtime = server.server.config.app.state.runtime  # type: ignore[attr-defined]
-            for connector in runtime.pipeline.connectors.values():
+            runtime = server.gateway.state.runtime
+            for connector in runtime.pipeline.webhooks.values():
                 keep_local(connector, cert_server)
 
             @settings(PROFILE, max_examples=OVER_HTTP)
@@ -489,7 +408,8 @@ def test_the_http_edge_never_answers_5xx(
                 SigningCertURL="https://[sns.us-east-2.amazonaws.com/x.pem"))))
             def fuzz(call: tuple[str, str, dict[str, bytes], bytes]) -> None:
                 method, path, headers, body = call
-                r = client.request(method, path, headers=headers, content=body)
+                r = client.request(method, path, content=body,
+                                   headers={k.encode("ascii"): v for k, v in headers.items()})
                 seen[r.status_code] = seen.get(r.status_code, 0) + 1
                 assert r.status_code < 500, (method, path, r.status_code, r.text[:200])
 
@@ -498,7 +418,8 @@ def test_the_http_edge_never_answers_5xx(
         logging.getLogger().removeHandler(library)
 
     print(f"HTTP answers by status: {dict(sorted(seen.items()))}")
-    assert seen.get(401) and seen.get(404), seen
+    assert seen.get(401), seen
+    assert seen.get(404), seen
     failures = [e for e in logs if e.get("event") == "unhandled_error" or "exc_info" in e
                 or e.get("log_level") == "critical"]
     assert not failures, failures[:3]

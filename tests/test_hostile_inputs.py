@@ -26,13 +26,24 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from connectors.base import Connector, InboundRequest
+from connectors.aws_sns import SnsConnector
+from connectors.base import Webhook
 from connectors.presets import PresetConnector
-from connectors.signing import HmacScheme, parse_epoch_seconds, parse_rfc3339_seconds
+from connectors.request import InboundRequest
+from connectors.signing import HmacScheme
+from connectors.timestamps import parse_epoch_seconds, parse_rfc3339_seconds
 from connectors.webhook import WebhookConnector
 from gateway.errors import SignatureError
-from tests.connector_cases import ADYEN_HEX_KEY, ECDSA_KEY, ED25519_KEY, PUBLIC_URL, SECRET, build
-from tests.helpers import base_config, thread_server, write_config
+from tests.connector_cases import (
+    ADYEN_HEX_KEY,
+    ECDSA_KEY,
+    ED25519_KEY,
+    PUBLIC_URL,
+    SECRET,
+    build,
+    build_as,
+)
+from tests.helpers import base_config, settle, thread_server, write_config
 from tests.test_aws_sns import CertServer, Fake
 
 MALFORMED_OR_STALE = ("missing_signature", "stale_timestamp")
@@ -41,7 +52,7 @@ FULLWIDTH = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(1
 SUPERSCRIPT = str.maketrans("0123456789", "\u2070\u00b9\u00b2\u00b3" + "".join(
     chr(0x2070 + d) for d in range(4, 10)))
 
-Built = tuple[Connector, InboundRequest]
+Built = tuple[Webhook[Any], InboundRequest]
 
 
 # -- the shared parsers ------------------------------------------------------------------
@@ -155,8 +166,8 @@ def standard_webhooks_v1a(stamp: str) -> Built:
         "webhook-signature": "v1a," + base64.b64encode(signature).decode()})
 
 
-def authenticate(connector: Connector, request: InboundRequest) -> None:
-    asyncio.run(connector.authenticate(request))
+def authenticate(connector: Webhook[Any], request: InboundRequest) -> None:
+    asyncio.run(connector.verify(request))
 
 
 EPOCH_SECONDS: dict[str, Callable[[str], Built]] = {
@@ -276,24 +287,24 @@ def test_a_hostile_timestamp_is_malformed_or_stale(kind: str, name: str, label: 
                                    None, [str(int(NOW))], {"t": 1}])
 def test_mailgun_timestamps_of_other_json_types_are_refused(stamp: Any) -> None:
     with pytest.raises(SignatureError) as refused:
-        build("mailgun").verify(req(mailgun_body(stamp), {}))
+        settle(build("mailgun").verify(req(mailgun_body(stamp), {})))
     assert refused.value.reason in MALFORMED_OR_STALE
 
 
 def test_mailgun_takes_a_json_integer_timestamp() -> None:
-    build("mailgun").verify(req(mailgun_body(int(NOW)), {}))
+    settle(build("mailgun").verify(req(mailgun_body(int(NOW)), {})))
 
 
 # -- AWS SNS: Timestamp is RFC 3339 inside the signed message ----------------------------
 
 def sns_authenticate(sns: tuple[Fake, CertServer], **fields: Any) -> None:
     fake, server = sns
-    c = build("aws_sns")  # tolerance_seconds: 3600
-    c.transport = server.transport()  # type: ignore[attr-defined]
+    c = build_as(SnsConnector, "aws_sns")  # tolerance_seconds: 3600
+    c.transport = server.transport()
 
     async def run() -> None:
         try:
-            await c.authenticate(req(orjson.dumps(fake.message(**fields)), {}))
+            await c.verify(req(orjson.dumps(fake.message(**fields)), {}))
         finally:
             await c.aclose()
 
@@ -315,13 +326,13 @@ def test_sns_hostile_timestamps_are_malformed_or_stale(
 def test_sns_signatures_that_are_not_base64_are_refused(
         sns: tuple[Fake, CertServer], signature: str) -> None:
     fake, server = sns
-    c = build("aws_sns")
-    c.transport = server.transport()  # type: ignore[attr-defined]
+    c = build_as(SnsConnector, "aws_sns")
+    c.transport = server.transport()
     message = {**fake.message(), "Signature": signature}
 
     async def run() -> None:
         try:
-            await c.authenticate(req(orjson.dumps(message), {}))
+            await c.verify(req(orjson.dumps(message), {}))
         finally:
             await c.aclose()
 
@@ -407,7 +418,7 @@ def test_signatures_inside_bodies_that_do_not_decode_are_refused(signature: str)
     for type_name, body in (("adyen", adyen), ("mailgun", mailgun),
                             ("microsoft_graph", graph)):
         with pytest.raises(SignatureError):
-            build(type_name).verify(req(orjson.dumps(body), {}))
+            settle(build(type_name).verify(req(orjson.dumps(body), {})))
     assert ADYEN_HEX_KEY  # the adyen case's key is hex, as its config requires
 
 
@@ -429,6 +440,7 @@ def test_a_superscript_timestamp_over_http_is_401_not_500(
                  "X-Twilio-Email-Event-Webhook-Signature")):
             for stamp in (b"\xb2", b"\xb9\xb2\xb3", b"9" * 5000, b"9" * 400):
                 r = httpx.post(f"{server.url}/webhooks/{path}", content=body,
-                               headers={stamp_header: stamp, sig_header: b"00" * 64})
+                               headers={stamp_header.encode(): stamp,
+                                        sig_header.encode(): b"00" * 64})
                 assert r.status_code == 401, (path, stamp[:10], r.status_code, r.text)
                 assert r.json()["error"] == "unauthorized"

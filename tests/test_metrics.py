@@ -45,7 +45,7 @@ def test_workers_share_their_counts_through_the_buffer(tmp_path: Path) -> None:
             await workers[0].sync()  # now it has seen the second one's snapshot
             both = render(workers[0].totals(), {"gateway_workers_reporting": 2})
             # a worker silent for longer than the TTL drops out of the totals
-            await buffers[1].share_metrics(workers[1].worker, b"{}", time.time() + 1)
+            await buffers[1].status.share_metrics(workers[1].worker, b"{}", time.time() + 1)
             await workers[0].sync()
             alone = render(workers[0].totals(), {})
             return both, alone

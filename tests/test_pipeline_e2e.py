@@ -109,8 +109,9 @@ def test_redelivery_carries_the_same_id_on_the_topic(
 @pytest.fixture
 def kafka_dedup_off(gateway: tuple[ThreadServer, str]) -> None:
     server, _ = gateway
-    rt = server.server.config.app.state.runtime  # type: ignore[attr-defined]
-    rt.buffer.settings = rt.buffer.settings.model_copy(update={"dedup_window_seconds": 0})
+    rt = server.gateway.state.runtime
+    outbox = rt.buffer.outbox
+    outbox.settings = outbox.settings.model_copy(update={"dedup_window_seconds": 0})
 
 
 def _bad_requests(body: bytes) -> list[tuple[str, bytes, dict[str, str], str]]:
@@ -237,10 +238,12 @@ def test_health_and_readiness(gateway: tuple[ThreadServer, str]) -> None:
         time.sleep(0.2)
     accepted = [line for line in lines if line.startswith(
         'gateway_requests_total{connector_id="github-main",outcome="accepted"} ')]
-    assert accepted and float(accepted[0].split()[-1]) >= 1  # the delivery just counted
+    assert accepted
+    assert float(accepted[0].split()[-1]) >= 1  # the delivery just counted
     assert any(line.startswith("gateway_buffer_events ") for line in lines)
     missing = httpx.get(f"{server.url}/nowhere")
-    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
 
 
 def test_a_preset_travels_through_the_real_server_to_kafka(
@@ -304,7 +307,8 @@ def test_handshakes_through_the_real_server(
         stray = httpx.post(f"{server.url}/webhooks/claw", content=payload, headers={
             "webhook-id": "msg_e2e", "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": sig})
-        assert stray.status_code == 202 and stray.json()["dead_lettered"] is True
+        assert stray.status_code == 202
+        assert stray.json()["dead_lettered"] is True
         [letter] = consume(kafka_bootstrap, f"{topic_prefix}.dlq", expect=1)
         assert "unknown openclaw event type" in orjson.loads(letter.value)["reason"]
         assert server.wait_audit(lambda line: line["outcome"] == "handshake", count=2)
@@ -343,7 +347,8 @@ def test_gateway_sign_prints_a_curl_that_the_real_server_accepts(
             assert curl.stdout == "202", (cid, curl.stdout, out.stdout)
         refused = subprocess.run([sys.executable, "-m", "gateway", "sign", "dc", "--config",
                                   str(path)], capture_output=True, text=True, check=False)
-        assert refused.returncode == 2 and "private key" in refused.stderr
+        assert refused.returncode == 2
+        assert "private key" in refused.stderr
 
 
 def test_rate_limit_answers_429_after_the_burst_and_forgeries_do_not_spend_it(

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import httpx
@@ -30,9 +30,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.polling import HttpPollConnector, PollHttp
+from devtools.localkafka import free_port
+from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import BufferConfig, GatewayConfig
-from gateway.localkafka import free_port
 from gateway.polling import PollRunner
 from tests.helpers import base_config, consume, thread_server, write_config
 
@@ -52,76 +53,77 @@ class Api:
         self.items += [{"id": f"item-{start + i}", "updated_at": f"2026-01-01T00:{at:02d}:"
                         f"{i:02d}Z", "status": "open"} for i in range(n)]
 
-    def app(self) -> Starlette:
-        async def items(request: Request) -> Response:
-            self.hits.append(str(request.url))
-            if self.fail:
-                status = self.fail.pop(0)
-                return Response(status_code=status, headers={"Retry-After": "1"})
-            since = request.query_params.get("since")
-            cursor = int(request.query_params.get("cursor", "0"))
-            if self.slow_cursor is not None and cursor == self.slow_cursor:
-                await asyncio.sleep(5)
-            rows = [i for i in self.items if since is None or i["updated_at"] >= since]
-            page = rows[cursor:cursor + 3]
-            headers = {}
-            if cursor + 3 < len(rows):
-                q = f"cursor={cursor + 3}" + (f"&since={since}" if since else "")
-                headers["Link"] = f'<{self.url}/items?{q}>; rel="next"'
-            return JSONResponse({"data": page}, headers=headers)
+    async def route_items(self, request: Request) -> Response:
+        self.hits.append(str(request.url))
+        if self.fail:
+            status = self.fail.pop(0)
+            return Response(status_code=status, headers={"Retry-After": "1"})
+        since = request.query_params.get("since")
+        cursor = int(request.query_params.get("cursor", "0"))
+        if self.slow_cursor is not None and cursor == self.slow_cursor:
+            await asyncio.sleep(5)
+        rows = [i for i in self.items if since is None or i["updated_at"] >= since]
+        page = rows[cursor:cursor + 3]
+        headers = {}
+        if cursor + 3 < len(rows):
+            q = f"cursor={cursor + 3}" + (f"&since={since}" if since else "")
+            headers["Link"] = f'<{self.url}/items?{q}>; rel="next"'
+        return JSONResponse({"data": page}, headers=headers)
 
-        async def etag(request: Request) -> Response:
-            self.hits.append(str(request.url))
-            if self.fail:
-                status = self.fail.pop(0)
-                return Response(status_code=status, headers={"Retry-After": "1"})
-            tag = f'"v{len(self.items)}"'
-            if request.headers.get("if-none-match") == tag:
-                return Response(status_code=304)
-            return JSONResponse(self.items, headers={"ETag": tag})
+    async def route_etag(self, request: Request) -> Response:
+        self.hits.append(str(request.url))
+        if self.fail:
+            status = self.fail.pop(0)
+            return Response(status_code=status, headers={"Retry-After": "1"})
+        tag = f'"v{len(self.items)}"'
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304)
+        return JSONResponse(self.items, headers={"ETag": tag})
 
-        async def gh_events(request: Request) -> Response:
-            self.hits.append(f"{request.url} auth={request.headers.get('authorization')}")
-            if request.headers.get("if-none-match") == '"gh1"':
-                return Response(status_code=304, headers={"X-Poll-Interval": "90"})
-            page = int(request.query_params.get("page", "1"))
-            body = GH_EVENTS[:2] if page == 1 else GH_EVENTS[2:]
-            headers = {"ETag": '"gh1"', "X-Poll-Interval": "90"}
-            if page == 1:
-                headers["Link"] = f'<{self.url}/repos/o/r/events?page=2>; rel="next"'
-            return JSONResponse(body, headers=headers)
+    async def route_gh_events(self, request: Request) -> Response:
+        self.hits.append(f"{request.url} auth={request.headers.get('authorization')}")
+        if request.headers.get("if-none-match") == '"gh1"':
+            return Response(status_code=304, headers={"X-Poll-Interval": "90"})
+        page = int(request.query_params.get("page", "1"))
+        body = GH_EVENTS[:2] if page == 1 else GH_EVENTS[2:]
+        headers = {"ETag": '"gh1"', "X-Poll-Interval": "90"}
+        if page == 1:
+            headers["Link"] = f'<{self.url}/repos/o/r/events?page=2>; rel="next"'
+        return JSONResponse(body, headers=headers)
 
-        async def styled(request: Request) -> Response:
-            """Cursor, page and offset pagination over 7 rows; every auth kind checked."""
-            self.hits.append(f"{request.url} auth={request.headers.get('authorization')} "
-                             f"key={request.headers.get('x-api-key')}")
-            rows = [{"id": f"r{i}", "kind": "row"} for i in range(7)]
-            q = request.query_params
-            if "cursor" in q or request.url.path.endswith("/cursor"):
-                at = int(q.get("cursor") or 0)
-                nxt = str(at + 3) if at + 3 < 7 else None
-                return JSONResponse({"rows": rows[at:at + 3], "meta": {"next": nxt}})
-            if "page" in q:
-                at = (int(q["page"]) - 1) * 3
-                return JSONResponse({"rows": rows[at:at + 3]})
-            at = int(q.get("offset", 0))
+    async def route_styled(self, request: Request) -> Response:
+        """Cursor, page and offset pagination over 7 rows; every auth kind checked."""
+        self.hits.append(f"{request.url} auth={request.headers.get('authorization')} "
+                         f"key={request.headers.get('x-api-key')}")
+        rows = [{"id": f"r{i}", "kind": "row"} for i in range(7)]
+        q = request.query_params
+        if "cursor" in q or request.url.path.endswith("/cursor"):
+            at = int(q.get("cursor") or 0)
+            nxt = str(at + 3) if at + 3 < 7 else None
+            return JSONResponse({"rows": rows[at:at + 3], "meta": {"next": nxt}})
+        if "page" in q:
+            at = (int(q["page"]) - 1) * 3
             return JSONResponse({"rows": rows[at:at + 3]})
+        at = int(q.get("offset", 0))
+        return JSONResponse({"rows": rows[at:at + 3]})
 
-        async def token(request: Request) -> Response:
-            form = dict(parse_qsl((await request.body()).decode()))
-            self.hits.append(f"token {form.get('grant_type')} {form.get('client_id')}")
-            return JSONResponse({"access_token": f"tok{len(self.hits)}", "expires_in": 30})
+    async def route_token(self, request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode()))
+        self.hits.append(f"token {form.get('grant_type')} {form.get('client_id')}")
+        return JSONResponse({"access_token": f"tok{len(self.hits)}", "expires_in": 30})
 
-        async def limited(request: Request) -> Response:
-            self.hits.append(f"limited {time.monotonic():.3f}")
-            return JSONResponse([], headers={"X-RateLimit-Remaining": "0",
-                                             "X-RateLimit-Reset": "1"})
+    async def route_limited(self, request: Request) -> Response:
+        self.hits.append(f"limited {time.monotonic():.3f}")
+        return JSONResponse([], headers={"X-RateLimit-Remaining": "0",
+                                         "X-RateLimit-Reset": "1"})
 
-        return Starlette(routes=[Route("/items", items), Route("/etag", etag),
-                                 Route("/repos/o/r/events", gh_events),
-                                 Route("/styled/{style}", styled),
-                                 Route("/token", token, methods=["POST"]),
-                                 Route("/limited", limited)])
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/items", self.route_items),
+                                 Route("/etag", self.route_etag),
+                                 Route("/repos/o/r/events", self.route_gh_events),
+                                 Route("/styled/{style}", self.route_styled),
+                                 Route("/token", self.route_token, methods=["POST"]),
+                                 Route("/limited", self.route_limited)])
 
 
 GH_EVENTS = [
@@ -185,10 +187,12 @@ def test_paged_incremental_polling_publishes_everything_once(
             time.sleep(0.5)
             ready = httpx.get(server.url + "/readyz").json()
         health = ready["pollers"]["items"]
-        assert health["events_polled"] == 12 and health["last_success"] is not None
+        assert health["events_polled"] == 12
+        assert health["last_success"] is not None
         assert health["freshness_seconds"] is not None
     envelope = orjson.loads(consume(kafka_bootstrap, topic, expect=1)[0].value)
-    assert envelope["type"] == "item.open" and envelope["source"] == "items"
+    assert envelope["type"] == "item.open"
+    assert envelope["source"] == "items"
 
 
 def test_429_500_and_304_are_handled(api: Api, tmp_path: Path) -> None:
@@ -200,7 +204,8 @@ def test_429_500_and_304_are_handled(api: Api, tmp_path: Path) -> None:
         await buffer.open()
         connector = HttpPollConnector("etag", HttpPollConnector.Config.model_validate(
             {"url": f"{api.url}/etag", "interval_seconds": 60, "max_retries": 3}))
-        runner = PollRunner(GatewayConfig(), {"etag": connector}, buffer, _NullAudit())
+        runner = PollRunner(GatewayConfig(), {"etag": connector}, buffer,
+                            cast(AuditLog, _NullAudit()))
         async with httpx.AsyncClient() as client:
             http = PollHttp(client, requests_per_second=None, max_retries=3)
             started = time.monotonic()
@@ -258,7 +263,7 @@ async def _run_all(connector: Any, tmp_path: Path, runs: int = 1) -> list[int]:
     buffer = Buffer(tmp_path / f"{connector.connector_id}.db", BufferConfig())
     await buffer.open()
     runner = PollRunner(GatewayConfig(), {connector.connector_id: connector}, buffer,
-                        _NullAudit())
+                        cast(AuditLog, _NullAudit()))
     out = []
     async with httpx.AsyncClient() as client:
         http = PollHttp(client, requests_per_second=None, max_retries=1)
@@ -279,7 +284,7 @@ def test_github_poll_etag_poll_interval_token_and_types(
     assert asyncio.run(_run_all(c, tmp_path, runs=2)) == [3, 0]  # then 304 on the ETag
     assert all("auth=Bearer ghp_test" in h for h in api.hits)
     assert any("page=2" in h for h in api.hits)
-    assert PollRunner.delay(c) == 90  # X-Poll-Interval beats the configured 1 s
+    assert c.next_delay() == 90  # X-Poll-Interval beats the configured 1 s
     page = asyncio.run(_first_page(c, api))
     assert [e.type for e in page.events] == ["pull_request.opened", "push"]
 
@@ -350,7 +355,7 @@ def test_requests_per_second_and_rate_limit_reset(api: Api) -> None:
 def test_cron_schedule() -> None:
     c = HttpPollConnector("cron", HttpPollConnector.Config.model_validate(
         {"url": "http://127.0.0.1:1/x", "cron": "*/5 * * * *"}))
-    assert 0 <= PollRunner.delay(c) <= 300
+    assert 0 <= c.next_delay() <= 300
     with pytest.raises(ValueError, match="cron"):
         HttpPollConnector.Config.model_validate({"url": "http://x", "cron": "not a cron"})
     with pytest.raises(ValueError, match="exactly one"):

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.base import ConnectorConfig, event_id
 from connectors.errors import PollError
+from connectors.options import ConnectorConfig
 from connectors.polling import (
     HttpPollConnector,
     Origin,
@@ -38,10 +38,11 @@ from connectors.polling import (
     PollingConnector,
     PollSchedule,
 )
+from connectors.request import event_id
+from devtools.localkafka import free_port
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import BufferConfig, GatewayConfig
-from gateway.localkafka import free_port
 from gateway.polling import PollRunner
 from tests.helpers import base_config, consume, thread_server, write_config
 
@@ -115,7 +116,7 @@ def http_poll(cid: str, **config: Any) -> HttpPollConnector:
         {"interval_seconds": 60, "max_retries": 0, **config}))
 
 
-async def _with_runner(tmp_path: Path, connector: PollingConnector,
+async def _with_runner(tmp_path: Path, connector: PollingConnector[Any],
                        body: Callable[[PollRunner, PollHttp], Awaitable[Any]]) -> Any:
     buffer = Buffer(tmp_path / f"{connector.connector_id}-{uuid.uuid4().hex[:6]}.db",
                     BufferConfig())
@@ -130,7 +131,7 @@ async def _with_runner(tmp_path: Path, connector: PollingConnector,
         await buffer.close()
 
 
-def run_once(tmp_path: Path, connector: PollingConnector) -> int | Exception:
+def run_once(tmp_path: Path, connector: PollingConnector[Any]) -> int | Exception:
     """One ``run_once`` of ``connector``: how many events were new, or what it raised."""
 
     async def body(runner: PollRunner, http: PollHttp) -> int | Exception:
@@ -143,7 +144,7 @@ def run_once(tmp_path: Path, connector: PollingConnector) -> int | Exception:
     return result
 
 
-def run_loop_until(tmp_path: Path, connector: PollingConnector,
+def run_loop_until(tmp_path: Path, connector: PollingConnector[Any],
                    done: Callable[[dict[str, Any]], bool], timeout: float = 10.0
                    ) -> dict[str, Any]:
     """The runner's own loops (``start``: its own httpx client) until ``done(health)``
@@ -179,7 +180,8 @@ def test_next_link_to_another_origin_is_refused_or_followed_bare(
     refused = run_once(tmp_path, http_poll("refused", **config))
     assert other.seen == [], "a next link on another port received the poller's requests"
     assert isinstance(refused, PollError), refused
-    assert other.url in str(refused) and "allowed_origins" in str(refused)
+    assert other.url in str(refused)
+    assert "allowed_origins" in str(refused)
 
     followed = run_once(tmp_path, http_poll("allowed", **config,
                                             allowed_origins=[other.url]))
@@ -226,14 +228,17 @@ def test_redirect_to_another_port_is_refused_or_followed_without_the_api_key(
     health = run_loop_until(tmp_path, http_poll("redir", **config),
                             lambda h: h["last_error"] is not None, timeout=5)
     assert other.seen == [], "a redirect took the poller's requests to another port"
-    assert other.url in health["last_error"] and "allowed_origins" in health["last_error"]
+    assert other.url in health["last_error"]
+    assert "allowed_origins" in health["last_error"]
     assert health["events_polled"] == 0
 
     health = run_loop_until(tmp_path, http_poll("redir-ok", **config,
                                                 allowed_origins=[other.url]),
                             lambda h: h["events_polled"] == 2, timeout=5)
-    assert health["events_polled"] == 2 and health["last_error"] is None
-    assert other.seen and all("x-api-key" not in s.headers for s in other.seen)
+    assert health["events_polled"] == 2
+    assert health["last_error"] is None
+    assert other.seen
+    assert all("x-api-key" not in s.headers for s in other.seen)
     assert all(s.headers.get("x-api-key") == "k3y" for s in home.seen)
 
 
@@ -324,9 +329,11 @@ def test_unencodable_records_are_dead_lettered_and_the_cursor_moves_on(
     assert set(letters) == {event_id("hard", "big"), event_id("hard", "deep")}
     for rid in ("big", "deep"):
         letter = letters[event_id("hard", rid)]
-        assert letter["connector_id"] == "hard" and letter["source"] == "items"
+        assert letter["connector_id"] == "hard"
+        assert letter["source"] == "items"
         assert "cannot be encoded" in letter["reason"]
-        assert letter["request_id"] is None and letter["body_base64"] is None
+        assert letter["request_id"] is None
+        assert letter["body_base64"] is None
         assert letter["received_at"].endswith("Z")
         assert json.loads(letter["body"]) == next(r for r in rows if r["id"] == rid)
     assert all(dict(r.headers)["event-id"].decode() == orjson.loads(r.value)["id"]
@@ -335,7 +342,8 @@ def test_unencodable_records_are_dead_lettered_and_the_cursor_moves_on(
     assert sorted(i for line in lines for i in line["event_ids"]) == sorted(letters)
     assert all("cannot be encoded" in line["reason"] for line in lines)
     later = [httpx.URL(s.url).params.get("since") for s in source.seen[1:]]
-    assert later and all(since == "2026-01-01T00:00:04Z" for since in later)
+    assert later
+    assert all(since == "2026-01-01T00:00:04Z" for since in later)
     assert len(source.seen) >= 3
 
 
@@ -353,11 +361,12 @@ def test_unencodable_cursor_value_is_saved_as_text(sites: Callable[[], Site],
     async def body(runner: PollRunner, http: PollHttp) -> tuple[int, int, bytes | None]:
         first = await runner.run_once("seq", c, http)
         second = await runner.run_once("seq", c, http)
-        return first, second, await runner.buffer.load_cursor("seq")
+        return first, second, await runner.buffer.cursors.load("seq")
 
     first, second, cursor = asyncio.run(_with_runner(tmp_path, c, body))
     assert (first, second) == (2, 0)  # two events and a dead letter, then nothing new
-    assert cursor is not None and orjson.loads(cursor)["since"] == str(2**70)
+    assert cursor is not None
+    assert orjson.loads(cursor)["since"] == str(2**70)
     assert httpx.URL(source.seen[-1].url).params["after"] == str(2**70)
 
 
@@ -384,7 +393,8 @@ def test_a_source_answering_garbage_does_not_stop_its_poller(
                 break
             time.sleep(0.2)
         assert health.get("last_error"), health
-        assert "JSON" in health["last_error"] and health["last_error_at"] is not None
+        assert "JSON" in health["last_error"]
+        assert health["last_error_at"] is not None
         polls = len(source.seen)
         time.sleep(1.5)
         assert len(source.seen) > polls  # still polling, backed off
@@ -393,13 +403,13 @@ def test_a_source_answering_garbage_does_not_stop_its_poller(
     assert sorted(orjson.loads(r.value)["payload"]["id"] for r in got) == ["fine-1", "fine-2"]
 
 
-class _Flaky(PollingConnector):
+class _Flaky(PollingConnector[PollSchedule]):
     """Raises whatever it is told to, then polls fine."""
 
     source: ClassVar[str] = "flaky"
     Config: ClassVar[type[ConnectorConfig]] = PollSchedule
 
-    def __init__(self, connector_id: str, config: ConnectorConfig,
+    def __init__(self, connector_id: str, config: PollSchedule,
                  errors: list[BaseException]) -> None:
         super().__init__(connector_id, config)
         self.errors = errors
@@ -418,12 +428,15 @@ def test_any_exception_is_recorded_backed_off_and_retried(tmp_path: Path) -> Non
     flaky = _Flaky("flaky", PollSchedule(interval_seconds=1.5), errors)
     health = run_loop_until(tmp_path, flaky, lambda h: h["events_polled"] >= 1, timeout=15)
     assert health["events_polled"] == 1
-    assert health["last_error"] == "KeyError: 'k'" and health["last_error_at"] is not None
+    assert health["last_error"] == "KeyError: 'k'"
+    assert health["last_error_at"] is not None
     gaps = [round(b - a, 1) for a, b in zip(flaky.calls, flaky.calls[1:], strict=False)]
     assert len(gaps) == 3
     # from 1 s, doubling, capped by the 1.5 s schedule (uncapped: 1, 2, 4); exact values
     # in test_backoff_doubles_and_is_capped
-    assert 0.9 <= gaps[0] < 1.45 and gaps[1] >= 1.4 and 1.4 <= gaps[2] < 3.0, gaps
+    assert 0.9 <= gaps[0] < 1.45, gaps
+    assert gaps[1] >= 1.4, gaps
+    assert 1.4 <= gaps[2] < 3.0, gaps
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -19,11 +19,11 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from devtools.localkafka import free_port
 from gateway.app import Gateway
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.config import BufferConfig, KafkaConfig
-from gateway.localkafka import free_port
 from gateway.relay import Relay
 from tests.helpers import (
     GatewayProcess,
@@ -137,17 +137,17 @@ def test_an_illegal_topic_in_the_buffer_goes_to_the_dead_letter_topic(
         audit = AuditLog(tmp_path / "audit.jsonl")
         await buffer.open()
         await audit.open()
-        assert await buffer.submit(None, [record("bad topic/x", 1),
+        assert await buffer.outbox.submit(None, [record("bad topic/x", 1),
                                           record(f"{topic_prefix}.good", 2)])
         relay = Relay(buffer, KafkaConfig(bootstrap_servers=kafka_bootstrap,
                                           dead_letter_topic=f"{topic_prefix}.dlq"), audit)
         relay.start()
         try:
             for _ in range(200):
-                if not await buffer.fetch():
+                if not await buffer.outbox.fetch():
                     break
                 await asyncio.sleep(0.1)
-            assert not await buffer.fetch()
+            assert not await buffer.outbox.fetch()
         finally:
             await relay.stop()
             await buffer.close()
@@ -175,11 +175,11 @@ def test_readyz_is_not_ready_while_buffer_commits_fail(
 
         def cap(pages: int | None) -> None:  # SQLite's own "database or disk is full"
             def run() -> None:
-                assert buffer._conn is not None
-                count = buffer._conn.execute("PRAGMA page_count").fetchone()[0]
-                buffer._conn.execute(f"PRAGMA max_page_count={pages or count}")
-            assert buffer._loop is not None
-            asyncio.run_coroutine_threadsafe(buffer._run(run), buffer._loop).result(10)
+                assert buffer.db.conn is not None
+                count = buffer.db.conn.execute("PRAGMA page_count").fetchone()[0]
+                buffer.db.conn.execute(f"PRAGMA max_page_count={pages or count}")
+            assert buffer.db.loop is not None
+            asyncio.run_coroutine_threadsafe(buffer.db.run(run), buffer.db.loop).result(10)
 
         cap(None)
         full = [deliver(server, "ok", orjson.dumps({"type": "t", "pad": "z" * 30000, "n": n}))
@@ -235,7 +235,7 @@ def test_a_topic_that_stays_missing_goes_to_the_dead_letter_topic_after_the_wait
         tmp_path: Path) -> None:
     """On a broker that does not create topics: records for a missing topic wait
     ``kafka.unknown_topic_timeout_seconds``, then are dead-lettered; the rest go on."""
-    from gateway.localkafka import LocalKafka
+    from devtools.localkafka import LocalKafka
 
     with LocalKafka(auto_create_topics=False) as kafka:
         small_topic(kafka.bootstrap, "t.present", "t.dlq", max_bytes=1_000_000)
@@ -248,14 +248,15 @@ def test_a_topic_that_stays_missing_goes_to_the_dead_letter_topic_after_the_wait
             audit = AuditLog(tmp_path / "audit.jsonl")
             await buffer.open()
             await audit.open()
-            assert await buffer.submit(None, [record("t.missing", 1), record("t.present", 2)])
+            assert await buffer.outbox.submit(None, [record("t.missing", 1),
+                                                     record("t.present", 2)])
             relay = Relay(buffer, KafkaConfig(bootstrap_servers=kafka.bootstrap,
                                               dead_letter_topic="t.dlq",
                                               unknown_topic_timeout_seconds=3), audit)
             started = time.monotonic()
             relay.start()
             try:
-                while await buffer.fetch():
+                while await buffer.outbox.fetch():
                     assert time.monotonic() - started < 60, "the missing topic blocked it"
                     await asyncio.sleep(0.2)
                 return time.monotonic() - started

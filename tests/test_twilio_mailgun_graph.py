@@ -12,10 +12,11 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 
-from connectors.base import InboundRequest
 from connectors.bodysigned import AdyenConnector, GraphConnector, MailgunConnector
+from connectors.request import InboundRequest
 from connectors.twilio import TwilioConnector
 from gateway.errors import SignatureError, Unnormalizable
+from tests.helpers import settle
 
 
 def make(cls: Any, **config: Any) -> Any:
@@ -43,10 +44,10 @@ TWILIO_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
 def test_twilio_published_vectors(params: dict[str, str], signature: str) -> None:
     c = make(TwilioConnector, secret="12345", public_url=TWILIO_URL)
     body = urlencode(params).encode()
-    c.verify(request(body, {"X-Twilio-Signature": signature, "Content-Type": FORM}))
+    settle(c.verify(request(body, {"X-Twilio-Signature": signature, "Content-Type": FORM})))
     with pytest.raises(SignatureError):
-        c.verify(request(body.replace(b"1234", b"9999"),
-                         {"X-Twilio-Signature": signature, "Content-Type": FORM}))
+        settle(c.verify(request(body.replace(b"1234", b"9999"),
+                         {"X-Twilio-Signature": signature, "Content-Type": FORM})))
 
 
 def test_twilio_json_body_sdk_vector() -> None:
@@ -56,10 +57,11 @@ def test_twilio_json_body_sdk_vector() -> None:
     c = make(TwilioConnector, secret="12345", public_url="https://mycompany.com/myapp.php")
     headers = {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4=",
                "Content-Type": "application/json"}
-    c.verify(request(body, headers, url=f"http://internal/webhooks/c?foo=1&bar=2&bodySHA256={sha}"))
+    settle(
+        c.verify(request(body, headers, url=f"http://internal/webhooks/c?foo=1&bar=2&bodySHA256={sha}")))
     with pytest.raises(SignatureError, match="bodySHA256"):
-        c.verify(request(body + b" ", headers,
-                         url=f"http://internal/webhooks/c?foo=1&bar=2&bodySHA256={sha}"))
+        settle(c.verify(request(body + b" ", headers,
+                         url=f"http://internal/webhooks/c?foo=1&bar=2&bodySHA256={sha}")))
 
 
 def test_twilio_sdk_signs_what_we_verify() -> None:
@@ -72,7 +74,7 @@ def test_twilio_sdk_signs_what_we_verify() -> None:
     c = make(TwilioConnector, secret=token, public_url=url)
     r = request(urlencode(params).encode(), {"X-Twilio-Signature": signature,
                                              "Content-Type": FORM})
-    c.verify(r)
+    settle(c.verify(r))
     assert c.normalize(r)[0].type == "message.delivered"
     ours = c.sign(c.sample_body())["X-Twilio-Signature"]
     from urllib.parse import parse_qsl
@@ -96,22 +98,25 @@ def test_mailgun_sdk_accepts_what_we_accept() -> None:
     assert SecurityGuard.verify_webhook(key, sig["token"], sig["timestamp"], sig["signature"])
     c = make(MailgunConnector, secret=key)
     r = request(body, {})
-    c.verify(r)
+    settle(c.verify(r))
     assert c.delivery_id(r) == "token:" + "a" * 50  # single use inside the dedup window
     [event] = c.normalize(r)
-    assert event.type == "delivered" and "signature" not in event.payload
+    assert event.type == "delivered"
+    assert "signature" not in event.payload
 
 
 def test_mailgun_rejects_wrong_key_stale_and_missing() -> None:
     stamp = str(int(time.time()))
     with pytest.raises(SignatureError):
-        make(MailgunConnector, secret="right").verify(request(mailgun_body("wrong", stamp), {}))
+        settle(
+            make(MailgunConnector, secret="right").verify(
+                request(mailgun_body("wrong", stamp), {})))
     with pytest.raises(SignatureError) as stale:
-        make(MailgunConnector, secret="k").verify(request(
-            mailgun_body("k", str(int(time.time()) - 5000)), {}))
+        settle(make(MailgunConnector, secret="k").verify(request(
+            mailgun_body("k", str(int(time.time()) - 5000)), {})))
     assert stale.value.reason == "stale_timestamp"
     with pytest.raises(SignatureError) as missing:
-        make(MailgunConnector, secret="k").verify(request(b'{"event-data": {}}', {}))
+        settle(make(MailgunConnector, secret="k").verify(request(b'{"event-data": {}}', {})))
     assert missing.value.reason == "missing_signature"
 
 
@@ -123,13 +128,13 @@ def test_graph_client_state_is_checked_and_stripped() -> None:
         {"subscriptionId": "s1", "changeType": "deleted", "resource": "Users/2",
          "clientState": "client-state-secret"}]})
     r = request(body, {})
-    c.verify(r)
+    settle(c.verify(r))
     drafts = c.normalize(r)
     assert [d.type for d in drafts] == ["graph.created", "graph.deleted"]
     assert all("clientState" not in d.payload for d in drafts)
     forged = body.replace(b'"client-state-secret"}]', b'"guess"}]')
     with pytest.raises(SignatureError):
-        c.verify(request(forged, {}))
+        settle(c.verify(request(forged, {})))
 
 
 def test_graph_validation_token_is_echoed_as_text() -> None:
@@ -146,7 +151,7 @@ def test_mailgun_without_event_data_is_dead_lettered() -> None:
     del body["event-data"]
     c = make(MailgunConnector, secret="k")
     r = request(orjson.dumps(body), {})
-    c.verify(r)
+    settle(c.verify(r))
     with pytest.raises(Unnormalizable):
         c.normalize(r)
 
@@ -156,14 +161,14 @@ def test_twilio_wrong_token_and_stripped_header_are_rejected() -> None:
                         "Digits": "1234", "From": "+12349013030", "To": "+18005551212"})
     headers = {"X-Twilio-Signature": "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", "Content-Type": FORM}
     with pytest.raises(SignatureError):
-        make(TwilioConnector, secret="54321", public_url=TWILIO_URL).verify(
-            request(params.encode(), headers))
+        settle(make(TwilioConnector, secret="54321", public_url=TWILIO_URL).verify(
+            request(params.encode(), headers)))
     with pytest.raises(SignatureError) as missing:
-        make(TwilioConnector, secret="12345", public_url=TWILIO_URL).verify(
-            request(params.encode(), {"Content-Type": FORM}))
+        settle(make(TwilioConnector, secret="12345", public_url=TWILIO_URL).verify(
+            request(params.encode(), {"Content-Type": FORM})))
     assert missing.value.reason == "missing_signature"
-    make(TwilioConnector, secrets=["old", "12345"], public_url=TWILIO_URL).verify(
-        request(params.encode(), headers))  # rotation
+    settle(make(TwilioConnector, secrets=["old", "12345"], public_url=TWILIO_URL).verify(
+        request(params.encode(), headers)))  # rotation
 
 
 # -- Adyen: an HMAC per notification item, inside the body ------------------------------
@@ -198,7 +203,7 @@ def test_adyen_published_example() -> None:
     item["additionalData"] = {"hmacSignature": "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="}
     body = orjson.dumps({"live": "false",
                          "notificationItems": [{"NotificationRequestItem": item}]})
-    make(AdyenConnector, secret=ADYEN_KEY).verify(request(body, {}))
+    settle(make(AdyenConnector, secret=ADYEN_KEY).verify(request(body, {})))
 
 
 @pytest.mark.parametrize("fields", [
@@ -210,7 +215,7 @@ def test_adyen_published_example() -> None:
 def test_adyen_sdk_signed_items_verify(fields: dict[str, Any]) -> None:
     c = make(AdyenConnector, secrets=["00" * 32, ADYEN_KEY])  # rotation: either key
     body = adyen_body(adyen_item(**fields), adyen_item(pspReference="8815", **fields))
-    c.verify(request(body, {}))
+    settle(c.verify(request(body, {})))
     drafts = c.normalize(request(body, {}))
     assert [d.type for d in drafts] == [fields.get("eventCode", "AUTHORISATION")] * 2
     assert all("hmacSignature" not in d.payload["additionalData"] for d in drafts)
@@ -222,17 +227,17 @@ def test_adyen_rejects_tampering_a_wrong_key_and_unsigned_items() -> None:
     good = adyen_body(adyen_item())
     tampered = good.replace(b'"value":1130', b'"value":9130')
     with pytest.raises(SignatureError):
-        c.verify(request(tampered, {}))
+        settle(c.verify(request(tampered, {})))
     with pytest.raises(SignatureError):
-        c.verify(request(adyen_body(adyen_item(), key="AB" * 32), {}))
+        settle(c.verify(request(adyen_body(adyen_item(), key="AB" * 32), {})))
     # every item must verify, not only the first (the SDK's helper checks only the first)
     mixed = orjson.loads(adyen_body(adyen_item(), adyen_item(pspReference="2")))
     mixed["notificationItems"][1]["NotificationRequestItem"]["amount"]["value"] = 1
     with pytest.raises(SignatureError):
-        c.verify(request(orjson.dumps(mixed), {}))
+        settle(c.verify(request(orjson.dumps(mixed), {})))
     with pytest.raises(SignatureError) as err:
-        c.verify(request(orjson.dumps({"notificationItems": [
-            {"NotificationRequestItem": adyen_item()}]}), {}))
+        settle(c.verify(request(orjson.dumps({"notificationItems": [
+            {"NotificationRequestItem": adyen_item()}]}), {})))
     assert err.value.reason == "missing_signature"
 
 
@@ -243,7 +248,7 @@ def test_adyen_sample_is_valid_for_the_sdk_and_redeliveries_share_a_delivery_id(
     sample = c.sample_body()
     item = orjson.loads(sample)["notificationItems"][0]["NotificationRequestItem"]
     assert is_valid_hmac_notification(item, ADYEN_KEY)
-    c.verify(request(sample, {}))
+    settle(c.verify(request(sample, {})))
     assert c.delivery_id(request(sample, {})) == c.delivery_id(request(sample + b" ", {}))
 
 
@@ -268,11 +273,11 @@ def test_twilio_url_with_or_without_the_default_port_verifies(
     signature = RequestValidator(token).compute_signature(signed_url, params)
     assert RequestValidator(token).validate(public_url, params, signature)  # the oracle
     c = make(TwilioConnector, secret=token, public_url=public_url)
-    c.verify(request(urlencode(params).encode(), {"X-Twilio-Signature": signature,
-                                                  "Content-Type": FORM}))
+    settle(c.verify(request(urlencode(params).encode(), {"X-Twilio-Signature": signature,
+                                                  "Content-Type": FORM})))
     other_port = signed_url.replace("gw.example.com", "gw.example.com:8443", 1).replace(
         ":443:8443", ":8443").replace(":80:8443", ":8443")
     with pytest.raises(SignatureError):  # another port is another URL
-        c.verify(request(urlencode(params).encode(), {
+        settle(c.verify(request(urlencode(params).encode(), {
             "X-Twilio-Signature": RequestValidator(token).compute_signature(other_port, params),
-            "Content-Type": FORM}))
+            "Content-Type": FORM})))

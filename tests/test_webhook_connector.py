@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from connectors.base import InboundRequest
+from connectors.request import InboundRequest
 from connectors.webhook import WebhookConnector
 from gateway.errors import SignatureError
+from tests.helpers import settle
 
 BODY = b'{"type": "order.paid", "created_at": "2026-03-01T10:00:00Z", "id": 7}'
 
@@ -23,7 +24,7 @@ def make(**config: Any) -> WebhookConnector:
         {"secret": "s3cret", **config}))
 
 
-def req(body: bytes = BODY, **headers: str) -> InboundRequest:
+def req(body: bytes = BODY, /, **headers: str) -> InboundRequest:
     return InboundRequest("POST", "http://gw/webhooks/hook",
                           {k.lower(): v for k, v in headers.items()}, {}, body, None,
                           datetime.now(UTC))
@@ -36,9 +37,9 @@ def test_digests_and_encodings(algorithm: str, encoding: str) -> None:
     mac = hmac.new(b"s3cret", BODY, getattr(hashlib, algorithm)).digest()
     text = mac.hex() if encoding == "hex" else base64.b64encode(mac).decode()
     c = make(algorithm=algorithm, encoding=encoding, prefix=f"{algorithm}=")
-    c.verify(req(**{"X-Signature": f"{algorithm}={text}"}))
+    settle(c.verify(req(**{"X-Signature": f"{algorithm}={text}"})))
     with pytest.raises(SignatureError):
-        c.verify(req(BODY + b" ", **{"X-Signature": f"{algorithm}={text}"}))
+        settle(c.verify(req(BODY + b" ", **{"X-Signature": f"{algorithm}={text}"})))
 
 
 def test_timestamped_scheme_signs_timestamp_dot_body_and_enforces_the_window() -> None:
@@ -48,17 +49,17 @@ def test_timestamped_scheme_signs_timestamp_dot_body_and_enforces_the_window() -
     def sig(ts: int) -> str:
         return hmac.new(b"s3cret", f"{ts}.".encode() + BODY, hashlib.sha256).hexdigest()
 
-    c.verify(req(**{"X-Signature": sig(now), "X-Timestamp": str(now)}))
+    settle(c.verify(req(**{"X-Signature": sig(now), "X-Timestamp": str(now)})))
     with pytest.raises(SignatureError) as stale:
-        c.verify(req(**{"X-Signature": sig(now - 120), "X-Timestamp": str(now - 120)}))
+        settle(c.verify(req(**{"X-Signature": sig(now - 120), "X-Timestamp": str(now - 120)})))
     assert stale.value.reason == "stale_timestamp"
     with pytest.raises(SignatureError) as future:
-        c.verify(req(**{"X-Signature": sig(now + 120), "X-Timestamp": str(now + 120)}))
+        settle(c.verify(req(**{"X-Signature": sig(now + 120), "X-Timestamp": str(now + 120)})))
     assert future.value.reason == "stale_timestamp"
     with pytest.raises(SignatureError):  # the timestamp is signed: changing it breaks it
-        c.verify(req(**{"X-Signature": sig(now), "X-Timestamp": str(now + 1)}))
+        settle(c.verify(req(**{"X-Signature": sig(now), "X-Timestamp": str(now + 1)})))
     with pytest.raises(SignatureError) as missing:
-        c.verify(req(**{"X-Signature": sig(now)}))
+        settle(c.verify(req(**{"X-Signature": sig(now)})))
     assert missing.value.reason == "missing_signature"
 
 
@@ -81,4 +82,4 @@ def test_event_time_and_delivery_id() -> None:
 def test_sign_produces_what_verify_accepts() -> None:
     c = make(timestamp_header="X-Timestamp", id_header="X-Delivery", prefix="v1=")
     headers = c.sign(BODY)
-    c.verify(req(**headers))
+    settle(c.verify(req(**headers)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -26,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+
+from gateway.background import die_with_parent
 
 KAFKA_VERSION = os.environ.get("GATEWAY_KAFKA_VERSION", "3.9.2")
 SLF4J_VERSION = "1.7.36"
@@ -107,12 +108,6 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGKILL when the thread that started it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class LocalKafka:
     """One single-node KRaft broker (broker and controller in one JVM) on loopback."""
 
@@ -179,12 +174,11 @@ class LocalKafka:
                 capture_output=True, text=True, check=False)
             if fmt.returncode != 0:
                 raise KafkaLaunchError(f"formatting KRaft storage failed:\n{fmt.stderr[-2000:]}")
-        log = open(self.dir / "broker.log", "ab")
-        self.proc = subprocess.Popen(
-            self._java(cp, "kafka.Kafka", str(props), heap=self.heap),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent)
-        log.close()
+        with open(self.dir / "broker.log", "ab") as log:  # the broker keeps its own copy
+            self.proc = subprocess.Popen(
+                self._java(cp, "kafka.Kafka", str(props), heap=self.heap),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=die_with_parent)
         try:
             self._wait_ready(timeout)
         except BaseException:
@@ -274,3 +268,29 @@ async def _produce_once(bootstrap: str, *, create: bool = False) -> None:
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m devtools.localkafka [--port P] [--data-dir D]``: run a broker until
+    SIGTERM or Ctrl-C; prints its bootstrap address once it accepts produce requests."""
+    import argparse
+    import threading
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.localkafka",
+                                     description="run a local single-node KRaft broker")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--data-dir", default=None, help="keep the broker's data here")
+    args = parser.parse_args(argv)
+    kafka = LocalKafka(port=args.port, data_dir=Path(args.data_dir) if args.data_dir else None)
+    kafka.start()
+    print(kafka.bootstrap, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    kafka.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Providers' handshakes, as small strategies a preset names.
+
+A *challenge* carries its own proof and is answered before any signature check (it is
+the only hook that sees GET and OPTIONS); a *handshake* arrives inside an authentic
+delivery and is answered after it. Each returns the reply, or None when the request is
+not this handshake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from typing import TYPE_CHECKING, ClassVar
+
+import orjson
+from pydantic import SecretStr
+
+from connectors.errors import Unnormalizable
+from connectors.options import ConnectorConfig, SecretRequired
+from connectors.request import HandshakeReply, InboundRequest, json_pointer
+
+if TYPE_CHECKING:
+    from connectors.presets.engine import PresetConnector
+
+
+def plain(text: str) -> HandshakeReply:
+    """Echo a challenge as text, never as something a browser would render."""
+    return HandshakeReply(200, text.encode(), "text/plain",
+                          {"X-Content-Type-Options": "nosniff"})
+
+
+class Handshake:
+    """One provider's handshake. ``Config``: the options it needs, when it needs more
+    than a secret (Meta's verify token)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ConnectorConfig] | None] = None
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        raise NotImplementedError
+
+
+class MetaConfig(SecretRequired):
+    """Meta signs with the app secret; its GET subscription check echoes a verify token."""
+
+    verify_token: SecretStr
+
+
+class MetaVerifyToken(Handshake):
+    """``GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..``: echo the
+    challenge when the verify token is the configured one."""
+
+    name = "meta"
+    Config = MetaConfig
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        q = request.query
+        if request.method != "GET" or q.get("hub.mode") != "subscribe":
+            return None
+        expected = getattr(connector.config, "verify_token", None)
+        given = q.get("hub.verify_token", "").encode()
+        if expected is None or not hmac.compare_digest(
+                expected.get_secret_value().encode(), given):
+            return HandshakeReply(403, b'{"error":"forbidden","detail":"verify token"}')
+        return plain(q.get("hub.challenge", ""))
+
+
+class DropboxChallenge(Handshake):
+    """Dropbox's ``GET ?challenge=``: echo it."""
+
+    name = "dropbox"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        value = request.query.get("challenge")
+        return None if request.method != "GET" or value is None else plain(value)
+
+
+class OktaVerification(Handshake):
+    """Okta's one-time ``GET`` with ``X-Okta-Verification-Challenge``, authenticated by
+    the same header as deliveries."""
+
+    name = "okta"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        value = request.header("X-Okta-Verification-Challenge")
+        if request.method != "GET" or value is None:
+            return None
+        connector.check(request)
+        return HandshakeReply(200, orjson.dumps({"verification": value}))
+
+
+_WOO_PING = re.compile(rb"webhook_id=[0-9]{1,20}")
+
+
+class WooCommercePing(Handshake):
+    """Sent unsigned when a webhook is saved; WooCommerce wants exactly 200. It proves
+    nothing and publishes nothing."""
+
+    name = "woocommerce"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        if (request.method == "POST" and request.header(connector.preset.scheme.header) is None
+                and _WOO_PING.fullmatch(request.body)):
+            return HandshakeReply(200, b"", "text/plain")
+        return None
+
+
+class SlackUrlVerification(Handshake):
+    name = "slack"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        body = request.json_or_none()
+        if not isinstance(body, dict) or body.get("type") != "url_verification":
+            return None
+        return HandshakeReply(200, str(body.get("challenge", "")).encode(), "text/plain")
+
+
+class ZoomUrlValidation(Handshake):
+    """``endpoint.url_validation``: the plain token and its HMAC under the secret."""
+
+    name = "zoom"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        body = request.json_or_none()
+        if not isinstance(body, dict) or body.get("event") != "endpoint.url_validation":
+            return None
+        token = str(json_pointer(body, "/payload/plainToken") or "")
+        encrypted = hmac.new(connector.keys[0], token.encode(), hashlib.sha256).hexdigest()
+        return HandshakeReply(200, orjson.dumps({"plainToken": token,
+                                                 "encryptedToken": encrypted}))
+
+
+class TwitchCallbackVerification(Handshake):
+    name = "twitch"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        if request.header("Twitch-Eventsub-Message-Type") != "webhook_callback_verification":
+            return None
+        try:
+            payload = connector.payload(request)
+        except Unnormalizable:  # an authentic but unusable body: normalize dead-letters it
+            return None
+        challenge = json_pointer(payload, "/challenge")
+        return HandshakeReply(200, str(challenge or "").encode(), "text/plain")
+
+
+META = MetaVerifyToken()
+DROPBOX = DropboxChallenge()
+OKTA = OktaVerification()
+WOOCOMMERCE = WooCommercePing()
+SLACK = SlackUrlVerification()
+ZOOM = ZoomUrlValidation()
+TWITCH = TwitchCallbackVerification()
