@@ -1,0 +1,508 @@
+"""The configuration reference, ``docs/contract/configuration.md``, generated from the
+pydantic models that validate a configuration file: ``GatewayConfig`` and its sections
+(``gateway/config.py``) and the options every connector takes (``ConnectorConfig``: the
+default ``Config`` of ``connectors.base.Connector``, taken from there wherever it is
+defined).
+
+    .venv/bin/python -m devtools.configref        # rewrite the file
+
+Every key path needs a meaning: the field's pydantic ``description`` or, failing that,
+an entry of ``DESCRIPTIONS`` below. A key without either (a new config key) makes the
+generator raise ``UndocumentedConfig``, and so does an entry for a key that is gone or
+an environment variable the code reads that ``ENVIRONMENT`` does not explain.
+``tests/test_contract_docs.py`` fails while the checked-in file differs from the output.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from connectors.base import Connector
+from gateway.config import GatewayConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC_PATH = ROOT / "docs" / "contract" / "configuration.md"
+COMMON_OPTIONS: type[BaseModel] = Connector.Config  # ConnectorConfig
+# Where the environment variables the code reads are looked for (string literals only):
+# the shipped packages. Development tools (devtools/) read their own.
+ENV_SOURCES = ("gateway", "connectors")
+
+# Fields whose declared type says less than what is validated: ``config`` is a plain
+# mapping in ``ConnectorEntry``, validated by the type's ``Config`` (a ConnectorConfig).
+SUBSTITUTES: dict[str, type[BaseModel]] = {"connectors.<id>.config": COMMON_OPTIONS}
+MAPPING_KEY = "<id>"  # the placeholder for a mapping's keys in key paths
+
+
+class UndocumentedConfig(Exception):
+    """A config key (or environment variable) without a meaning, or a meaning without
+    its key: the reference would be incomplete or wrong."""
+
+
+DESCRIPTIONS: dict[str, str] = {
+    # -- server --------------------------------------------------------------------
+    "server": "The HTTP listener and the limits of its edge (`gateway/server.py`). Limits"
+    " said to be per worker apply to each worker process separately.",
+    "server.host": "Address to listen on; `gateway run --host` overrides it.",
+    "server.port": "Port to listen on; `gateway run --port` overrides it. `gateway sign`"
+    " builds its URL from `host` and `port`.",
+    "server.max_body_bytes": "Largest request body. Larger: 413 `too_large` with"
+    " `Connection: close`, decided on `Content-Length` and again while the body streams"
+    " in; audited `rejected`/`too_large`.",
+    "server.workers": "HTTP worker processes (uvicorn); `gateway run --workers` overrides"
+    " it. They share the buffer; the relay and pollers run in one more process beside"
+    " them.",
+    "server.max_header_bytes": "Request line plus headers, in bytes, counted while they"
+    " arrive. Past it: 431 `headers_too_large` and the connection is closed.",
+    "server.max_headers": "Number of request headers. Past it: 431 `headers_too_large`"
+    " and the connection is closed.",
+    "server.header_timeout_seconds": "From the connection's opening (for the next request"
+    " on a kept-alive connection: from its first byte) to the end of the headers. Past"
+    " it the connection is closed without an answer. Idle kept-alive connections are"
+    " closed by uvicorn's keep-alive timeout (5 s).",
+    "server.body_timeout_seconds": "From the end of the headers to the end of the body."
+    " Past it the connection is closed; nothing is accepted and the request is audited"
+    " `rejected`/`client_disconnect`.",
+    "server.max_connections": "Open connections per worker. A connection past it is"
+    " answered 503 `busy` with `Retry-After: 5` and closed.",
+    "server.max_concurrent_requests": "Requests in flight per worker. Past it: 503"
+    " `busy` with `Retry-After: 5` and `Connection: close` (not audited).",
+    "server.shutdown_timeout_seconds": "On SIGTERM, how long requests in flight get to"
+    " finish (rounded up to whole seconds) before they are cut.",
+    "server.trusted_proxies": "Addresses or CIDR ranges whose `X-Forwarded-For` /"
+    " `X-Forwarded-Proto` are believed; the forwarded address is then the client's (for"
+    " `allowed_ips` and the audit's `remote_addr`). Empty: the peer address is the"
+    " client's. Each entry must parse as an address or range.",
+    # -- kafka ---------------------------------------------------------------------
+    "kafka": "The cluster the relay publishes to, with an idempotent producer and"
+    " `acks=all` (`gateway/kafka.py`).",
+    "kafka.bootstrap_servers": "Brokers, `host:port[,host:port...]`."
+    " `KAFKA_BOOTSTRAP_SERVERS` overrides it.",
+    "kafka.topic": "Topic template. `{source}`, `{type}` and `{connector_id}` are filled"
+    " in per event; characters Kafka refuses become `_` and the name is cut to 249"
+    " characters. Any other placeholder, or a name Kafka can never take, is a"
+    " configuration error. A connector's `config.topic` replaces it.",
+    "kafka.dead_letter_topic": "Where dead letters go: authentic deliveries and polled"
+    " records that cannot become an envelope, and records Kafka refused for good"
+    " (`docs/contract/envelope.md`). Used as written: placeholders pass the check but are"
+    " not filled in, so give a fixed name.",
+    "kafka.client_id": "The client id the producer and the admin client send to the"
+    " brokers.",
+    "kafka.linger_ms": "Producer linger: how long a batch waits for more records.",
+    "kafka.request_timeout_ms": "Producer and admin client request timeout.",
+    "kafka.compression_type": "Producer compression as aiokafka names it (`gzip`,"
+    " `snappy`, `lz4`, `zstd`); unset: none. Not checked at load: the relay's producer"
+    " refuses an unknown value.",
+    "kafka.max_message_bytes": "The largest record the broker takes (its"
+    " `message.max.bytes`, or a topic's `max.message.bytes` if lower). A delivery whose"
+    " event or dead letter, as a record batch with key and headers, would be larger is"
+    " refused with 413 `too_large` before it is accepted. The producer's largest request"
+    " is this plus 64 KiB.",
+    "kafka.unknown_topic_timeout_seconds": "How long records wait for a topic the cluster"
+    " lacks (and does not create) while the records of other topics go on; then they go"
+    " to the dead-letter topic (`kafka_refused: UnknownTopicOrPartitionError`).",
+    # -- audit ---------------------------------------------------------------------
+    "audit": "The audit trail: one JSON line per outcome (`docs/contract/audit.md`).",
+    "audit.path": "The audit file. Unset: `<data_dir>/audit.jsonl`. A path that is not a"
+    " regular file (`/dev/stdout`, a pipe) is written as is: no lock, no rotation.",
+    "audit.max_bytes": "Rotation size: a write that would take the file past it first"
+    " renames `PATH` to `PATH.1` (`PATH.1` to `PATH.2`, ...).",
+    "audit.keep": "Rotated files kept (`PATH.1` ... `PATH.<keep>`); older ones are"
+    " deleted.",
+    "audit.max_backlog_lines": "Lines held in memory per process while the file cannot be"
+    " written (a full disk); past it the oldest are dropped and counted"
+    " (`gateway_audit_dropped_lines_total`).",
+    # -- buffer --------------------------------------------------------------------
+    "buffer": "The local durable buffer between a 2xx and Kafka's acknowledgement:"
+    " `<data_dir>/buffer.db`, SQLite in WAL mode, every commit fsynced"
+    " (`docs/contract/delivery.md`).",
+    "buffer.max_events": "Events held at most. A delivery that does not fit is answered"
+    " 503 `buffer_full` with `Retry-After`.",
+    "buffer.max_bytes": "Bytes held at most: the records' values plus the deduplication"
+    " state (each key's length + 48 bytes). A delivery that does not fit is answered 503"
+    " `buffer_full` with `Retry-After`.",
+    "buffer.dedup_window_seconds": "How long a delivery's deduplication keys are"
+    " remembered. A repeat inside the window is answered 200 `\"duplicate\": true` and"
+    " not published again. `0` turns deduplication off.",
+    "buffer.retry_after_seconds": "The `Retry-After` of a 503 `buffer_full`.",
+    "buffer.max_age_seconds": "`/readyz` answers 503 (not ready) while the oldest"
+    " buffered event is older than this: events are not reaching Kafka.",
+    # -- top level -----------------------------------------------------------------
+    "data_dir": "Everything the gateway keeps on disk: `buffer.db` (buffer,"
+    " deduplication state, poller cursors, quarantine, relay lease and status, the"
+    " workers' metrics) and, unless `audit.path` is set, `audit.jsonl`. Relative to the"
+    " working directory. `GATEWAY_DATA_DIR` overrides it.",
+    "connectors": "Connectors by id. An id is 1 to 100 characters: a letter or digit,"
+    " then letters, digits, `.`, `_` or `-`. It appears in URLs (`/webhooks/<id>`),"
+    " envelopes, record keys, audit lines and metrics. Each connector is validated on"
+    " its own, so every problem of every connector is reported.",
+    "connectors.<id>": "One connector: its type, and the options the type takes.",
+    "connectors.<id>.enabled": "`false`: validated but not started; its URL answers 404"
+    " `unknown_connector` and its pollers do not run.",
+    "connectors.<id>.type": "The implementation: a name in the `gateway.connectors`"
+    " entry-point group (`gateway providers` lists them). An unknown type is an error"
+    " that lists the available ones.",
+    "connectors.<id>.config": "The type's options: the common ones below and the type's"
+    " own. Unknown keys are errors. Secrets are held as secret values (`**********` in"
+    " any dump, message or log).",
+    # -- connectors.<id>.config: ConnectorConfig --------------------------------------
+    "connectors.<id>.config.secret": "The shared secret or token the type verifies with."
+    " Types that need one refuse a config with neither `secret` nor `secrets`, or an"
+    " empty one. A value that looks like a placeholder (`change-me`, `secret`,"
+    " `example`, ...) stops startup unless development mode is on (`--dev`,"
+    " `GATEWAY_DEV=1`).",
+    "connectors.<id>.config.secrets": "More secrets, any of which verifies (rotation);"
+    " taken together with `secret`.",
+    "connectors.<id>.config.public_key": "The provider's public key, for types verifying a"
+    " signature made with the provider's private key (Ed25519, ECDSA: `discord`,"
+    " `sendgrid`, `telnyx`, ...).",
+    "connectors.<id>.config.tolerance_seconds": "Replay window of timestamped schemes;"
+    " unset: the provider's documented window (`docs/providers.md`). A timestamp outside"
+    " it: 401 `unauthorized`, audited `stale_timestamp`.",
+    "connectors.<id>.config.public_url": "The exact URL the provider calls, for schemes"
+    " that sign the URL (required by those types: Twilio, HubSpot, Square, ...).",
+    "connectors.<id>.config.topic": "Topic template for this connector's events, in place"
+    " of `kafka.topic` (same placeholders, same checks).",
+    "connectors.<id>.config.events": "Allow-list of event types for webhook deliveries: an"
+    " entry matches the type and the dotted types under it (`pull_request` matches"
+    " `pull_request.opened`). Other events are dropped; a delivery left with none is"
+    " answered 200 `\"filtered\": true`, audited `filtered`/`event_not_allowed`. Unset:"
+    " every type. Not applied to `/api/events` or pollers.",
+    "connectors.<id>.config.rate_limit": "A token bucket per worker process over"
+    " authentic deliveries (for `push`: `/api/events` requests). Past it: 429"
+    " `rate_limited` with `Retry-After`, audited `rejected`/`rate_limited`. Forged"
+    " requests and handshakes do not count.",
+    "connectors.<id>.config.rate_limit.per_second": "Deliveries per second: the bucket's"
+    " refill rate.",
+    "connectors.<id>.config.rate_limit.burst": "The bucket's size; unset: `per_second`"
+    " rounded up.",
+    "connectors.<id>.config.allowed_ips": "Addresses or CIDR ranges that may deliver (the"
+    " peer, or the forwarded address from `server.trusted_proxies`), checked first."
+    " Others: 403 `forbidden`, audited `unauthorized_ip`.",
+    "connectors.<id>.config.basic_auth": "HTTP Basic credentials required after"
+    " `allowed_ips` and before the signature check (which still runs). Missing or wrong:"
+    " 401 `unauthorized`, audited `invalid_credentials`. Needs `password` or"
+    " `passwords`.",
+    "connectors.<id>.config.basic_auth.username": "The user name.",
+    "connectors.<id>.config.basic_auth.password": "The password.",
+    "connectors.<id>.config.basic_auth.passwords": "More passwords, any of which is"
+    " accepted (rotation).",
+    "connectors.<id>.config.api_key": "An API key required after `allowed_ips` and before"
+    " the signature check (which still runs), from exactly one of `header` and `query`,"
+    " matching `value` or one of `values`. Missing or wrong: 401 `unauthorized`, audited"
+    " `invalid_credentials`.",
+    "connectors.<id>.config.api_key.header": "The request header that carries the key.",
+    "connectors.<id>.config.api_key.query": "The query parameter that carries the key.",
+    "connectors.<id>.config.api_key.value": "The key.",
+    "connectors.<id>.config.api_key.values": "More keys, any of which is accepted"
+    " (rotation).",
+}
+
+# Environment variables the code reads, and what they do. The generator checks this
+# against the string literals the code passes to os.environ / env lookups.
+ENVIRONMENT: dict[str, str] = {
+    "GATEWAY_CONFIG": "The configuration file when `--config` is not given (`gateway run`"
+    " sets it for its worker processes).",
+    "KAFKA_BOOTSTRAP_SERVERS": "Replaces `kafka.bootstrap_servers` when set and not"
+    " empty; `gateway tail` reads it before the config.",
+    "GATEWAY_DATA_DIR": "Replaces `data_dir` when set and not empty.",
+    "GATEWAY_DEV": "`1`, `true` or `yes`: development mode, placeholder secrets are"
+    " accepted. `--dev` sets it. Never on an exposed instance.",
+    "GATEWAY_LOG_LEVEL": "Log level of the JSON logs on stdout (default `info`).",
+    "GATEWAY_RELAY": "Set by `gateway run`: `external` tells worker processes that the"
+    " relay runs in a process of its own.",
+    "GATEWAY_BACKGROUND_NICE": "Niceness of the relay-and-pollers process `gateway run`"
+    " starts (default `5`).",
+}
+
+INTRO = """\
+<!-- Generated by devtools/configref.py from gateway/config.py and ConnectorConfig.
+     Do not edit: run `.venv/bin/python -m devtools.configref`. -->
+
+# Configuration reference
+
+One YAML file: `gateway run --config PATH`, or `$GATEWAY_CONFIG`. `gateway check-config`
+validates it and exits.
+
+- `${VAR}` and `${VAR:-default}` are expanded in every string from the environment. The
+  default applies when `VAR` is unset or empty. A missing variable without a default is
+  an error naming the variable and the key path.
+- Every problem is reported at once, each with its key path
+  (`connectors.github-main.config.secret: ...`), and the process exits with status 2;
+  it never starts half-configured. Unknown keys are errors (`unknown key`). Messages are
+  built from key paths, never from values, so a secret cannot leak through one.
+- Secrets that look like placeholders stop startup outside development mode (`--dev`,
+  `GATEWAY_DEV=1`); `gateway sign`, `tail`, `audit verify` and `quarantine` accept them.
+
+Types: `str`, `int`, `float`, `bool`; `secret` is a string held as a secret value;
+`| null` means the key may be left unset. Sizes are bytes, durations seconds unless the
+name says otherwise.
+"""
+
+CONNECTOR_OPTIONS_INTRO = """\
+Every connector type's options include these (`ConnectorConfig`, the base of every
+type's `Config`); a type uses those its scheme needs and may require some (`secret` or
+`secrets` for shared-secret schemes, `public_key`, `public_url`). What each type
+requires, signs and deduplicates on: `docs/providers.md` and `gateway providers`.
+"""
+
+TYPE_OPTIONS_INTRO = """\
+Types that take keys of their own, or require a common key (generated from each type's
+`Config` class; details in `docs/providers.md` and the type's module). Every other type
+takes only the common options.
+"""
+
+ENV_INTRO = """\
+Environment variables the gateway reads besides `${VAR}` references in the file (and
+the variable a `github_poll` connector names in `token_env`, default `GITHUB_TOKEN`).
+Development tools (`devtools/`, not shipped) read their own.
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    type: str
+    default: str
+    constraints: str
+    meaning: str
+
+
+@dataclass
+class Section:
+    key: str  # "" for the top level
+    intro: str
+    rows: list[Row] = field(default_factory=list)
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    """The model ``annotation`` names (also inside ``X | None``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        found = [m for a in typing.get_args(annotation) if (m := _model(a)) is not None]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _mapping_value(annotation: Any) -> type[BaseModel] | None:
+    """The model of a ``dict[str, Model]``'s values, or None."""
+    if typing.get_origin(annotation) is dict:
+        return _model(typing.get_args(annotation)[1])
+    return None
+
+
+def type_name(annotation: Any) -> str:
+    """``annotation`` as the reference writes types."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        names = [type_name(a) for a in args if a is not type(None)]
+        return " | ".join(names) + (" | null" if type(None) in args else "")
+    if origin is list:
+        return f"list[{type_name(args[0])}]"
+    if origin is dict:
+        return "mapping"
+    if annotation is SecretStr:
+        return "secret"
+    if annotation is Any:
+        return "any"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(f"`{a}`" for a in args)
+    return str(getattr(annotation, "__name__", annotation))
+
+
+def _size(value: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if value >= 1 << shift and value % (1 << shift) == 0:
+            return f" ({value >> shift} {unit})"
+    return ""
+
+
+def default_text(key: str, info: FieldInfo) -> str:
+    if info.is_required():
+        return "required"
+    value = info.get_default(call_default_factory=True)
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int):
+        return f"`{value}`" + (_size(value) if key.endswith("_bytes") else "")
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    if isinstance(value, str):
+        return f"`{value}`" if value else '`""`'
+    if isinstance(value, list | tuple):
+        return "`[]`" if not value else f"`{list(value)}`"
+    if isinstance(value, dict):
+        return "`{}`" if not value else f"`{value}`"
+    return f"`{value!r}`"
+
+
+_BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
+           ("min_length", "length >="), ("max_length", "length <="))
+
+
+def constraints_text(info: FieldInfo) -> str:
+    """The bounds pydantic enforces (``Field(ge=...)`` and the like)."""
+    found = []
+    for meta in info.metadata:
+        for attr, symbol in _BOUNDS:
+            bound = getattr(meta, attr, None)
+            if bound is not None:
+                found.append(f"{symbol} {bound}")
+    return ", ".join(found)
+
+
+def _meaning(key: str, info: FieldInfo | None, missing: list[str]) -> str:
+    text = (info.description if info is not None else None) or DESCRIPTIONS.get(key)
+    if not text:
+        missing.append(key)
+        return ""
+    return " ".join(text.split())
+
+
+def _walk(model: type[BaseModel], prefix: str, section: Section, sections: list[Section],
+          missing: list[str], seen: set[str]) -> None:
+    for name, info in model.model_fields.items():
+        key = prefix + name
+        seen.add(key)
+        meaning = _meaning(key, info, missing)
+        annotation = info.annotation
+        nested = SUBSTITUTES.get(key) or _model(annotation)
+        if (nested is not None and key not in SUBSTITUTES
+                and isinstance(info.get_default(call_default_factory=True), BaseModel)):
+            own = Section(key, meaning)  # a section of the file (server:, kafka:, ...)
+            sections.append(own)
+            _walk(nested, key + ".", own, sections, missing, seen)
+            continue
+        section.rows.append(Row(key, type_name(annotation), default_text(key, info),
+                                constraints_text(info), meaning))
+        if key in SUBSTITUTES:  # a mapping validated by a model: its keys get a section
+            own = Section(key, CONNECTOR_OPTIONS_INTRO)
+            sections.append(own)
+            _walk(SUBSTITUTES[key], key + ".", own, sections, missing, seen)
+        elif nested is not None:  # an optional mapping: its keys follow its row
+            _walk(nested, key + ".", section, sections, missing, seen)
+        elif (values := _mapping_value(annotation)) is not None:
+            entry = f"{key}.{MAPPING_KEY}"
+            seen.add(entry)
+            own = Section(entry, _meaning(entry, None, missing))
+            sections.append(own)
+            _walk(values, entry + ".", own, sections, missing, seen)
+
+
+def sections() -> list[Section]:
+    """The reference's tables; raises UndocumentedConfig for keys without a meaning."""
+    top = Section("", "Keys at the top level of the file.")
+    found = [top]
+    missing: list[str] = []
+    seen: set[str] = set()
+    _walk(GatewayConfig, "", top, found, missing, seen)
+    stale = sorted(set(DESCRIPTIONS) - seen)
+    problems = []
+    if missing:
+        problems.append("config keys without a description (add one to"
+                        " devtools/configref.py DESCRIPTIONS): " + ", ".join(missing))
+    if stale:
+        problems.append("descriptions of config keys that no longer exist (remove them"
+                        " from devtools/configref.py DESCRIPTIONS): " + ", ".join(stale))
+    if problems:
+        raise UndocumentedConfig("; ".join(problems))
+    return found  # the top level first, then the sections as the models declare them
+
+
+_ENV_LITERAL = re.compile(
+    r"""(?:environ\.get|environ\[|getenv|\benv\.get|\benv\[)\(?\s*["']([A-Z][A-Z0-9_]*)["']""")
+
+
+def environment_in_code(root: Path = ROOT) -> set[str]:
+    """The environment variables the code reads by name."""
+    names: set[str] = set()
+    for package in ENV_SOURCES:
+        for path in sorted((root / package).rglob("*.py")):
+            names.update(_ENV_LITERAL.findall(path.read_text(encoding="utf-8")))
+    return names
+
+
+def _check_environment() -> None:
+    in_code = environment_in_code()
+    unexplained = sorted(in_code - set(ENVIRONMENT))
+    gone = sorted(set(ENVIRONMENT) - in_code)
+    problems = []
+    if unexplained:
+        problems.append("environment variables the code reads without an entry in"
+                        " devtools/configref.py ENVIRONMENT: " + ", ".join(unexplained))
+    if gone:
+        problems.append("ENVIRONMENT entries the code no longer reads: " + ", ".join(gone))
+    if problems:
+        raise UndocumentedConfig("; ".join(problems))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(rows: list[Row]) -> list[str]:
+    out = ["| key | type | default | constraints | meaning |", "|---|---|---|---|---|"]
+    out += [f"| `{r.key}` | {_cell(r.type)} | {_cell(r.default)} | {_cell(r.constraints)}"
+            f" | {_cell(r.meaning)} |" for r in rows]
+    return out
+
+
+def type_options() -> list[tuple[str, list[str]]]:
+    """Per connector type: its own keys, and the common keys it requires."""
+    from connectors import registry
+
+    common = COMMON_OPTIONS.model_fields
+    out = []
+    for name, cls in sorted(registry.available().items()):
+        keys = []
+        for key, info in cls.Config.model_fields.items():
+            base = common.get(key)
+            if base is None:
+                keys.append(f"`{key}`" + (" (required)" if info.is_required() else ""))
+            elif info.is_required() and not base.is_required():
+                keys.append(f"`{key}` (required)")
+        if keys:
+            out.append((name, keys))
+    return out
+
+
+def render() -> str:
+    """The text of docs/contract/configuration.md."""
+    _check_environment()
+    out = [INTRO]
+    for section in sections():
+        title = f"`{section.key}`" if section.key else "Top level"
+        out += [f"## {title}", "", section.intro.strip(), "", *_table(section.rows), ""]
+    out += ["## Per connector type", "", TYPE_OPTIONS_INTRO.strip(), "",
+            "| type | keys |", "|---|---|"]
+    out += [f"| `{name}` | {', '.join(keys)} |" for name, keys in type_options()]
+    out += ["", "## Environment", "", ENV_INTRO.strip(), "", "| variable | effect |",
+            "|---|---|"]
+    out += [f"| `{name}` | {_cell(' '.join(text.split()))} |"
+            for name, text in ENVIRONMENT.items()]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    """Write docs/contract/configuration.md."""
+    text = render()
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {DOC_PATH.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
