@@ -163,9 +163,10 @@ DESCRIPTIONS: dict[str, str] = {
     "connectors.<id>.config.public_key": "The provider's public key, for types verifying a"
     " signature made with the provider's private key (Ed25519, ECDSA: `discord`,"
     " `sendgrid`, `telnyx`, ...).",
-    "connectors.<id>.config.tolerance_seconds": "Replay window of timestamped schemes;"
-    " unset: the provider's documented window (`docs/providers.md`). A timestamp outside"
-    " it: 401 `unauthorized`, audited `stale_timestamp`.",
+    "connectors.<id>.config.tolerance_seconds": "Replay window of timestamped schemes, in"
+    " seconds from now (back, and ahead unless the provider's clock skew is smaller); unset:"
+    " the provider's default, always finite (`docs/providers.md`); 0 is a window of zero,"
+    " not off. A timestamp outside it: 401 `unauthorized`, audited `stale_timestamp`.",
     "connectors.<id>.config.public_url": "The exact URL the provider calls, for schemes"
     " that sign the URL (required by those types: Twilio, HubSpot, Square, ...).",
     "connectors.<id>.config.topic": "Topic template for this connector's events, in place"

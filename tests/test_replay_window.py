@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,16 +69,6 @@ def test_sendgrid_has_a_window_by_default_a_day_of_retries_wide() -> None:
         assert stale.value.reason == "stale_timestamp"
     c, r = _sendgrid(private, now - 2 * 24 * 3600, tolerance_seconds=3 * 24 * 3600)
     settle(c.verify(r))  # the configured window wins
-
-
-@pytest.fixture
-def sns() -> Iterator[tuple[Fake, CertServer]]:
-    fake = Fake()
-    server = CertServer(fake.pem)
-    try:
-        yield fake, server
-    finally:
-        server.close()
 
 
 def test_sns_has_a_window_by_default_its_hour_of_retries_wide(
