@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 
 from connectors.base import Connector
 from gateway.config import GatewayConfig
+from gateway.kafka_settings import ENVIRONMENT as KAFKA_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_PATH = ROOT / "docs" / "contract" / "configuration.md"
@@ -108,6 +109,43 @@ DESCRIPTIONS: dict[str, str] = {
     "kafka.unknown_topic_timeout_seconds": "How long records wait for a topic the cluster"
     " lacks (and does not create) while the records of other topics go on; then they go"
     " to the dead-letter topic (`kafka_refused: UnknownTopicOrPartitionError`).",
+    "kafka.topics": "The topics the gateway writes, as they should be: entries with a"
+    " `name` (a topic) or a `pattern` (a glob, `events.*`, giving its settings to every"
+    " name it matches), each with `partitions`, `replication_factor` and `configs` (topic"
+    " configs: `retention.ms`, `min.insync.replicas`, `cleanup.policy`, ...)."
+    " `gateway topics check` compares them with the cluster; `gateway topics create`"
+    " creates the missing ones (the broker's defaults for what is not declared).",
+    "kafka.missing_topics": "At startup, when a topic the gateway writes (the dead-letter"
+    " topic, fixed names, templates filled with each connector's source and id) is"
+    " missing and the brokers do not create topics: `fail` refuses to start, naming"
+    " them; `warn` starts, and their events wait, then go to the dead-letter topic. An"
+    " unreachable cluster never stops startup.",
+    "kafka.security_protocol": "How every Kafka client of the gateway connects: `PLAINTEXT`,"
+    " `SSL` (TLS; mutual TLS with `ssl_certfile`/`ssl_keyfile`), `SASL_PLAINTEXT` or"
+    " `SASL_SSL` (SASL over TLS: what managed clusters use). `KAFKA_SECURITY_PROTOCOL`.",
+    "kafka.ssl_cafile": "PEM file of the CAs that sign the brokers' certificates; unset:"
+    " the system's trusted CAs. Must be readable at load. `KAFKA_SSL_CAFILE`.",
+    "kafka.ssl_certfile": "PEM client certificate (and chain) for mutual TLS; with"
+    " `ssl_keyfile`. `KAFKA_SSL_CERTFILE`.",
+    "kafka.ssl_keyfile": "PEM private key of `ssl_certfile`. `KAFKA_SSL_KEYFILE`.",
+    "kafka.ssl_check_hostname": "Whether a broker's certificate must name the host"
+    " connected to. Turn off only for brokers reached by an address their certificates"
+    " do not carry. `KAFKA_SSL_CHECK_HOSTNAME`.",
+    "kafka.sasl_mechanism": "`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (with"
+    " `sasl_plain_username`/`_password`) or `OAUTHBEARER` (with the `sasl_oauth_*` keys);"
+    " needed by, and only with, the `SASL_*` protocols. `KAFKA_SASL_MECHANISM`.",
+    "kafka.sasl_plain_username": "The SASL user (PLAIN and SCRAM). `KAFKA_SASL_USERNAME`.",
+    "kafka.sasl_plain_password": "The SASL password (a secret: masked everywhere; a"
+    " placeholder value stops startup outside development mode). `KAFKA_SASL_PASSWORD`.",
+    "kafka.sasl_oauth_token_url": "OAUTHBEARER: the OAuth 2.0 token endpoint of a"
+    " client-credentials grant; https (http only on loopback), since the client secret is"
+    " sent there. `KAFKA_SASL_OAUTH_TOKEN_URL`.",
+    "kafka.sasl_oauth_client_id": "OAUTHBEARER: the client id. `KAFKA_SASL_OAUTH_CLIENT_ID`.",
+    "kafka.sasl_oauth_client_secret": "OAUTHBEARER: the client secret (a secret; sent only"
+    " to `sasl_oauth_token_url`, in the Authorization header)."
+    " `KAFKA_SASL_OAUTH_CLIENT_SECRET`.",
+    "kafka.sasl_oauth_scope": "OAUTHBEARER: the scope to ask for, if the provider wants one."
+    " `KAFKA_SASL_OAUTH_SCOPE`.",
     # -- audit ---------------------------------------------------------------------
     "audit": "The audit trail: one JSON line per outcome (`docs/contract/audit.md`).",
     "audit.path": "The audit file. Unset: `<data_dir>/audit.jsonl`. A path that is not a"
@@ -212,7 +250,20 @@ ENVIRONMENT: dict[str, str] = {
     "GATEWAY_CONFIG": "The configuration file when `--config` is not given (`gateway run`"
     " sets it for its worker processes).",
     "KAFKA_BOOTSTRAP_SERVERS": "Replaces `kafka.bootstrap_servers` when set and not"
-    " empty; `gateway tail` reads it before the config.",
+    " empty. Like every `KAFKA_*` variable below, it also serves `gateway tail` without a"
+    " config file.",
+    "KAFKA_SECURITY_PROTOCOL": "Replaces `kafka.security_protocol`.",
+    "KAFKA_SSL_CAFILE": "Replaces `kafka.ssl_cafile`.",
+    "KAFKA_SSL_CERTFILE": "Replaces `kafka.ssl_certfile`.",
+    "KAFKA_SSL_KEYFILE": "Replaces `kafka.ssl_keyfile`.",
+    "KAFKA_SSL_CHECK_HOSTNAME": "Replaces `kafka.ssl_check_hostname` (`true`/`false`).",
+    "KAFKA_SASL_MECHANISM": "Replaces `kafka.sasl_mechanism`.",
+    "KAFKA_SASL_USERNAME": "Replaces `kafka.sasl_plain_username`.",
+    "KAFKA_SASL_PASSWORD": "Replaces `kafka.sasl_plain_password`.",
+    "KAFKA_SASL_OAUTH_TOKEN_URL": "Replaces `kafka.sasl_oauth_token_url`.",
+    "KAFKA_SASL_OAUTH_CLIENT_ID": "Replaces `kafka.sasl_oauth_client_id`.",
+    "KAFKA_SASL_OAUTH_CLIENT_SECRET": "Replaces `kafka.sasl_oauth_client_secret`.",
+    "KAFKA_SASL_OAUTH_SCOPE": "Replaces `kafka.sasl_oauth_scope`.",
     "GATEWAY_DATA_DIR": "Replaces `data_dir` when set and not empty.",
     "GATEWAY_DEV": "`1`, `true` or `yes`: development mode, placeholder secrets are"
     " accepted. `--dev` sets it. Never on an exposed instance.",
@@ -428,8 +479,9 @@ _ENV_LITERAL = re.compile(
 
 
 def environment_in_code(root: Path = ROOT) -> set[str]:
-    """The environment variables the code reads by name."""
-    names: set[str] = set()
+    """The environment variables the code reads by name, and those of the table of
+    ``kafka:`` overrides (``gateway.kafka_settings.ENVIRONMENT``)."""
+    names: set[str] = set(KAFKA_ENVIRONMENT)
     for package in ENV_SOURCES:
         for path in sorted((root / package).rglob("*.py")):
             names.update(_ENV_LITERAL.findall(path.read_text(encoding="utf-8")))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from connectors.options import parse_networks
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
+from gateway.kafka_settings import KafkaConfig, from_environment
 from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
@@ -60,31 +61,6 @@ class ServerConfig(_Strict):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         parse_networks(value)  # raises, naming the entry that is not an address or range
-        return value
-
-
-class KafkaConfig(_Strict):
-    bootstrap_servers: str = "localhost:9092"
-    topic: str = "events.{source}"
-    dead_letter_topic: str = "events.dlq"
-    client_id: str = "event-gateway"
-    linger_ms: int = Field(default=5, ge=0)
-    request_timeout_ms: int = Field(default=15_000, gt=0)
-    compression_type: str | None = None
-    # The largest record the broker takes (its message.max.bytes; a topic's
-    # max.message.bytes if lower). A delivery whose event would be larger is refused
-    # with 413 before it is accepted: acknowledged, it could never be published.
-    max_message_bytes: int = Field(default=1_048_576, ge=4096)
-    # A record whose topic the cluster still does not have after this long (and does not
-    # create) goes to the dead-letter topic instead of blocking the ones behind it.
-    unknown_topic_timeout_seconds: float = Field(default=120.0, ge=0)
-
-    @field_validator("topic", "dead_letter_topic")
-    @classmethod
-    def _legal_topic(cls, value: str) -> str:
-        problem = template_problem(value)
-        if problem:
-            raise ValueError(problem)
         return value
 
 
@@ -203,6 +179,10 @@ _PLACEHOLDER_SECRET = re.compile(
     r"^(secret|password|passwd|token|test|default|dummy|xxx+|\*+)$)", re.IGNORECASE)
 
 
+PLACEHOLDER_PROBLEM = ("looks like a placeholder, not a secret: set a real one (or run with"
+                       " --dev / GATEWAY_DEV=1 for local development only)")
+
+
 def is_placeholder(secret: SecretStr) -> bool:
     """A secret anyone could guess: the words example configurations use."""
     return bool(_PLACEHOLDER_SECRET.search(secret.get_secret_value().strip()))
@@ -252,10 +232,8 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     dev = allow_placeholders or env.get("GATEWAY_DEV", "") in ("1", "true", "yes")
     problems: list[ConfigProblem] = []
     tree: dict[str, Any] = expand_env(_read(path), env, (), problems)
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = tree.get("kafka")
-        tree["kafka"] = {**(kafka if isinstance(kafka, dict) else {}),
-                         "bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
+    if (kafka := from_environment(tree.get("kafka"), env)) is not tree.get("kafka"):
+        tree["kafka"] = kafka
     if env.get("GATEWAY_DATA_DIR"):
         tree["data_dir"] = env["GATEWAY_DATA_DIR"]
 
@@ -266,6 +244,10 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
         settings = GatewayConfig.model_validate(tree)
     except ValidationError as exc:
         problems.extend(problems_from_validation(exc))
+    if settings is not None and not dev:
+        problems.extend(ConfigProblem(key_path(("kafka", *where)), PLACEHOLDER_PROBLEM)
+                        for where, secret in secret_fields(settings.kafka)
+                        if is_placeholder(secret))
 
     entries: dict[str, ConnectorEntry] = {}
     connectors: dict[str, Connector[Any]] = {}
@@ -340,9 +322,7 @@ def _connector(cid: str, raw_entry: Any, available: dict[str, type[Connector[Any
         problems.append(ConfigProblem(key_path((*loc, "config", "topic")), problem))
     if not dev:
         problems.extend(
-            ConfigProblem(key_path((*loc, "config", *where)),
-                          "looks like a placeholder, not a secret: set a real one (or run"
-                          " with --dev / GATEWAY_DEV=1 for local development only)")
+            ConfigProblem(key_path((*loc, "config", *where)), PLACEHOLDER_PROBLEM)
             for where, secret in secret_fields(options) if is_placeholder(secret))
     if not entry.enabled:
         return kept, None

@@ -115,7 +115,7 @@ def answer_for(exc: Rejected | Unavailable) -> ErrorAnswer:
     """What the sender gets for ``exc`` (status, ``{"error": code}``, headers) and the
     reason its audit line gives."""
     status = next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
-    retry_after = getattr(exc, "retry_after", None)
+    retry_after = exc.retry_after if isinstance(exc, Unavailable | RateLimited) else None
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
     reason = exc.reason if isinstance(exc, Rejected) else exc.code
     return ErrorAnswer(status, exc.code, exc.detail, headers, reason)

@@ -44,8 +44,8 @@ from aiokafka.errors import (
 from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.buffer import Record
-from gateway.config import KafkaConfig
 from gateway.envelope import rfc3339
+from gateway.kafka_settings import KafkaConfig
 from gateway.topics import topic_problem
 
 # Kafka's answers that no retry can change for the record they were about.

@@ -11,9 +11,9 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connectors.base import Connector
 from gateway.buffer import Record
-from gateway.config import KafkaConfig
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import PayloadTooLarge, Unnormalizable
+from gateway.kafka_settings import KafkaConfig
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
 

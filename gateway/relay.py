@@ -32,8 +32,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, RelayStatus, Segment
-from gateway.config import KafkaConfig, LoadedConfig
-from gateway.kafka import make_admin, make_producer
+from gateway.config import LoadedConfig
+from gateway.kafka import describe, make_admin, make_producer
+from gateway.kafka_settings import KafkaConfig
 from gateway.metrics import METRICS
 from gateway.publish import Outcome, Publisher
 from gateway.tasks import cancel, supervised
@@ -73,6 +74,7 @@ class Relay:
         self._publisher: Publisher | None = None
         self._done: dict[int, set[int]] = {}  # segment id -> indexes of records done
         self._waiting: str | None = None
+        self._sending_since: float | None = None  # time.monotonic() of the publish in flight
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -106,9 +108,18 @@ class Relay:
         self.kafka_ok = True
         self.kafka_error = None
 
+    def _check_acknowledgements(self) -> None:
+        """A publish waiting longer than the producer's request timeout means Kafka is
+        not answering (a hung or overloaded broker), whatever the client still retries:
+        say so now rather than when the client gives up."""
+        since, limit = self._sending_since, self.kafka.request_timeout_ms / 1000
+        if since is not None and time.monotonic() - since > limit:
+            self._down(f"no acknowledgement from Kafka for more than {limit:.0f} s")
+
     async def _heartbeat(self) -> None:
         """The lease and the status, every second, whatever the publishing loop does."""
         while True:
+            self._check_acknowledgements()
             try:
                 self.leader = await self.buffer.lease.acquire(self.owner, LEASE_TTL)
             except Exception:
@@ -128,7 +139,7 @@ class Relay:
             await asyncio.wait_for(self._producer.start(), START_TIMEOUT)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._close_producer()
-            self._down(f"cannot connect: {type(exc).__name__}")
+            self._down(f"cannot connect: {describe(exc)}")
             return False
         self._publisher = Publisher(self._producer, self.kafka, self.buffer.outbox.quarantine)
         self._up()
@@ -198,7 +209,7 @@ class Relay:
         try:
             await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
         except (KafkaError, OSError, TimeoutError) as exc:
-            self._down(f"metadata request failed: {type(exc).__name__}")
+            self._down(f"metadata request failed: {describe(exc)}")
         else:
             self._up()
 
@@ -208,7 +219,11 @@ class Relay:
         assert self._publisher is not None
         items = [(s.id, i, r) for s in segments
                  for i, r in enumerate(s.records) if i not in self._done.get(s.id, ())]
-        out = await self._publisher.publish(items)
+        self._sending_since = time.monotonic()
+        try:
+            out = await self._publisher.publish(items)
+        finally:
+            self._sending_since = None
         for sid, index, _ in out.done:
             self._done.setdefault(sid, set()).add(index)
         complete = [s for s in segments if len(self._done.get(s.id, ())) >= s.events]

@@ -30,9 +30,9 @@ from connectors.presets import PresetConnector
 from connectors.registry import available
 from connectors.request import InboundRequest, event_id
 from connectors.signing import HmacScheme, TokenScheme
-from gateway.config import KafkaConfig
 from gateway.envelope import SCHEMA_PATH
 from gateway.errors import SignatureError
+from gateway.kafka_settings import KafkaConfig
 from gateway.records import Records
 from tests.connector_cases import CASES, ECDSA_KEY, ED25519_KEY, PUBLIC_URL, build
 from tests.signing_support import keep_local, sign_detached, with_proof

@@ -40,8 +40,8 @@ from connectors.presets import PresetConnector
 from connectors.presets.handshakes import OKTA, TWITCH
 from connectors.registry import available
 from connectors.request import HandshakeReply, InboundRequest, event_id
-from gateway.config import KafkaConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
+from gateway.kafka_settings import KafkaConfig
 from gateway.records import Records
 from tests.connector_cases import CASES, HEADERS, PUBLIC_URL, build, build_any, build_sender
 from tests.helpers import base_config, thread_server, write_config

@@ -13,7 +13,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
-from gateway.config import BufferConfig, KafkaConfig
+from gateway.config import BufferConfig
+from gateway.kafka_settings import KafkaConfig
 from gateway.relay import Relay
 from tests.helpers import consume
 

@@ -23,7 +23,8 @@ from devtools.localkafka import free_port
 from gateway.app import Gateway
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
-from gateway.config import BufferConfig, KafkaConfig
+from gateway.config import BufferConfig
+from gateway.kafka_settings import KafkaConfig
 from gateway.relay import Relay
 from tests.helpers import (
     GatewayProcess,
