@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shlex
 import signal
@@ -12,13 +11,12 @@ import sys
 from pathlib import Path
 
 import orjson
-from pydantic import ValidationError
 
 from connectors.base import PushSource, Webhook
 from gateway import logging as gateway_logging
-from gateway.config import LoadedConfig, load_config, problems_from_validation, resolve_path
+from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import ConfigError
-from gateway.kafka_settings import KafkaConfig, from_environment
+from gateway.kafka_commands import check_connection, cmd_tail, cmd_topics, topics_refusal
 
 
 def _load(path: str | None, *, allow_placeholders: bool = False) -> LoadedConfig:
@@ -40,7 +38,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"ok: {len(loaded.connectors)} enabled connector(s): "
           f"{', '.join(sorted(loaded.connectors)) or '-'}; kafka {s.kafka.bootstrap_servers};"
           f" data dir {s.data_dir}")
-    return 0
+    return check_connection(s.kafka) if args.connect else 0
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
@@ -72,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config_path = resolve_path(args.config)
     os.environ["GATEWAY_CONFIG"] = str(config_path.resolve())
     loaded = load_config(config_path)
-    if loaded.settings.kafka.missing_topics == "fail" and (refusal := _topics_refusal(loaded)):
+    if loaded.settings.kafka.missing_topics == "fail" and (refusal := topics_refusal(loaded)):
         print(f"gateway: {refusal}", file=sys.stderr)
         return 2
     server = loaded.settings.server
@@ -98,105 +96,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                              factory=workers > 1))
     finally:
         relay.stop()
-    return 0
-
-
-def _kafka_settings(config: str | None) -> KafkaConfig:
-    """``kafka:`` of the config file (the environment laid over it); without a file, the
-    environment's ``KAFKA_*`` alone."""
-    if config or os.environ.get("GATEWAY_CONFIG"):
-        return _load(config, allow_placeholders=True).settings.kafka
-    try:
-        return KafkaConfig.model_validate(from_environment({}, dict(os.environ)))
-    except ValidationError as exc:
-        raise ConfigError(problems_from_validation(exc, ("kafka",))) from None
-
-
-def _topics_refusal(loaded: LoadedConfig) -> str | None:
-    """The startup check of ``kafka.missing_topics: fail`` (see gateway.provisioning)."""
-    from aiokafka.errors import KafkaError
-
-    from gateway import provisioning
-    from gateway.kafka import describe, make_admin
-
-    async def check() -> str | None:
-        admin = make_admin(loaded.settings.kafka)
-        try:
-            await asyncio.wait_for(admin.start(), provisioning.TIMEOUT)
-            return await provisioning.refusal_to_start(loaded, admin)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            print(f"gateway: cannot check the topics now ({describe(exc)}); starting: the"
-                  " buffer keeps events until Kafka is reachable", file=sys.stderr)
-            return None
-        finally:
-            await admin.close()
-
-    return asyncio.run(check())
-
-
-def cmd_topics(args: argparse.Namespace) -> int:
-    """``gateway topics check|create``: the topics the gateway writes against the cluster."""
-    from aiokafka.errors import KafkaError
-
-    from gateway import provisioning
-    from gateway.kafka import describe, make_admin
-
-    loaded = _load(args.config, allow_placeholders=True)
-    kafka = loaded.settings.kafka
-
-    async def run() -> int:
-        admin = make_admin(kafka)
-        try:
-            await asyncio.wait_for(admin.start(), provisioning.TIMEOUT)
-            topics, dynamic = provisioning.planned(loaded)
-            report = await provisioning.inspect(admin, topics, dynamic)
-            if args.action == "create" and report.missing:
-                for name in await provisioning.create(admin, topics, report):
-                    print(f"created  {name}")
-                report = await provisioning.inspect(admin, topics, dynamic)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            print(f"cannot reach Kafka at {kafka.bootstrap_servers}: {describe(exc)}",
-                  file=sys.stderr)
-            return 2
-        except provisioning.ProvisioningError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        finally:
-            await admin.close()
-        print("\n".join(provisioning.lines(report)))
-        if report.missing:
-            print("missing topics: create them with `gateway topics create`", file=sys.stderr)
-        if report.differing:
-            print("topics that differ from kafka.topics are not changed by the gateway:"
-                  " alter them with your cluster's tools", file=sys.stderr)
-        return 1 if report.missing or report.differing else 0
-
-    return asyncio.run(run())
-
-
-def cmd_tail(args: argparse.Namespace) -> int:
-    from gateway.kafka import make_consumer
-
-    kafka = _kafka_settings(args.config)
-
-    async def tail() -> None:
-        consumer = make_consumer(kafka, *args.topic, from_beginning=args.from_beginning)
-        await consumer.start()
-        try:
-            seen = 0
-            async for msg in consumer:
-                headers = {k: v.decode(errors="replace") for k, v in msg.headers}
-                key = msg.key.decode(errors="replace") if msg.key else None
-                print(f"# {msg.topic}[{msg.partition}]@{msg.offset} key={key} {headers}")
-                print((msg.value or b"").decode(errors="replace"), flush=True)
-                seen += 1
-                if args.max and seen >= args.max:
-                    return
-        finally:
-            await consumer.stop()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail())
     return 0
 
 
@@ -310,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config")
     check.add_argument("--dev", action="store_true", help="accept placeholder secrets")
+    check.add_argument("--connect", action="store_true",
+                       help="also connect to Kafka as the relay does, and say what failed")
     check.set_defaults(func=cmd_check_config)
 
     audit = sub.add_parser("audit", help="the audit trail")

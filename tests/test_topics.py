@@ -112,3 +112,18 @@ def test_an_unreachable_cluster_is_said_plainly(tmp_path: Path) -> None:
     check = gateway("topics", "check", "--config", str(path))
     assert check.returncode == 2
     assert "cannot reach Kafka at 127.0.0.1:" in check.stderr
+
+
+def test_check_config_connect_says_whether_kafka_answers(strict_kafka: LocalKafka,
+                                                         tmp_path: Path) -> None:
+    from devtools.localkafka import free_port
+
+    ok = gateway("check-config", "--connect", "--config",
+                 str(config(tmp_path, strict_kafka.bootstrap)))
+    assert ok.returncode == 0, ok.stderr
+    assert f"ok: connected to Kafka at {strict_kafka.bootstrap} (PLAINTEXT): 1 broker(s)" \
+        in ok.stdout
+    down = gateway("check-config", "--connect", "--config",
+                   str(config(tmp_path, f"127.0.0.1:{free_port()}", request_timeout_ms=3000)))
+    assert down.returncode == 3
+    assert "cannot connect to Kafka at 127.0.0.1:" in down.stderr
