@@ -204,12 +204,15 @@ async def readyz(request: Request) -> Response:
     if age > limits.max_age_seconds:
         reasons.append(f"buffer: the oldest event waits for {age:.0f} s, more than"
                        f" buffer.max_age_seconds ({limits.max_age_seconds:g})")
-    ready = ((relay.kafka_ok or buffer.has_room) and buffer.commit_error is None
-             and age <= limits.max_age_seconds)
+    # Kafka refusing the gateway (a wrong password, an untrusted certificate) will not
+    # heal by itself: not ready, though the buffer keeps taking events meanwhile.
+    ready = ((relay.kafka_ok or buffer.has_room) and not relay.kafka_refused
+             and buffer.commit_error is None and age <= limits.max_age_seconds)
     body = {
         "ready": ready,
         "reason": "; ".join(reasons) or None,
         "kafka": {"ok": relay.kafka_ok, "error": relay.kafka_error,
+                  "refused": relay.kafka_refused,
                   "missing_topics": relay.missing_topics},
         "buffer": {"events": buffer.events, "bytes": buffer.bytes,
                    "dedup_bytes": buffer.dedup_bytes, "oldest_age_seconds": round(age, 1),

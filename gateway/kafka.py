@@ -10,6 +10,7 @@ carrying a secret.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from typing import Any
@@ -18,8 +19,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
+    KafkaConnectionError,
+    KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
@@ -74,6 +78,44 @@ class ClientCredentials(AbstractTokenProvider):  # type: ignore[misc]  # aiokafk
         return self._token
 
 
+DIAGNOSE_TIMEOUT = 10.0  # seconds for the diagnostic connection
+
+
+async def explain(cfg: KafkaConfig, exc: BaseException) -> tuple[str, bool]:
+    """Why a client could not connect, and whether the cluster refused the gateway
+    (``refuses_us``). aiokafka's clients say only "Unable to bootstrap" and log the real
+    cause: then one connection is opened the same way to find it."""
+    if isinstance(exc, KafkaConnectionError):
+        exc = await diagnose(cfg) or exc
+    return describe(exc), refuses_us(exc)
+
+
+async def diagnose(cfg: KafkaConfig) -> BaseException | None:
+    """Connect to the bootstrap servers as a client does; the first failure, as raised
+    (a SASL refusal, a TLS verification error), or None when one connection succeeds."""
+    options = connection(cfg)
+    first: BaseException | None = None
+    for server in cfg.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(create_conn(
+                host.strip("[]"), int(port), client_id=cfg.client_id,
+                request_timeout_ms=cfg.request_timeout_ms,
+                ssl_context=options.get("ssl_context"),
+                security_protocol=cfg.security_protocol,
+                sasl_mechanism=options.get("sasl_mechanism"),
+                sasl_plain_username=options.get("sasl_plain_username"),
+                sasl_plain_password=options.get("sasl_plain_password"),
+                sasl_oauth_token_provider=options.get("sasl_oauth_token_provider")),
+                DIAGNOSE_TIMEOUT)
+        except (KafkaError, OSError, TimeoutError, ValueError) as exc:
+            first = first or exc
+            continue
+        conn.close()
+        return None
+    return first
+
+
 def describe(exc: BaseException) -> str:
     """Why a connection to Kafka failed, in words an operator can act on. Never holds a
     secret: only exception types, TLS verification messages and host:port appear."""
@@ -87,6 +129,20 @@ def describe(exc: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def refuses_us(exc: BaseException) -> bool:
+    """Whether Kafka answered but refused the gateway (authentication, certificates):
+    a configuration to fix, not an outage to wait out."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, SaslAuthenticationFailed | AuthenticationFailedError
+                      | UnsupportedSaslMechanismError | ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _reason(exc: BaseException) -> str | None:

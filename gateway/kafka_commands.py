@@ -20,7 +20,7 @@ def check_connection(kafka: KafkaConfig) -> int:
     """``check-config --connect``: connect as the relay does and say what failed."""
     from aiokafka.errors import KafkaError
 
-    from gateway.kafka import describe, make_producer
+    from gateway.kafka import explain, make_producer
 
     async def check() -> int:
         producer = make_producer(kafka)
@@ -30,8 +30,9 @@ def check_connection(kafka: KafkaConfig) -> int:
             await asyncio.wait_for(producer.start(), kafka.request_timeout_ms / 1000 + 5)
             metadata = await producer.client.fetch_all_metadata()
         except (KafkaError, OSError, TimeoutError) as exc:
-            print(f"cannot connect to Kafka at {kafka.bootstrap_servers} ({how}):"
-                  f" {describe(exc)}", file=sys.stderr)
+            reason, _ = await explain(kafka, exc)
+            print(f"cannot connect to Kafka at {kafka.bootstrap_servers} ({how}): {reason}",
+                  file=sys.stderr)
             return 3
         finally:
             with contextlib.suppress(Exception):
@@ -59,7 +60,7 @@ def topics_refusal(loaded: LoadedConfig) -> str | None:
     from aiokafka.errors import KafkaError
 
     from gateway import provisioning
-    from gateway.kafka import describe, make_admin
+    from gateway.kafka import explain, make_admin
 
     async def check() -> str | None:
         admin = make_admin(loaded.settings.kafka)
@@ -67,7 +68,8 @@ def topics_refusal(loaded: LoadedConfig) -> str | None:
             await asyncio.wait_for(admin.start(), provisioning.TIMEOUT)
             return await provisioning.refusal_to_start(loaded, admin)
         except (KafkaError, OSError, TimeoutError) as exc:
-            print(f"gateway: cannot check the topics now ({describe(exc)}); starting: the"
+            reason, _ = await explain(loaded.settings.kafka, exc)
+            print(f"gateway: cannot check the topics now ({reason}); starting: the"
                   " buffer keeps events until Kafka is reachable", file=sys.stderr)
             return None
         finally:
@@ -81,7 +83,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from gateway import provisioning
-    from gateway.kafka import describe, make_admin
+    from gateway.kafka import explain, make_admin
 
     loaded = load_config(resolve_path(args.config), allow_placeholders=True)
     kafka = loaded.settings.kafka
@@ -97,7 +99,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
                     print(f"created  {name}")
                 report = await provisioning.inspect(admin, topics, dynamic)
         except (KafkaError, OSError, TimeoutError) as exc:
-            print(f"cannot reach Kafka at {kafka.bootstrap_servers}: {describe(exc)}",
+            reason, _ = await explain(kafka, exc)
+            print(f"cannot reach Kafka at {kafka.bootstrap_servers}: {reason}",
                   file=sys.stderr)
             return 2
         except provisioning.ProvisioningError as exc:

@@ -33,7 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, RelayStatus, Segment
 from gateway.config import LoadedConfig
-from gateway.kafka import describe, make_admin, make_producer
+from gateway.kafka import describe, explain, make_admin, make_producer, refuses_us
 from gateway.kafka_settings import KafkaConfig
 from gateway.metrics import METRICS
 from gateway.publish import Outcome, Publisher
@@ -67,6 +67,7 @@ class Relay:
         self.owner = uuid.uuid4().hex
         self.kafka_ok = False
         self.kafka_error: str | None = "not connected yet"
+        self.kafka_refused = False  # the cluster refuses our credentials or certificates
         self.leader = False
         self.published = 0
         self.missing_topics: list[str] | None = None  # None: not checked yet
@@ -96,17 +97,19 @@ class Relay:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 10)
 
-    def _down(self, reason: str) -> None:
+    def _down(self, reason: str, *, refused: bool = False) -> None:
         if self.kafka_ok or self.kafka_error != reason:
-            log.warning("kafka_unavailable", reason=reason)
+            log.warning("kafka_unavailable", reason=reason, refused=refused)
         self.kafka_ok = False
         self.kafka_error = reason
+        self.kafka_refused = refused
 
     def _up(self) -> None:
         if not self.kafka_ok:
             log.info("kafka_available")
         self.kafka_ok = True
         self.kafka_error = None
+        self.kafka_refused = False
 
     def _check_acknowledgements(self) -> None:
         """A publish waiting longer than the producer's request timeout means Kafka is
@@ -127,7 +130,7 @@ class Relay:
                 raise
             await self.buffer.status.write_relay(RelayStatus(
                 self.kafka_ok, self.kafka_error, self.published, time.time(),
-                self.leader))
+                self.leader, refused=self.kafka_refused))
             await asyncio.sleep(STATUS_EVERY)
 
     async def _connect(self) -> bool:
@@ -139,7 +142,8 @@ class Relay:
             await asyncio.wait_for(self._producer.start(), START_TIMEOUT)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._close_producer()
-            self._down(f"cannot connect: {describe(exc)}")
+            reason, refused = await explain(self.kafka, exc)
+            self._down(f"cannot connect: {reason}", refused=refused)
             return False
         self._publisher = Publisher(self._producer, self.kafka, self.buffer.outbox.quarantine)
         self._up()
@@ -209,7 +213,7 @@ class Relay:
         try:
             await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 5)
         except (KafkaError, OSError, TimeoutError) as exc:
-            self._down(f"metadata request failed: {describe(exc)}")
+            self._down(f"metadata request failed: {describe(exc)}", refused=refuses_us(exc))
         else:
             self._up()
 
@@ -275,6 +279,7 @@ class RelayMonitor:
         self.buffer = buffer
         self.kafka_ok = False
         self.kafka_error: str | None = "relay status not read yet"
+        self.kafka_refused = False
         self.published = 0
         self.leader = False
         self.missing_topics: list[str] | None = None  # the relay process logs them
@@ -299,6 +304,7 @@ class RelayMonitor:
                     self.leader = False
                 else:
                     self.kafka_ok, self.kafka_error = status.kafka_ok, status.error
+                    self.kafka_refused = status.refused
                     self.leader = status.leader
                 self.published = status.published
             await asyncio.sleep(0.5)

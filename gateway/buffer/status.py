@@ -27,6 +27,9 @@ class RelayStatus:
     published: int
     updated: float
     leader: bool = False  # a relay holds the lease now (read from the lease, not written)
+    # Kafka answers but refuses the gateway (credentials, certificates): it will not heal
+    # by itself. Stored as kafka_ok = -1 (1: ok, 0: unreachable).
+    refused: bool = False
 
 
 class Status:
@@ -43,7 +46,8 @@ class Status:
                 conn.execute(
                     "UPDATE relay_status SET kafka_ok = ?, error = ?, published = ?,"
                     " updated = ? WHERE id = 1",
-                    (int(status.kafka_ok), status.error, status.published, status.updated))
+                    (-1 if status.refused else int(status.kafka_ok), status.error,
+                     status.published, status.updated))
         await self._db.run(write)
 
     async def read_relay(self) -> RelayStatus:
@@ -53,7 +57,8 @@ class Status:
             row = self._db.conn.execute(
                 "SELECT kafka_ok, error, published, updated, (SELECT owner IS NOT NULL AND"
                 " expires > ? FROM lease) FROM relay_status", (time.time(),)).fetchone()
-            return RelayStatus(bool(row[0]), row[1], row[2], row[3], bool(row[4]))
+            return RelayStatus(row[0] == 1, row[1], row[2], row[3], bool(row[4]),
+                               refused=row[0] == -1)
         return await self._db.run(read)
 
     async def write_pollers(self, view: dict[str, Any]) -> None:
