@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devtools.kafka import SecureAccess, Security
 from devtools.localkafka import LocalKafka
 
 
@@ -22,6 +23,15 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with LocalKafka() as kafka:
         yield kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureAccess]:
+    """A broker of the session's own (started on first use) with, besides PLAINTEXT, a
+    SASL_SSL listener (SCRAM-SHA-512 user) and an SSL listener requiring a client
+    certificate: addresses, PEM files and credentials as a ``SecureAccess``."""
+    with LocalKafka(security=Security()) as kafka:
+        yield kafka.secure
 
 
 @pytest.fixture
@@ -80,13 +90,14 @@ def google() -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs the broker (the ``kafka_bootstrap`` fixture, directly or through
+    """A test that needs a broker (``kafka_bootstrap`` or ``secure_kafka``, directly or through
     another fixture) is marked ``kafka``, so that ``-m "not kafka"`` runs without one:
     checked here, before ``-m`` deselects anything, for every collected test."""
+    brokers = {"kafka_bootstrap", "secure_kafka"}
     unmarked = [item.nodeid for item in items
-                if "kafka_bootstrap" in getattr(item, "fixturenames", ())
+                if brokers & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("kafka") is None]
     if unmarked:
         raise pytest.UsageError(
-            "these tests use the kafka_bootstrap fixture without @pytest.mark.kafka (or a "
+            "these tests use a broker fixture without @pytest.mark.kafka (or a "
             "module's pytestmark = pytest.mark.kafka):\n  " + "\n  ".join(unmarked))
