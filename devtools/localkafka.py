@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="keep the broker's data here")
     parser.add_argument("--nodes", type=int, default=1, help="combined broker+controllers")
     parser.add_argument("--secure", action="store_true",
-                        help="add SASL_SSL (SCRAM-SHA-512) and mutual-TLS listeners")
+                        help="add SASL_SSL (SCRAM-SHA-512), mutual-TLS and OAUTHBEARER"
+                        " (SASL_PLAINTEXT, unsecured JWTs) listeners")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir) if args.data_dir else None
     security = Security() if args.secure else None

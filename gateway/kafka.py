@@ -11,6 +11,8 @@ carrying a secret.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import ssl
 import time
 from typing import Any
@@ -34,6 +36,13 @@ from gateway.kafka_settings import KafkaConfig
 TOKEN_TIMEOUT = 10.0  # seconds for the OAuth token endpoint to answer
 TOKEN_EARLY = 60.0  # a token is renewed this long before it expires
 TOKEN_DEFAULT_LIFETIME = 300.0  # when the endpoint says nothing of expires_in
+# RFC 6749 5.2 error codes are [a-z_]: one is quoted back; anything else is not.
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
+
+
+class TokenRefused(ConnectionError):
+    """The OAuth token endpoint refused the client (HTTP 4xx but 408 and 429): the
+    configuration to fix, not an outage to wait out."""
 
 
 class ClientCredentials(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
@@ -64,8 +73,17 @@ class ClientCredentials(AbstractTokenProvider):  # type: ignore[misc]  # aiokafk
         except httpx.HTTPError as exc:
             raise ConnectionError(f"the OAuth token endpoint is unreachable:"
                                   f" {type(exc).__name__}") from None
-        body: Any = answer.json() if answer.headers.get("content-type", "").startswith(
-            "application/json") else None
+        body: Any = None
+        if answer.headers.get("content-type", "").startswith("application/json"):
+            with contextlib.suppress(ValueError):  # not JSON after all: no token in it
+                body = answer.json()
+        if 400 <= answer.status_code < 500 and answer.status_code not in (408, 429):
+            error = body.get("error") if isinstance(body, dict) else None
+            code = f" {error}" if isinstance(error, str) and _OAUTH_ERROR.fullmatch(
+                error) else ""
+            raise TokenRefused(f"the OAuth token endpoint refused the token request: HTTP"
+                               f" {answer.status_code}{code} (kafka.sasl_oauth_token_url,"
+                               f" _client_id, _client_secret, _scope)")
         if answer.status_code != 200 or not isinstance(body, dict) or not isinstance(
                 body.get("access_token"), str):
             raise ConnectionError(f"the OAuth token endpoint answered HTTP"
@@ -132,14 +150,14 @@ def describe(exc: BaseException) -> str:
 
 
 def refuses_us(exc: BaseException) -> bool:
-    """Whether Kafka answered but refused the gateway (authentication, certificates):
-    a configuration to fix, not an outage to wait out."""
+    """Whether Kafka (or the OAuth token endpoint) answered but refused the gateway
+    (authentication, certificates): a configuration to fix, not an outage to wait out."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, SaslAuthenticationFailed | AuthenticationFailedError
-                      | UnsupportedSaslMechanismError | ssl.SSLError):
+                      | UnsupportedSaslMechanismError | ssl.SSLError | TokenRefused):
             return True
         cause = cause.__cause__ or cause.__context__
     return False

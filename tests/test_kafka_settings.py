@@ -17,7 +17,7 @@ import pytest
 
 from gateway.config import load_config
 from gateway.errors import ConfigError
-from gateway.kafka import ClientCredentials, connection
+from gateway.kafka import ClientCredentials, connection, describe, refuses_us
 from gateway.kafka_settings import KafkaConfig
 from tests.helpers import write_config
 
@@ -163,3 +163,5 @@ def test_a_refused_token_request_says_so_without_the_secret(token_url: str) -> N
         asyncio.run(provider.token())
     assert "HTTP 401" in str(refused.value)
     assert "wrong-s3cret" not in str(refused.value)
+    assert refuses_us(refused.value)  # a configuration to fix: /readyz is not ready
+    assert describe(refused.value) == str(refused.value)

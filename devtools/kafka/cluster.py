@@ -26,6 +26,7 @@ from devtools.kafka.node import KafkaNode
 from devtools.kafka.probe import PartitionState
 from devtools.kafka.runtime import QUICK_START, KafkaLaunchError, classpath, new_cluster_id
 from devtools.kafka.security import (
+    OAUTH_LISTENER,
     SecureAccess,
     Security,
     scram_format_args,
@@ -37,8 +38,9 @@ from devtools.kafka.tls import Pki, write_pki
 class LocalKafkaCluster:
     """``nodes`` combined broker+controller JVMs, node ids 1..nodes, a quorum of all.
 
-    With ``security``, every node also has a SASL_SSL (SCRAM-SHA-512) and an SSL (client
-    certificate required) listener: see ``secure``. ``jvm_options`` go to every node's JVM
+    With ``security``, every node also has a SASL_SSL (SCRAM-SHA-512), an SSL (client
+    certificate required) and an OAUTH (SASL_PLAINTEXT, OAUTHBEARER with unsecured JWTs)
+    listener: see ``secure``. ``jvm_options`` go to every node's JVM
     (by default C1-only JIT: on 2 cores three nodes boot in about half the time)."""
 
     def __init__(self, nodes: int = 3, *, data_dir: Path | None = None, heap: str = "512m",
@@ -58,6 +60,7 @@ class LocalKafkaCluster:
         self.cluster_id = new_cluster_id()
         given = list(ports or [])
         self.nodes = [KafkaNode(i, self._node_dir(i), heap=heap, secure=security is not None,
+                                oauth=security is not None and security.oauth,
                                 port=given[i - 1] if i <= len(given) else None,
                                 jvm_options=jvm_options)
                       for i in range(1, nodes + 1)]
@@ -95,7 +98,9 @@ class LocalKafkaCluster:
             ca_file=pki.ca_file, client_cert=pki.client_cert, client_key=pki.client_key,
             other_ca_file=pki.other_ca_file, other_client_cert=pki.other_client_cert,
             other_client_key=pki.other_client_key,
-            username=self.security.username, password=self.password)
+            username=self.security.username, password=self.password,
+            oauth=",".join(n.address(OAUTH_LISTENER) for n in self.nodes)
+            if self.security.oauth else "")
 
     # -- configuration ---------------------------------------------------------------
 
@@ -121,7 +126,7 @@ class LocalKafkaCluster:
         if n > 1:  # a killed node is fenced (and leaves every ISR) in seconds, not 9+
             lines += ["broker.heartbeat.interval.ms=1000", "broker.session.timeout.ms=5000"]
         if self.security is not None:
-            lines += server_properties(self.pki)
+            lines += server_properties(self.pki, oauth=self.security.oauth)
         return lines
 
     def _format(self, cp: str, nodes: list[KafkaNode]) -> None:
@@ -282,7 +287,7 @@ class LocalKafka(LocalKafkaCluster):
             kafka.bootstrap                  # "127.0.0.1:PORT", accepting produce requests
 
         with LocalKafka(security=Security()) as kafka:
-            kafka.secure.sasl_ssl, kafka.secure.ssl, kafka.secure.ca_file, ...
+            kafka.secure.sasl_ssl, kafka.secure.ssl, kafka.secure.oauth, ...
     """
 
     def __init__(self, *, port: int | None = None, data_dir: Path | None = None,

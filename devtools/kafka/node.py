@@ -8,23 +8,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devtools.kafka.runtime import QUICK_START, java_command, listener_ports
+from devtools.kafka.security import OAUTH_LISTENER
 from gateway.background import die_with_parent
 
 SECURE_LISTENERS = ("SASL_SSL", "SSL")
-PROTOCOL_MAP = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL"
+PROTOCOL_MAP = ("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,"
+                f"{OAUTH_LISTENER}:SASL_PLAINTEXT")
 
 
 class KafkaNode:
     """Its ports and data directory stay the same across restarts."""
 
     def __init__(self, node_id: int, directory: Path, *, port: int | None = None,
-                 secure: bool = False, heap: str = "768m",
+                 secure: bool = False, oauth: bool = False, heap: str = "768m",
                  jvm_options: Sequence[str] = ()) -> None:
         self.node_id = node_id
         self.dir = directory
         self.heap = heap
         self.jvm_options = tuple(jvm_options)
-        names = ["PLAINTEXT", "CONTROLLER", *(SECURE_LISTENERS if secure else ())]
+        names = ["PLAINTEXT", "CONTROLLER", *(SECURE_LISTENERS if secure else ()),
+                 *((OAUTH_LISTENER,) if secure and oauth else ())]
         picked = [p for p in listener_ports(len(names) + 1) if p != port]
         if port is not None:
             picked.insert(0, port)
