@@ -4,7 +4,9 @@ against what the cluster has.
 The names the gateway will write and can know before any event arrives are *planned*:
 the dead-letter topic, every topic name without placeholders, and the templates whose
 only placeholders are ``{source}`` and ``{connector_id}``, filled in for each connector
-that uses them. Templates with ``{type}`` depend on the events and cannot be listed;
+that uses them (for a push source, with each source its ``sources`` allows). Templates
+with ``{type}`` (or a push source's ``{source}`` without an allow-list) depend on the
+events and cannot be listed;
 ``kafka.topics`` entries with a ``pattern`` (a glob: ``events.*``) give their settings to
 whatever name they match, planned or created by the broker later.
 
@@ -25,6 +27,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from connectors.base import PushSource
 from gateway.config import LoadedConfig
 from gateway.errors import GatewayError
 from gateway.kafka_settings import TopicSpec
@@ -84,11 +87,14 @@ def planned(loaded: LoadedConfig) -> tuple[list[Planned], list[str]]:
     dynamic = set()
     for connector in loaded.connectors.values():
         template = connector.config.topic or kafka.topic
-        if "{type}" in template:
+        # A push source's events name their own source: known only from its allow-list.
+        sources = ([connector.source_slug] if not isinstance(connector, PushSource)
+                   else sorted(connector.sources or ()))
+        if "{type}" in template or ("{source}" in template and not sources):
             dynamic.add(template)
             continue
-        names.add(expand(template, source=connector.source_slug, type="",
-                         connector_id=connector.connector_id))
+        names.update(expand(template, source=source, type="",
+                            connector_id=connector.connector_id) for source in sources or [""])
     return ([Planned(n, spec_for(n, kafka.topics)) for n in sorted(names)], sorted(dynamic))
 
 

@@ -165,3 +165,28 @@ def test_a_refused_token_request_says_so_without_the_secret(token_url: str) -> N
     assert "wrong-s3cret" not in str(refused.value)
     assert refuses_us(refused.value)  # a configuration to fix: /readyz is not ready
     assert describe(refused.value) == str(refused.value)
+
+
+def test_the_planned_topics_are_those_the_gateway_can_name_before_any_event(
+        tmp_path: Path) -> None:
+    from gateway.provisioning import planned
+
+    path = write_config(tmp_path / "p.yaml", {
+        "data_dir": str(tmp_path),
+        "kafka": {"topic": "events.{source}", "dead_letter_topic": "events.dlq",
+                  "topics": [{"pattern": "events.*", "partitions": 6},
+                             {"name": "events.extra"}]},
+        "connectors": {
+            "hooks": {"type": "webhook", "config": {"secret": "a-real-secret-value-1",
+                                                    "source": "orders"}},
+            "billing": {"type": "push", "config": {"secret": "a-real-secret-value-2",
+                                                   "sources": ["invoices", "refunds"]}},
+            "anything": {"type": "push", "config": {"secret": "a-real-secret-value-3"}},
+            "typed": {"type": "webhook", "config": {"secret": "a-real-secret-value-4",
+                                                    "topic": "by-type.{type}"}}}})
+    topics, dynamic = planned(load_config(path, env={}))
+    assert [t.name for t in topics] == ["events.dlq", "events.extra", "events.invoices",
+                                        "events.orders", "events.refunds"]
+    assert all(t.spec is not None and t.spec.partitions == 6 for t in topics
+               if t.name != "events.extra")
+    assert dynamic == ["by-type.{type}", "events.{source}"]  # the push source with no list
