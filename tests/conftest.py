@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devtools.kafka import SecureAccess, Security
+from devtools.kafka import LocalKafkaCluster, SecureAccess, Security
 from devtools.localkafka import LocalKafka
 
 
@@ -32,6 +32,18 @@ def secure_kafka() -> Iterator[SecureAccess]:
     certificate: addresses, PEM files and credentials as a ``SecureAccess``."""
     with LocalKafka(security=Security()) as kafka:
         yield kafka.secure
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalKafkaCluster]:
+    """A three-node KRaft cluster of the module's own, which its tests may kill, stop and
+    restart node by node."""
+    kafka = LocalKafkaCluster(3)
+    try:
+        kafka.start()
+        yield kafka
+    finally:
+        kafka.close()
 
 
 @pytest.fixture
@@ -90,10 +102,10 @@ def google() -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs a broker (``kafka_bootstrap`` or ``secure_kafka``, directly or through
-    another fixture) is marked ``kafka``, so that ``-m "not kafka"`` runs without one:
+    """A test that needs a broker (``kafka_bootstrap``, ``secure_kafka``, ``cluster``; directly or
+    through another fixture) is marked ``kafka``, so that ``-m "not kafka"`` runs without one:
     checked here, before ``-m`` deselects anything, for every collected test."""
-    brokers = {"kafka_bootstrap", "secure_kafka"}
+    brokers = {"kafka_bootstrap", "secure_kafka", "cluster"}
     unmarked = [item.nodeid for item in items
                 if brokers & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("kafka") is None]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,16 +21,6 @@ from tests.load import Outcome, accepted_ids, drive, wait_drained, webhook_conne
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 3
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalKafkaCluster]:
-    kafka = LocalKafkaCluster(3)
-    try:
-        kafka.start()
-        yield kafka
-    finally:
-        kafka.close()
 
 
 def load(url: str, count: int, fault: int = 0,

@@ -24,7 +24,7 @@ import pytest
 
 from devtools.kafka import SecureAccess, unsecured_jwt
 from tests.helpers import consume, thread_server
-from tests.test_kafka_security import config, deliver, readiness
+from tests.test_kafka_security import arrives, config, deliver, readiness
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -107,14 +107,7 @@ def test_events_arrive_with_tokens_from_the_token_endpoint(
     access = secure_kafka
     topic = f"oauth-{uuid.uuid4().hex[:6]}"
     issued = token_endpoint.issued
-    with thread_server(config(tmp_path, topic, oauth(access, token_endpoint))) as server:
-        ids = deliver(server.url, 5)
-        got = {r.value for r in consume(access.plaintext, topic, expect=5)}
-        assert len(got) == 5
-        ready = readiness(server.url)
-        assert ready["ready"], ready
-        assert ready["kafka"]["ok"]
-    assert all(any(i.encode() in v for v in got) for i in ids)
+    arrives(access.plaintext, config(tmp_path, topic, oauth(access, token_endpoint)), topic)
     # A token per client (the relay's producer, the topic check's admin client), not per
     # connection: each client caches its token until 60 s before expires_in.
     assert 1 <= token_endpoint.issued - issued <= 2

@@ -67,20 +67,26 @@ def readiness(url: str, timeout: float = 30) -> dict[str, Any]:
         time.sleep(0.3)
 
 
+def arrives(plaintext: str, config_path: Path, topic: str) -> None:
+    """Five deliveries through the gateway reach ``topic`` (read back over ``plaintext``),
+    and /readyz is ready."""
+    with thread_server(config_path) as server:
+        ids = deliver(server.url, 5)
+        got = {r.value for r in consume(plaintext, topic, expect=5)}
+        assert len(got) == 5
+        ready = readiness(server.url)
+        assert ready["ready"], ready
+        assert ready["kafka"]["ok"]
+    assert all(any(i.encode() in v for v in got) for i in ids)
+
+
 @pytest.mark.parametrize("listener", ["sasl_ssl", "mtls"])
 def test_events_arrive_through_each_secured_listener(
         secure_kafka: SecureAccess, tmp_path: Path, listener: str) -> None:
     access = secure_kafka
     topic = f"sec-{listener}-{uuid.uuid4().hex[:6]}"
     kafka = scram(access) if listener == "sasl_ssl" else mtls(access)
-    with thread_server(config(tmp_path, topic, kafka)) as server:
-        ids = deliver(server.url, 5)
-        got = {r.value for r in consume(access.plaintext, topic, expect=5)}
-        assert len(got) == 5
-        ready = readiness(server.url)
-        assert ready["ready"], ready
-        assert ready["kafka"]["ok"]
-    assert all(any(i.encode() in v for v in got) for i in ids)
+    arrives(access.plaintext, config(tmp_path, topic, kafka), topic)
 
 
 # aiokafka closes a TLS connection whose SASL login was refused without waiting for the

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -15,16 +15,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from devtools.kafka import LocalKafkaCluster, PartitionState
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalKafkaCluster]:
-    kafka = LocalKafkaCluster(3)
-    try:
-        kafka.start()
-        yield kafka
-    finally:
-        kafka.close()
 
 
 @pytest.fixture
