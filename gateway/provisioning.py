@@ -169,7 +169,22 @@ async def create(admin: AIOKafkaAdminClient, topics: list[Planned], report: Repo
               if item[1] not in (0, TOPIC_ALREADY_EXISTS)]
     if failed:
         raise ProvisioningError("could not create " + "; ".join(failed))
+    await _visible(admin, set(wanted))
     return sorted(wanted)
+
+
+async def _visible(admin: AIOKafkaAdminClient, names: set[str]) -> None:
+    """Until every broker's metadata the admin client reads lists ``names`` (the
+    controller answers CreateTopics before the brokers learn of them)."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while True:
+        described = await asyncio.wait_for(admin.describe_topics(), TIMEOUT)
+        if names <= {d["topic"] for d in described if d.get("error_code", 0) == 0}:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise ProvisioningError("created, but not yet visible after"
+                                    f" {TIMEOUT:.0f} s: {', '.join(sorted(names))}")
+        await asyncio.sleep(0.2)
 
 
 async def _broker_defaults(admin: AIOKafkaAdminClient) -> tuple[int, int]:
