@@ -15,6 +15,7 @@ import contextlib
 import re
 import ssl
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -134,17 +135,23 @@ async def diagnose(cfg: KafkaConfig) -> BaseException | None:
     return first
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what caused it (``__cause__``, else ``__context__``), each once."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
 def describe(exc: BaseException) -> str:
     """Why a connection to Kafka failed, in words an operator can act on. Never holds a
     secret: only exception types, TLS verification messages and host:port appear."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:  # the first reason we know of
-        seen.add(id(cause))
+    for cause in _causes(exc):  # the first reason we know of
         reason = _reason(cause)
         if reason is not None:
             return reason
-        cause = cause.__cause__ or cause.__context__
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -152,15 +159,9 @@ def describe(exc: BaseException) -> str:
 def refuses_us(exc: BaseException) -> bool:
     """Whether Kafka (or the OAuth token endpoint) answered but refused the gateway
     (authentication, certificates): a configuration to fix, not an outage to wait out."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, SaslAuthenticationFailed | AuthenticationFailedError
-                      | UnsupportedSaslMechanismError | ssl.SSLError | TokenRefused):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
+    return any(isinstance(cause, SaslAuthenticationFailed | AuthenticationFailedError
+                          | UnsupportedSaslMechanismError | ssl.SSLError | TokenRefused)
+               for cause in _causes(exc))
 
 
 def _reason(exc: BaseException) -> str | None:

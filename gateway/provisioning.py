@@ -31,7 +31,7 @@ from connectors.base import PushSource
 from gateway.config import LoadedConfig
 from gateway.errors import GatewayError
 from gateway.kafka_settings import TopicSpec
-from gateway.topics import expand, is_fixed
+from gateway.topics import broker_configs, expand, is_fixed
 
 TIMEOUT = 15.0  # seconds for each admin request
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: created meanwhile, by someone else
@@ -187,36 +187,31 @@ async def _visible(admin: AIOKafkaAdminClient, names: set[str]) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _brokers(admin: AIOKafkaAdminClient) -> list[int]:
+    """The node ids of the cluster's brokers."""
+    cluster = await asyncio.wait_for(admin.describe_cluster(), TIMEOUT)
+    return [int(b["node_id"]) for b in cluster.get("brokers") or []]
+
+
 async def _broker_defaults(admin: AIOKafkaAdminClient) -> tuple[int, int]:
     """``num.partitions`` and ``default.replication.factor`` of a broker (the
     CreateTopics versions aiokafka speaks cannot ask for "the broker's default")."""
-    cluster = await asyncio.wait_for(admin.describe_cluster(), TIMEOUT)
-    brokers = cluster.get("brokers") or []
-    node = str(brokers[0]["node_id"]) if brokers else "0"
-    answers = await asyncio.wait_for(admin.describe_configs([ConfigResource(
-        ConfigResourceType.BROKER, node,
-        configs={"num.partitions": None, "default.replication.factor": None})]), TIMEOUT)
-    values = {entry[0]: entry[1] for answer in answers for resource in answer.resources
-              for entry in resource[4]}
+    brokers = await _brokers(admin)
+    values = await broker_configs(admin, brokers[0] if brokers else 0, "num.partitions",
+                                  "default.replication.factor", wait_seconds=TIMEOUT)
     replication = min(int(values.get("default.replication.factor") or 1), len(brokers) or 1)
     return int(values.get("num.partitions") or 1), replication
 
 
 async def auto_creates(admin: AIOKafkaAdminClient) -> bool | None:
     """Whether the brokers create a topic on first use; None when they would not say."""
-    cluster = await asyncio.wait_for(admin.describe_cluster(), TIMEOUT)
-    brokers = cluster.get("brokers") or []
+    brokers = await _brokers(admin)
     if not brokers:
         return None
-    answers = await asyncio.wait_for(admin.describe_configs([ConfigResource(
-        ConfigResourceType.BROKER, str(brokers[0]["node_id"]),
-        configs={"auto.create.topics.enable": None})]), TIMEOUT)
-    for answer in answers:
-        for resource in answer.resources:
-            for entry in resource[4]:
-                if entry[0] == "auto.create.topics.enable":
-                    return bool(entry[1] == "true")
-    return None
+    said = await broker_configs(admin, brokers[0], "auto.create.topics.enable",
+                                wait_seconds=TIMEOUT)
+    value = said.get("auto.create.topics.enable")
+    return None if value is None else value == "true"
 
 
 def lines(report: Report) -> list[str]:

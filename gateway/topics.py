@@ -62,6 +62,16 @@ def expand(template: str, *, source: str, type: str, connector_id: str) -> str:
     return name if topic_problem(name) is None else "_" + name[:MAX_TOPIC_LENGTH - 1]
 
 
+async def broker_configs(admin: Any, node: int | str, *keys: str,
+                         wait_seconds: float = CHECK_TIMEOUT) -> dict[str, str]:
+    """``keys`` of broker ``node``'s configuration, as far as it says them (``admin`` is a
+    started aiokafka admin client)."""
+    answers = await asyncio.wait_for(admin.describe_configs([ConfigResource(
+        ConfigResourceType.BROKER, str(node), configs=dict.fromkeys(keys))]), wait_seconds)
+    return {entry[0]: entry[1] for answer in answers for resource in answer.resources
+            for entry in resource[4]}
+
+
 @dataclass(frozen=True)
 class TopicCheck:
     missing: list[str]
@@ -83,13 +93,10 @@ async def check_topics(client: Any, names: Iterable[str], make_admin: Callable[[
         try:
             await asyncio.wait_for(admin.start(), timeout)
             node = next(iter(metadata.brokers())).nodeId
-            answer = await asyncio.wait_for(admin.describe_configs([ConfigResource(
-                ConfigResourceType.BROKER, str(node),
-                configs={"auto.create.topics.enable": None})]), timeout)
-            for resource in answer[0].resources:
-                for entry in resource[4]:
-                    if entry[0] == "auto.create.topics.enable":
-                        auto = entry[1] == "true"
+            said = await broker_configs(admin, node, "auto.create.topics.enable",
+                                        wait_seconds=timeout)
+            if "auto.create.topics.enable" in said:
+                auto = said["auto.create.topics.enable"] == "true"
         except Exception:  # the answer is optional: "would not say"
             auto = None
         finally:
