@@ -5,12 +5,12 @@ The key is the X.509 certificate at ``SigningCertURL``, which must be exactly
 ``https://sns.<region>.amazonaws.com[.cn]/<path>.pem``: no query, fragment, credentials or
 port, nothing but printable ASCII; any other URL is refused (401) before a request is made.
 
-Certificates are fetched with httpx into a bounded LRU cache (``CERT_CACHE_SIZE``). One
-fetch per URL at a time: concurrent deliveries naming the same URL wait for the same
-task (shielded, so a sender hanging up does not cancel it for the others). A fetch that
-failed is remembered for ``FAILED_FETCH_TTL`` seconds: deliveries naming that URL meanwhile
-get the same answer (503 with Retry-After, or 401 for a certificate that is not RSA)
-without a request.
+Certificates are fetched by a ``connectors.keyfetch.KeyCache`` (``CERT_CACHE_SIZE``
+entries, least recently used dropped first). One fetch per URL at a time: concurrent
+deliveries naming the same URL wait for the same task (shielded, so a sender hanging up
+does not cancel it for the others). A fetch that failed is remembered for a minute:
+deliveries naming that URL meanwhile get the same answer (503 with Retry-After, or 401
+for a certificate that is not RSA) without a request.
 
 ``SubscriptionConfirmation`` is confirmed (GET ``SubscribeURL``, after the same host
 check; a query is allowed there, it carries the token) only when
@@ -20,15 +20,11 @@ window: ``tolerance_seconds``, else SNS's one-hour retry limit plus five minutes
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
 import math
 import re
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -41,7 +37,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from connectors.base import Webhook
-from connectors.errors import GatewayError, SignatureError, Unavailable
+from connectors.errors import KeyFetchError, SignatureError, Unavailable
+from connectors.keyfetch import KeyCache
 from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
 from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_rfc3339_seconds
@@ -58,8 +55,6 @@ CONFIRMATION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token
                      "Type")
 CONFIRMATIONS = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
 CERT_CACHE_SIZE = 32  # certificates kept, least recently used dropped first
-FAILED_FETCH_TTL = 60.0  # seconds a URL whose fetch failed is not fetched again
-FAILED_CACHE_SIZE = 256
 
 
 class SnsConfig(ConnectorConfig):
@@ -88,20 +83,21 @@ def is_sns_url(url: object, *, pem: bool) -> bool:
     return not pem or ("?" not in url and parts.path.endswith(".pem"))
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """A fetch that failed, and the answer deliveries naming its URL get until ``until``
-    (``time.monotonic``): 503 when ``retriable``, else 401."""
-
-    until: float
-    retriable: bool
-    detail: str
-
-    def error(self) -> GatewayError:
-        if self.retriable:
-            wait = max(1, math.ceil(self.until - time.monotonic()))
-            return Unavailable(self.detail, retry_after=wait)
-        return SignatureError(self.detail)
+async def _certificate_key(client: httpx.AsyncClient, url: str
+                           ) -> tuple[rsa.RSAPublicKey, float]:
+    """The RSA key of the certificate at ``url`` (checked by ``is_sns_url``), kept until
+    the cache drops it: SNS signs with it for as long as the URL names it."""
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        key = x509.load_pem_x509_certificate(response.content).public_key()
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnsupportedAlgorithm) as exc:
+        raise KeyFetchError("cannot fetch the SNS signing certificate: "
+                            f"{type(exc).__name__}", retriable=True) from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise KeyFetchError("the signing certificate is not an RSA certificate",
+                            retriable=False)
+    return key, math.inf
 
 
 class SnsConnector(Webhook[SnsConfig]):
@@ -110,23 +106,13 @@ class SnsConnector(Webhook[SnsConfig]):
 
     def __init__(self, connector_id: str, config: SnsConfig) -> None:
         super().__init__(connector_id, config)
-        self.transport: httpx.AsyncBaseTransport | None = None  # tests inject one
-        self.failed_fetch_ttl = FAILED_FETCH_TTL
-        self._client: httpx.AsyncClient | None = None
-        self._certs: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()  # LRU order
-        self._fetches: dict[str, asyncio.Task[rsa.RSAPublicKey | _Failure]] = {}
-        self._failures: dict[str, _Failure] = {}
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=5.0, transport=self.transport,
-                                             follow_redirects=False)
-        return self._client
+        # Certificates by URL; no fetch budget: only .pem URLs on SNS hosts are fetched.
+        self.certs: KeyCache[rsa.RSAPublicKey] = KeyCache(
+            connector_id, "SNS signing certificate", _certificate_key, size=CERT_CACHE_SIZE,
+            fetches_per_minute=None, log_event="sns_certificate_fetch_failed")
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.certs.aclose()
 
     @staticmethod
     def _message(request: InboundRequest) -> dict[str, Any]:
@@ -141,63 +127,7 @@ class SnsConnector(Webhook[SnsConfig]):
         url = message["SigningCertURL"]
         if not is_sns_url(url, pem=True):
             raise SignatureError("SigningCertURL is not an https .pem URL on an SNS host")
-        self._check(message, await self._certificate(url))
-
-    async def _certificate(self, url: str) -> rsa.RSAPublicKey:
-        """The certificate's key: cached, else fetched once for every delivery waiting."""
-        key = self._certs.get(url)
-        if key is not None:
-            self._certs.move_to_end(url)
-            return key
-        failure = self._failures.get(url)
-        if failure is not None:
-            if failure.until > time.monotonic():
-                raise failure.error()
-            del self._failures[url]
-        loop = asyncio.get_running_loop()
-        task = self._fetches.get(url)
-        if task is None or task.cancelled() or task.get_loop() is not loop:
-            task = loop.create_task(self._fetch(url))
-            self._fetches[url] = task
-            task.add_done_callback(lambda done: self._fetch_done(url, done))
-        result = await asyncio.shield(task)  # a waiter cancelled leaves the fetch running
-        if isinstance(result, _Failure):
-            raise result.error()
-        return result
-
-    def _fetch_done(self, url: str, task: asyncio.Task[rsa.RSAPublicKey | _Failure]) -> None:
-        if self._fetches.get(url) is task:
-            del self._fetches[url]
-        if not task.cancelled():
-            task.exception()  # retrieved here too: the waiters may all have gone
-
-    async def _fetch(self, url: str) -> rsa.RSAPublicKey | _Failure:
-        try:
-            response = await self._http().get(url)
-            response.raise_for_status()
-            key = x509.load_pem_x509_certificate(response.content).public_key()
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnsupportedAlgorithm) as exc:
-            return self._failed(url, True, "cannot fetch the SNS signing certificate: "
-                                f"{type(exc).__name__}")
-        if not isinstance(key, rsa.RSAPublicKey):
-            return self._failed(url, False, "the signing certificate is not an RSA certificate")
-        self._certs[url] = key
-        while len(self._certs) > CERT_CACHE_SIZE:
-            self._certs.popitem(last=False)
-        return key
-
-    def _failed(self, url: str, retriable: bool, detail: str) -> _Failure:
-        now = time.monotonic()
-        failure = _Failure(now + self.failed_fetch_ttl, retriable, detail)
-        for old in [u for u, f in self._failures.items() if f.until <= now]:
-            del self._failures[old]
-        while len(self._failures) >= FAILED_CACHE_SIZE:
-            del self._failures[next(iter(self._failures))]
-        self._failures[url] = failure
-        log.warning("sns_certificate_fetch_failed", connector_id=self.connector_id,
-                    detail=detail)
-        return failure
-
+        self._check(message, await self.certs.get(url))
 
     def _check(self, message: dict[str, Any], key: rsa.RSAPublicKey) -> None:
         version = message.get("SignatureVersion")
@@ -235,7 +165,7 @@ class SnsConnector(Webhook[SnsConfig]):
         if not isinstance(subscribe, str) or not is_sns_url(subscribe, pem=False):
             raise SignatureError("SubscribeURL is not an https URL on an SNS host")
         try:
-            (await self._http().get(subscribe)).raise_for_status()
+            (await self.certs.http().get(subscribe)).raise_for_status()
         except httpx.InvalidURL:
             raise SignatureError("SubscribeURL is not a valid URL") from None
         except httpx.HTTPError as exc:

@@ -1,7 +1,7 @@
 """Verification keys fetched over https: bounded cache, one fetch at a time, failures kept.
 
-The rules ``aws_sns.py`` follows for its certificates, as one small class for every
-connector that fetches a key (Plaid's verification keys, Google's JWKS):
+One small class for every connector that fetches a key (SNS's signing certificates,
+Plaid's verification keys, Google's JWKS):
 
 - Only ``https://`` URLs whose authority is exactly one of the hosts the connector names:
   no credentials, port, query or fragment, and no redirects (``check_url``). Tests reach
@@ -12,8 +12,9 @@ connector that fetches a key (Plaid's verification keys, Google's JWKS):
 - A failed fetch is remembered for ``failed_ttl`` seconds (in a bounded map): deliveries
   naming that key meanwhile get the same answer (503 with Retry-After when retriable,
   else 401) without a request.
-- At most ``fetches_per_minute`` fetches: key ids named by forged deliveries cannot turn
-  the gateway into a request amplifier. Past the budget: 503 with Retry-After.
+- At most ``fetches_per_minute`` fetches (None: no budget): key ids named by forged
+  deliveries cannot turn the gateway into a request amplifier. Past the budget: 503 with
+  Retry-After.
 - Bodies are read up to ``MAX_KEY_BYTES``.
 """
 
@@ -128,9 +129,11 @@ class KeyCache(Generic[T]):
     """Keys by id (or URL), fetched by ``fetch`` under the rules in the module docstring."""
 
     def __init__(self, owner: str, what: str, fetch: Fetch[T], *, size: int = CACHE_SIZE,
-                 fetches_per_minute: int = FETCHES_PER_MINUTE) -> None:
+                 fetches_per_minute: int | None = FETCHES_PER_MINUTE,
+                 log_event: str = "key_fetch_failed") -> None:
         self.owner = owner  # the connector id, for logs
         self.what = what
+        self.log_event = log_event
         self._fetch_value = fetch
         self.size = size
         self.fetches_per_minute = fetches_per_minute
@@ -194,6 +197,8 @@ class KeyCache(Generic[T]):
         return result
 
     def _spend_budget(self) -> None:
+        if self.fetches_per_minute is None:
+            return
         now = time.monotonic()
         while self._started and self._started[0] <= now - 60:
             self._started.popleft()
@@ -228,5 +233,5 @@ class KeyCache(Generic[T]):
         while len(self._failures) >= FAILED_CACHE_SIZE:
             del self._failures[next(iter(self._failures))]
         self._failures[key] = failure
-        log.warning("key_fetch_failed", connector_id=self.owner, detail=detail)
+        log.warning(self.log_event, connector_id=self.owner, detail=detail)
         return failure

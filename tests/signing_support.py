@@ -95,6 +95,6 @@ def with_proof(type_name: str, value: Any, sns: Fake, cert_url: str = CERT_URL,
 def keep_local(c: Connector[Any], server: CertServer) -> None:
     """Every key or certificate ``c`` would fetch comes from the local server instead of
     the provider's hosts (which answers 404 but for SNS certificates)."""
-    for holder in (c, getattr(c, "keys", None)):
+    for holder in (getattr(c, "keys", None), getattr(c, "certs", None)):
         if holder is not None and hasattr(holder, "transport"):
             holder.transport = server.transport()

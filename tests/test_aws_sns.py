@@ -175,7 +175,7 @@ def server(fake: Fake) -> Iterator[CertServer]:
 
 def connector(server: CertServer, **config: Any) -> SnsConnector:
     c = SnsConnector("sns", SnsConnector.Config.model_validate(config))
-    c.transport = server.transport()
+    c.certs.transport = server.transport()
     return c
 
 
@@ -339,7 +339,7 @@ def test_a_waiter_that_gives_up_does_not_cancel_the_fetch_for_the_others(
 def test_a_failed_fetch_is_not_repeated_for_a_while(fake: Fake, server: CertServer) -> None:
     server.status = 500
     c = connector(server)
-    c.failed_fetch_ttl = 0.5
+    c.certs.failed_ttl = 0.5
 
     async def attempt() -> BaseException | None:
         try:

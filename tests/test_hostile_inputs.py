@@ -300,7 +300,7 @@ def test_mailgun_takes_a_json_integer_timestamp() -> None:
 def sns_authenticate(sns: tuple[Fake, CertServer], **fields: Any) -> None:
     fake, server = sns
     c = build_as(SnsConnector, "aws_sns")  # tolerance_seconds: 3600
-    c.transport = server.transport()
+    c.certs.transport = server.transport()
 
     async def run() -> None:
         try:
@@ -327,7 +327,7 @@ def test_sns_signatures_that_are_not_base64_are_refused(
         sns: tuple[Fake, CertServer], signature: str) -> None:
     fake, server = sns
     c = build_as(SnsConnector, "aws_sns")
-    c.transport = server.transport()
+    c.certs.transport = server.transport()
     message = {**fake.message(), "Signature": signature}
 
     async def run() -> None:
