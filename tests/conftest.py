@@ -13,6 +13,7 @@ import pytest
 
 from devtools.kafka import LocalKafkaCluster, SecureAccess, Security
 from devtools.localkafka import LocalKafka
+from devtools.registry import LocalRegistry
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,18 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with LocalKafka() as kafka:
         yield kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[str]:
+    """The Confluent-compatible API of a Schema Registry (Apicurio, started here unless
+    SCHEMA_REGISTRY_URL is set): ``http://127.0.0.1:PORT/apis/ccompat/v7``."""
+    external = os.environ.get("SCHEMA_REGISTRY_URL")
+    if external:
+        yield external
+        return
+    with LocalRegistry() as local:
+        yield local.url
 
 
 @pytest.fixture(scope="session")
