@@ -94,6 +94,12 @@ DESCRIPTIONS: dict[str, str] = {
     " records that cannot become an envelope, and records Kafka refused for good"
     " (`docs/contract/envelope.md`). Used as written: placeholders pass the check but are"
     " not filled in, so give a fixed name.",
+    "kafka.format": "What a record's value is (`docs/contract/envelope.md`): `envelope`"
+    " (the envelope as JSON, the gateway's headers), `cloudevents-binary` (the"
+    " CloudEvents Kafka binding's binary mode: the payload as the value, the attributes"
+    " in `ce_` headers) or `cloudevents-structured` (the whole CloudEvent as JSON,"
+    " `content-type: application/cloudevents+json`). A `kafka.topics` entry's `format`"
+    " overrides it for its topics. Dead letters keep their own format.",
     "kafka.client_id": "The client id the producer and the admin client send to the"
     " brokers.",
     "kafka.linger_ms": "Producer linger: how long a batch waits for more records.",
@@ -112,7 +118,8 @@ DESCRIPTIONS: dict[str, str] = {
     "kafka.topics": "The topics the gateway writes, as they should be: entries with a"
     " `name` (a topic) or a `pattern` (a glob, `events.*`, giving its settings to every"
     " name it matches), each with `partitions`, `replication_factor` and `configs` (topic"
-    " configs: `retention.ms`, `min.insync.replicas`, `cleanup.policy`, ...)."
+    " configs: `retention.ms`, `min.insync.replicas`, `cleanup.policy`, ...), and"
+    " `format` (replaces `kafka.format` for those topics)."
     " `gateway topics check` compares them with the cluster; `gateway topics create`"
     " creates the missing ones (the broker's defaults for what is not declared).",
     "kafka.missing_topics": "At startup, when a topic the gateway writes (the dead-letter"
@@ -146,6 +153,26 @@ DESCRIPTIONS: dict[str, str] = {
     " `KAFKA_SASL_OAUTH_CLIENT_SECRET`.",
     "kafka.sasl_oauth_scope": "OAUTHBEARER: the scope to ask for, if the provider wants one."
     " `KAFKA_SASL_OAUTH_SCOPE`.",
+    "kafka.schema_registry": "A Confluent-compatible Schema Registry. Set: the relay"
+    " registers the JSON Schema of each topic's format (`schemaType: JSON`) and sends"
+    " every event's value in the registry wire format (byte 0, the 4-byte schema id,"
+    " then the JSON), which Confluent's `JSONDeserializer` reads. Dead letters stay"
+    " unframed. While the registry cannot be reached (or refuses a schema) the records"
+    " wait in the buffer, in order, as for a Kafka outage (`docs/contract/envelope.md`).",
+    "kafka.schema_registry.url": "The registry's base URL (for Apicurio:"
+    " `.../apis/ccompat/v7`). No credentials in it; with credentials, https (http only"
+    " on the loopback interface). Redirects are not followed.",
+    "kafka.schema_registry.basic_auth": "HTTP basic authentication to the registry"
+    " (Confluent Cloud: an API key and secret).",
+    "kafka.schema_registry.basic_auth.username": "The user (or API key).",
+    "kafka.schema_registry.basic_auth.password": "The password (or API secret): a"
+    " secret, masked everywhere.",
+    "kafka.schema_registry.bearer_token": "A bearer token instead of `basic_auth` (a"
+    " secret).",
+    "kafka.schema_registry.subject_strategy": "`topic` (`<topic>-value`, Confluent's"
+    " TopicNameStrategy), `record` (the schema's name: `Envelope`, `CloudEvent` or"
+    " `Payload`) or `topic_record` (`<topic>-<name>`).",
+    "kafka.schema_registry.timeout_seconds": "Per registry request.",
     # -- audit ---------------------------------------------------------------------
     "audit": "The audit trail: one JSON line per outcome (`docs/contract/audit.md`).",
     "audit.path": "The audit file. Unset: `<data_dir>/audit.jsonl`. A path that is not a"
@@ -157,6 +184,15 @@ DESCRIPTIONS: dict[str, str] = {
     "audit.max_backlog_lines": "Lines held in memory per process while the file cannot be"
     " written (a full disk); past it the oldest are dropped and counted"
     " (`gateway_audit_dropped_lines_total`).",
+    # -- telemetry -----------------------------------------------------------------
+    "telemetry": "Spans over OpenTelemetry (`gateway/telemetry.py`). The W3C trace"
+    " context (`traceparent`, `tracestate`) is carried onto every record and into the"
+    " audit line whether or not this is set.",
+    "telemetry.otlp_endpoint": "An OTLP/HTTP collector's base URL"
+    " (`http://otel-collector:4318`); spans go to `<url>/v1/traces`: `receive`"
+    " (`POST /webhooks/{connector_id}`), `durable` and `publish <topic>`. Unset (the"
+    " default): no spans, and the OpenTelemetry SDK is not loaded.",
+    "telemetry.service_name": "The spans' `service.name`.",
     # -- buffer --------------------------------------------------------------------
     "buffer": "The local durable buffer between a 2xx and Kafka's acknowledgement:"
     " `<data_dir>/buffer.db`, SQLite in WAL mode, every commit fsynced"

@@ -16,6 +16,7 @@ from connectors.request import HandshakeReply, InboundRequest
 from gateway.audit import AuditLog
 from gateway.errors import Rejected, Unavailable, answer_for
 from gateway.metrics import METRICS
+from gateway.tracing import Trace
 
 structlog_log = structlog.get_logger(__name__)
 
@@ -62,18 +63,19 @@ def shown_id(connector_id: str) -> str:
 
 
 def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
-             request_id: str, body_sha256: str, label: str | None = None
-             ) -> Audit:
-    """Records one request's outcomes: the audit line and the outcome counter (under
-    ``label``, default the connector id)."""
+             request_id: str, body_sha256: str, label: str | None = None,
+             trace: Trace | None = None) -> Audit:
+    """Records one request's outcomes: the audit line (with the request's ``trace``) and
+    the outcome counter (under ``label``, default the connector id)."""
     label = label or connector_id or "-"
     client_rid = client_request_id(request.headers)
+    traceparent = trace.traceparent if trace is not None else None
 
     def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
         log.record(outcome, connector_id=connector_id, reason=reason, event_ids=ids or (),
                    request_id=request_id, remote_addr=request.remote_addr,
                    body_sha256=body_sha256, size=len(request.body),
-                   client_request_id=client_rid)
+                   client_request_id=client_rid, traceparent=traceparent)
         METRICS.count(label, outcome)
         if outcome == "rejected":  # logs, audit and metrics tell the same story
             structlog_log.info("rejected", reason=reason, request_id=request_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from connectors.base import PushSource
@@ -9,9 +10,11 @@ from connectors.errors import SignatureError
 from connectors.request import InboundRequest, event_id, parse_time
 from gateway.answers import Answer, Audit, auditor, refuse, retry_later
 from gateway.buffer import Record
+from gateway.buffer.codec import Headers
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
 from gateway.pipeline import Pipeline
 from gateway.records import MAX_EVENT_TYPE
+from gateway.tracing import Trace
 
 MAX_PROBLEMS = 100  # problems listed in a 400 from /api/events; the rest are counted
 
@@ -92,8 +95,8 @@ class ApiEvents:
         raise failure or SignatureError("token does not match")
 
     def _build(self, connector: PushSource[Any], events: list[dict[str, Any] | None],
-               request: InboundRequest, root: str | None, problems: list[dict[str, str]]
-               ) -> tuple[list[Record], list[str]]:
+               request: InboundRequest, root: str | None, problems: list[dict[str, str]],
+               trace: Headers) -> tuple[list[Record], list[str]]:
         """Records and deduplication keys of the valid events; an event whose payload
         cannot be encoded adds a problem. Raises PayloadTooLarge."""
         cid = connector.connector_id
@@ -107,22 +110,22 @@ class ApiEvents:
                 records.append(self.pipeline.records.build(
                     connector, event_id(cid, delivery), source=event["source"],
                     type=event["type"], timestamp=event["timestamp"],
-                    received_at=request.received_at, payload=event["payload"]))
+                    received_at=request.received_at, payload=event["payload"], trace=trace))
             except Unnormalizable as exc:
                 problems.append({"path": f"{root or f'$[{i}]'}.payload", "problem": str(exc)})
             keys.append(f"{cid}:{delivery}")
         return records, keys
 
-    async def handle(self, request: InboundRequest, request_id: str) -> Answer:
+    async def handle(self, request: InboundRequest, request_id: str, trace: Trace) -> Answer:
         p = self.pipeline
         body_sha256 = request.sha256()
-        audit = auditor(p.audit, None, request, request_id, body_sha256)
+        audit = auditor(p.audit, None, request, request_id, body_sha256, trace=trace)
         try:
             connector = await self._authenticate(request)
         except SignatureError as exc:
             return refuse(exc, audit)
         connector_id = connector.connector_id
-        audit = auditor(p.audit, connector_id, request, request_id, body_sha256)
+        audit = auditor(p.audit, connector_id, request, request_id, body_sha256, trace=trace)
         try:
             guard = p.ingress.get(connector_id)
             if guard is not None:
@@ -139,15 +142,20 @@ class ApiEvents:
         root = "$" if not isinstance(body, list) else None
         events, problems = _validate(items, root, connector.sources)
         try:  # every valid event is built, so that a 400 lists every problem
-            records, keys = self._build(connector, events, request, root, problems)
+            records, keys = self._build(connector, events, request, root, problems,
+                                        trace.headers())
         except PayloadTooLarge as exc:
             return refuse(exc, audit)
         if problems:  # all or nothing
             return _malformed(problems, audit)
+        began = time.time_ns() if trace.span is not None else 0
         try:
             fresh = await p.buffer.outbox.submit_each(records, keys)
         except Unavailable as unavailable:
             return retry_later(unavailable, audit)
+        finally:
+            if began and p.telemetry is not None:
+                p.telemetry.durable(trace, began, len(records))
         ids = [r.event_id for r in records]
         new = [i for i, f in zip(ids, fresh, strict=True) if f]
         dups = [i for i, f in zip(ids, fresh, strict=True) if not f]

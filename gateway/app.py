@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import os
@@ -37,12 +38,16 @@ from gateway.metrics import METRICS, MetricsSync, render
 from gateway.pipeline import Pipeline
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
+from gateway.telemetry import Telemetry
+from gateway.tracing import Trace, incoming
 
 log = structlog.get_logger(__name__)
 
 # Request ids: a random per-process prefix and a counter (uuid4 per request costs more).
 _ID_PREFIX = uuid.uuid4().hex[:12] + "-"
 _ID_COUNTER = itertools.count(1)
+# The receive span's name: [0] webhooks, [1] /api/events.
+_ROUTES = ("POST /webhooks/{connector_id}", "POST /api/events")
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Runtime:
     pipeline: Pipeline
     api: ApiEvents
     metrics: MetricsSync
+    telemetry: Telemetry | None
 
 
 def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
@@ -141,6 +147,7 @@ class Gateway:
         shown = connector_id and shown_id(connector_id)
         label = (connector_id if connector_id is None or connector_id in rt.pipeline.webhooks
                  else UNKNOWN_CONNECTOR) or "-"
+        trace: Trace | None = None
         try:
             try:
                 body = await read_body(headers, receive,
@@ -168,17 +175,24 @@ class Gateway:
                 headers=headers,
                 query=dict(parse_qsl(query.decode("latin-1"))) if query else {},
                 body=body, remote_addr=remote, received_at=datetime.now(UTC))
+            trace = (incoming(headers) if rt.telemetry is None else rt.telemetry.receive(
+                headers, _ROUTES[connector_id is None], shown, started))
             answer: Answer = (
-                await rt.pipeline.webhook(connector_id, inbound, request_id)
-                if connector_id is not None else await rt.api.handle(inbound, request_id))
+                await rt.pipeline.webhook(connector_id, inbound, request_id, trace)
+                if connector_id is not None else await rt.api.handle(inbound, request_id,
+                                                                     trace))
         except Exception as exc:
             log.error("unhandled_error", error=type(exc).__name__, request_id=request_id,
                       connector_id=connector_id, exc_info=exc)
             await _answer(send, 500, b'{"error":"internal","detail":"internal error"}',
                           request_id)
+            if rt.telemetry is not None and trace is not None:
+                rt.telemetry.answered(trace, 500, "failed")
             return
         await _answer(send, answer.status, answer.body, request_id, answer.headers,
                       answer.content_type)
+        if rt.telemetry is not None:
+            rt.telemetry.answered(trace, answer.status, answer.outcome)
         METRICS.observe(time.perf_counter() - started)
 
 
@@ -275,20 +289,21 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         audit = AuditLog.from_config(settings.audit_path, settings.audit)
         await buffer.open()
         await audit.open()
+        telemetry = Telemetry.from_config(settings.telemetry, "worker")
         relay: Relay | RelayMonitor
         if relay_in_process:
-            relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics())
+            relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
         else:
             relay = RelayMonitor(buffer)
         relay.start()
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
                             audit)
         runner.start()
-        pipeline = Pipeline(settings, loaded.connectors, buffer, audit)
+        pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry)
         sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
-                                    sync)
+                                    sync, telemetry)
         _tune_gc()
         log.info("gateway_started", connectors=sorted(loaded.connectors),
                  data_dir=settings.data_dir, pid=os.getpid())
@@ -302,6 +317,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             await relay.stop()
             await buffer.close()
             await audit.close()
+            if telemetry is not None:
+                await asyncio.to_thread(telemetry.close)
             log.info("gateway_stopped")
 
     return Gateway(Starlette(

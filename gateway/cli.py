@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import yaml
 
 from connectors.base import PushSource, Webhook
 from gateway import logging as gateway_logging
@@ -141,6 +142,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    from gateway.asyncapi import document
+
+    doc = document(_load(args.config, allow_placeholders=True))  # secrets are not read
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
+                     if args.json else yaml.safe_dump(doc, sort_keys=False, width=88))
+    return 0
+
+
 def server_data_dir(loaded: LoadedConfig) -> str:
     return str(Path(loaded.settings.data_dir).resolve())
 
@@ -254,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the envelope's JSON Schema")
     schema.set_defaults(func=cmd_schema)
+
+    asyncapi = sub.add_parser("asyncapi", help="print the AsyncAPI 3.0 document of what the"
+                              " configuration publishes (YAML)")
+    asyncapi.add_argument("--config")
+    asyncapi.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    asyncapi.set_defaults(func=cmd_asyncapi)
     return parser
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from connectors.options import parse_networks
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.kafka_settings import KafkaConfig, from_environment
+from gateway.telemetry_settings import TelemetryConfig
 from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class GatewayConfig(_Strict):
     kafka: KafkaConfig = KafkaConfig()
     audit: AuditConfig = AuditConfig()
     buffer: BufferConfig = BufferConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 

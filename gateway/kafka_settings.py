@@ -13,6 +13,7 @@ file, as ``KAFKA_BOOTSTRAP_SERVERS`` always has.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 from typing import Literal
@@ -24,6 +25,8 @@ from gateway.topics import template_problem, topic_problem
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+# What a record's value is (``gateway.formats``): the envelope, or a CloudEvent.
+Format = Literal["envelope", "cloudevents-binary", "cloudevents-structured"]
 
 # Environment variable -> kafka.<key>; set and not empty, it replaces the file's value.
 ENVIRONMENT: dict[str, str] = {
@@ -73,6 +76,7 @@ class TopicSpec(BaseModel):
     partitions: int | None = Field(default=None, ge=1)
     replication_factor: int | None = Field(default=None, ge=1)
     configs: dict[str, str] = Field(default_factory=dict)
+    format: Format | None = None  # unset: kafka.format
 
     @field_validator("name")
     @classmethod
@@ -97,12 +101,58 @@ class TopicSpec(BaseModel):
         return self
 
 
+class RegistryAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class SchemaRegistryConfig(BaseModel):
+    """A Confluent-compatible Schema Registry (``gateway.schema_registry``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    basic_auth: RegistryAuth | None = None
+    bearer_token: SecretStr | None = None
+    # TopicNameStrategy (<topic>-value), RecordNameStrategy (<record name>) or
+    # TopicRecordNameStrategy (<topic>-<record name>), as Confluent's serializers name them.
+    subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http or https URL")
+        if parts.username or parts.password:
+            raise ValueError("credentials go in basic_auth, not in the URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth(self) -> SchemaRegistryConfig:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("give basic_auth or bearer_token, not both")
+        parts = urlsplit(self.url)
+        if ((self.basic_auth or self.bearer_token) and parts.scheme != "https"
+                and not _loopback(parts.hostname)):
+            raise ValueError("credentials are sent only over https (http only on the loopback"
+                             " interface)")
+        return self
+
+
 class KafkaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bootstrap_servers: str = "localhost:9092"
     topic: str = "events.{source}"
     dead_letter_topic: str = "events.dlq"
+    # What the records' values are; a kafka.topics entry may say otherwise for its topics.
+    format: Format = "envelope"
+    # Set: every event's value is framed for this registry (magic byte, schema id, JSON).
+    schema_registry: SchemaRegistryConfig | None = None
     client_id: str = "event-gateway"
     linger_ms: int = Field(default=5, ge=0)
     request_timeout_ms: int = Field(default=15_000, gt=0)
@@ -134,6 +184,18 @@ class KafkaConfig(BaseModel):
     sasl_oauth_client_id: str | None = None
     sasl_oauth_client_secret: SecretStr | None = None
     sasl_oauth_scope: str | None = None
+
+    def spec_for(self, topic: str) -> TopicSpec | None:
+        """The ``topics`` entry for ``topic``: its own, else the first pattern matching."""
+        for spec in self.topics:
+            if spec.name == topic:
+                return spec
+        return next((s for s in self.topics
+                     if s.pattern and fnmatch.fnmatchcase(topic, s.pattern)), None)
+
+    def format_for(self, topic: str) -> Format:
+        spec = self.spec_for(topic)
+        return spec.format if spec is not None and spec.format is not None else self.format
 
     @field_validator("topic", "dead_letter_topic")
     @classmethod

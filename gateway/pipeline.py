@@ -7,6 +7,7 @@ event is durable. Every outcome, rejections included, leaves one audit line.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,10 +31,13 @@ from gateway.answers import (
 )
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
+from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, UnknownConnector, Unnormalizable
 from gateway.ratelimit import RateLimits
 from gateway.records import Records
+from gateway.telemetry import Telemetry
+from gateway.tracing import Trace
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +47,9 @@ class Pipeline:
     limits, records, the buffer and the audit)."""
 
     def __init__(self, settings: GatewayConfig, connectors: Mapping[str, Connector[Any]],
-                 buffer: Buffer, audit: AuditLog) -> None:
+                 buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry
         self.webhooks = {cid: c for cid, c in connectors.items() if isinstance(c, Webhook)}
         self.push_sources = {cid: c for cid, c in connectors.items()
                              if isinstance(c, PushSource)}
@@ -58,8 +63,8 @@ class Pipeline:
                                  if c.acknowledgement is not None}
 
     async def webhook(self, connector_id: str, request: InboundRequest,
-                      request_id: str) -> Answer:
-        answer = await self._webhook(connector_id, request, request_id)
+                      request_id: str, trace: Trace) -> Answer:
+        answer = await self._webhook(connector_id, request, request_id, trace)
         ack = self.acknowledgements.get(connector_id)
         if ack is not None and answer.outcome in RECEIVED:
             return Answer(ack.status, ack.body, dict(ack.headers), ack.content_type,
@@ -67,16 +72,17 @@ class Pipeline:
         return answer
 
     async def _webhook(self, connector_id: str, request: InboundRequest,
-                       request_id: str) -> Answer:
+                       request_id: str, trace: Trace) -> Answer:
         body_sha256 = request.sha256()
         connector = self.webhooks.get(connector_id)
         if connector is None:
             # Any URL can name a connector: bounded in the audit, one label in metrics.
             audit = auditor(self.audit, shown_id(connector_id), request, request_id,
-                            body_sha256, UNKNOWN_CONNECTOR)
+                            body_sha256, UNKNOWN_CONNECTOR, trace)
             return refuse(UnknownConnector("no enabled webhook connector with this id"),
                           audit)
-        audit = auditor(self.audit, connector_id, request, request_id, body_sha256)
+        audit = auditor(self.audit, connector_id, request, request_id, body_sha256,
+                        trace=trace)
         try:
             ended = await self._admit(connector, request, audit)
         except Rejected as exc:
@@ -91,20 +97,22 @@ class Pipeline:
         replay = connector.replay_key(request)
         dedup_key: tuple[str, ...] = ((f"{connector_id}:{delivery}",) if replay is None else
                                       (f"{connector_id}:{delivery}", f"{connector_id}:{replay}"))
+        headers = trace.headers()
         try:
             drafts = connector.normalize(request)
-            records = [self._record(connector, draft, delivery, i, request.received_at)
+            records = [self._record(connector, draft, delivery, i, request.received_at,
+                                    headers)
                        for i, draft in enumerate(drafts) if connector.allows(draft.type)]
         except PayloadTooLarge as exc:
             return refuse(exc, audit)
         except Unnormalizable as exc:
             return await self._dead_letter_delivery(connector, request, delivery, dedup_key,
-                                                    exc.reason, request_id, audit)
+                                                    exc.reason, request_id, audit, trace)
         if not records:
             audit("filtered", "event_not_allowed")
             return Answer.json(200, {"filtered": True, "event_ids": []}, "filtered")
         ids = [r.event_id for r in records]
-        refused = await self._submit(dedup_key, records, audit)
+        refused = await self._submit(dedup_key, records, audit, trace)
         if refused is not None:
             return refused
         audit("accepted", ids=ids)
@@ -137,13 +145,17 @@ class Pipeline:
         return None
 
     async def _submit(self, dedup_key: tuple[str, ...], records: list[Record],
-                      audit: Audit) -> Answer | None:
+                      audit: Audit, trace: Trace) -> Answer | None:
         """Make ``records`` durable under ``dedup_key``: None when they are new, else the
         answer (200 duplicate, 503 when the buffer cannot take them now)."""
+        began = time.time_ns() if trace.span is not None else 0
         try:
             fresh = await self.buffer.outbox.submit(dedup_key, records)
         except Unavailable as unavailable:
             return retry_later(unavailable, audit)
+        finally:
+            if began and self.telemetry is not None:
+                self.telemetry.durable(trace, began, len(records))
         if fresh:
             return None
         ids = [r.event_id for r in records]
@@ -152,13 +164,14 @@ class Pipeline:
 
     async def _dead_letter_delivery(self, connector: Webhook[Any], request: InboundRequest,
                                     delivery: str, dedup_key: tuple[str, ...], reason: str,
-                                    request_id: str, audit: Audit) -> Answer:
+                                    request_id: str, audit: Audit, trace: Trace) -> Answer:
         """An authentic delivery that cannot become events: its dead letter, durable."""
         try:
-            record = self._dead_letter(connector, request, delivery, reason, request_id)
+            record = self._dead_letter(connector, request, delivery, reason, request_id,
+                                       trace.headers())
         except PayloadTooLarge as too_large:
             return refuse(too_large, audit)
-        refused = await self._submit(dedup_key, [record], audit)
+        refused = await self._submit(dedup_key, [record], audit, trace)
         if refused is not None:
             return refused
         audit("dead_lettered", reason, [record.event_id])
@@ -168,15 +181,15 @@ class Pipeline:
                            "dead_lettered")
 
     def _record(self, connector: Webhook[Any], draft: EventDraft, delivery: str, index: int,
-                received_at: datetime) -> Record:
+                received_at: datetime, trace: Headers) -> Record:
         return self.records.build(
             connector, event_id(connector.connector_id, delivery, index),
             source=connector.source_slug, type=draft.type,
             timestamp=draft.timestamp or received_at, received_at=received_at,
-            payload=draft.payload, raw=draft.raw, key=draft.key)
+            payload=draft.payload, raw=draft.raw, key=draft.key, trace=trace)
 
     def _dead_letter(self, connector: Webhook[Any], request: InboundRequest, delivery: str,
-                     reason: str, request_id: str) -> Record:
+                     reason: str, request_id: str, trace: Headers) -> Record:
         cid = connector.connector_id
         eid = event_id(cid, delivery)
         try:
@@ -187,4 +200,4 @@ class Pipeline:
         return self.records.dead_letter(
             connector, eid, reason=reason, received_at=request.received_at,
             request_id=request_id, content_type=request.header("content-type"), body=text,
-            body_base64=b64)
+            body_base64=b64, trace=trace)

@@ -40,8 +40,10 @@ from tenacity import (
 from connectors.base import Connector
 from connectors.polling import Polled, PollHttp, PollingConnector
 from connectors.request import event_id
+from gateway import tracing
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
+from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.records import Records
@@ -104,6 +106,7 @@ class PollRunner:
             state: dict[str, Any] = orjson.loads(saved) if saved else {}
             page = await poller.poll(http, state)
             now = datetime.now().astimezone()
+            trace = tracing.started().headers()  # one trace per page
             records, keys, reasons = [], [], []
             for polled in page.events:
                 eid = event_id(cid, polled.id)
@@ -111,11 +114,11 @@ class PollRunner:
                     record = self.records.build(
                         poller, eid, source=poller.source_slug, type=polled.type,
                         timestamp=polled.timestamp or now, received_at=now,
-                        payload=polled.payload)
+                        payload=polled.payload, trace=trace)
                     reason = None
                 except Unnormalizable as exc:  # e.g. an integer past 64 bits, too deep
                     reason = exc.reason
-                    record = self._dead_letter(poller, polled, eid, reason, now)
+                    record = self._dead_letter(poller, polled, eid, reason, now, trace)
                 records.append(record)
                 keys.append(f"{cid}:poll:{polled.id}")
                 reasons.append(reason)
@@ -146,7 +149,7 @@ class PollRunner:
                 return new_total
 
     def _dead_letter(self, poller: PollingConnector[Any], polled: Polled, eid: str, reason: str,
-                     received_at: datetime) -> Record:
+                     received_at: datetime, trace: Headers) -> Record:
         """The dead letter (``Records.dead_letter``) of a polled record that cannot become
         an envelope: the record as ``body`` (stdlib JSON, which takes any integer; null
         when even that fails or would not fit on Kafka)."""
@@ -158,7 +161,8 @@ class PollRunner:
         def letter(body: str | None) -> Record:
             return self.records.dead_letter(poller, eid, reason=reason,
                                             received_at=received_at, request_id=None,
-                                            content_type="application/json", body=body)
+                                            content_type="application/json", body=body,
+                                            trace=trace)
 
         try:
             return letter(body)

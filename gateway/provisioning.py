@@ -20,7 +20,6 @@ none is declared). ``gateway topics check`` / ``gateway topics create`` run them
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,15 +68,6 @@ class Report:
         return [t for t in self.topics if t.status == "differs"]
 
 
-def spec_for(name: str, specs: list[TopicSpec]) -> TopicSpec | None:
-    """The entry for ``name``: its own, else the first pattern that matches it."""
-    for spec in specs:
-        if spec.name == name:
-            return spec
-    return next((s for s in specs if s.pattern and fnmatch.fnmatchcase(name, s.pattern)),
-                None)
-
-
 def planned(loaded: LoadedConfig) -> tuple[list[Planned], list[str]]:
     """The topics the gateway will write that can be named now, and the templates that
     cannot be (they hold ``{type}``)."""
@@ -95,7 +85,7 @@ def planned(loaded: LoadedConfig) -> tuple[list[Planned], list[str]]:
             continue
         names.update(expand(template, source=source, type="",
                             connector_id=connector.connector_id) for source in sources or [""])
-    return ([Planned(n, spec_for(n, kafka.topics)) for n in sorted(names)], sorted(dynamic))
+    return ([Planned(n, kafka.spec_for(n)) for n in sorted(names)], sorted(dynamic))
 
 
 async def inspect(admin: AIOKafkaAdminClient, topics: list[Planned],

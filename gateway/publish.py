@@ -44,8 +44,10 @@ from aiokafka.errors import (
 from aiokafka.partitioner import DefaultPartitioner
 
 from gateway.buffer import Record
+from gateway.buffer.codec import DEAD_LETTER, ENVELOPE, TRACE_HEADERS
 from gateway.envelope import rfc3339
 from gateway.kafka_settings import KafkaConfig
+from gateway.schema_registry import RegistryUnavailable, SchemaRegistry, frame
 from gateway.topics import topic_problem
 
 # Kafka's answers that no retry can change for the record they were about.
@@ -75,17 +77,23 @@ class Outcome:
     quarantined: list[tuple[Record, str]] = field(default_factory=list)
     error: str | None = None  # the first retriable failure: back off, then try again
     waiting: str | None = None  # records wait for a topic to appear (Kafka is fine)
+    registry: str | None = None  # records wait for the schema registry (Kafka is fine)
 
 
 def dead_letter(record: Record, reason: str, topic: str) -> Record:
-    """The dead letter of a record Kafka refused: the whole event, and why."""
+    """The dead letter of a record Kafka refused: the whole event, and why. A CloudEvent
+    comes with its format and headers (in binary mode they hold its attributes)."""
+    cloudevent = record.kind not in (ENVELOPE, DEAD_LETTER)
+    trace = tuple(h for h in record.extra if h[0] in TRACE_HEADERS)
     value = orjson.dumps({
         "id": record.event_id, "connector_id": record.connector_id, "source": record.source,
         "reason": f"kafka_refused: {reason}", "received_at": rfc3339(datetime.now(UTC)),
         "request_id": None, "content_type": "application/json", "topic": record.topic,
-        "type": record.event_type, "event": orjson.Fragment(record.value)})
+        "type": record.event_type, "event": orjson.Fragment(record.value),
+        **({"format": record.kind, "headers": {n: v.decode() for n, v in record.extra}}
+           if cloudevent else {})})
     return Record(topic, record.key, value, record.event_id, record.connector_id,
-                  "gateway.dead_letter", record.source)
+                  "gateway.dead_letter", record.source, DEAD_LETTER, trace)
 
 
 class Publisher:
@@ -93,12 +101,36 @@ class Publisher:
     not find, and since when."""
 
     def __init__(self, producer: Any, kafka: KafkaConfig,
-                 quarantine: Callable[[Record, str], Awaitable[None]]) -> None:
+                 quarantine: Callable[[Record, str], Awaitable[None]],
+                 registry: SchemaRegistry | None = None) -> None:
         self.producer = producer
         self.kafka = kafka
         self.quarantine = quarantine
+        self.registry = registry
         self.unknown_since: dict[str, float] = {}
         self._partition: dict[tuple[str, bytes], int] = {}
+        self._schema_ids: dict[tuple[str, str], int] = {}  # this round's, (topic, kind)
+
+    async def _resolve_schemas(self, items: list[Item], out: Outcome) -> None:
+        """This round's schema ids; a (topic, kind) the registry did not answer for is
+        left out, and its records wait."""
+        self._schema_ids = {}
+        if self.registry is None:
+            return
+        for topic, kind in dict.fromkeys((r.topic, r.kind) for _, _, r in items
+                                         if r.kind != DEAD_LETTER):
+            try:
+                self._schema_ids[(topic, kind)] = await self.registry.schema_id(topic, kind)
+            except RegistryUnavailable as exc:
+                out.registry = out.registry or str(exc)
+
+    def _wire(self, record: Record) -> bytes | None:
+        """The value as sent: framed for the schema registry when one is configured;
+        None while its schema id is unknown (the record waits)."""
+        if self.registry is None or record.kind == DEAD_LETTER:
+            return record.value
+        schema_id = self._schema_ids.get((record.topic, record.kind))
+        return None if schema_id is None else frame(schema_id, record.value)
 
     async def _partitions(self, topic: str, out: Outcome) -> list[int] | str | None:
         """The topic's partitions; a refusal reason; or None: not yet, try again later."""
@@ -147,6 +179,7 @@ class Publisher:
         topics: dict[str, list[int] | str | None] = {}
         for topic in dict.fromkeys(record.topic for _, _, record in items):
             topics[topic] = await self._partitions(topic, out)
+        await self._resolve_schemas(items, out)
         chains: dict[tuple[str, int], list[tuple[list[Item], Any]]] = {}
         refused: list[tuple[Item, str]] = []
         for item in items:
@@ -155,15 +188,16 @@ class Publisher:
             if isinstance(where, str):
                 refused.append((item, where))
                 continue
-            if where is None:
-                continue  # its topic is not there yet
+            value = self._wire(record)
+            if where is None or value is None:
+                continue  # its topic, or its schema id, is not there yet
             tp = (record.topic, self._partition_of(record.topic, record.key, where))
             chain = chains.setdefault(tp, [])
-            if not chain or chain[-1][1].append(key=record.key, value=record.value,
+            if not chain or chain[-1][1].append(key=record.key, value=value,
                                                 timestamp=None,
                                                 headers=record.headers()) is None:
                 builder = self.producer.create_batch()
-                builder.append(key=record.key, value=record.value, timestamp=None,
+                builder.append(key=record.key, value=value, timestamp=None,
                                headers=record.headers())  # an empty batch takes any record
                 chain.append(([], builder))
             chain[-1][0].append(item)
@@ -200,7 +234,7 @@ class Publisher:
         for item in items:
             builder = self.producer.create_batch()
             record = item[2]
-            builder.append(key=record.key, value=record.value, timestamp=None,
+            builder.append(key=record.key, value=self._wire(record), timestamp=None,
                            headers=record.headers())
             try:
                 await self._send(builder, tp)

@@ -11,68 +11,89 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connectors.base import Connector
 from gateway.buffer import Record
+from gateway.buffer.codec import CLOUDEVENTS_BINARY, DEAD_LETTER, ENVELOPE, Headers
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import PayloadTooLarge, Unnormalizable
-from gateway.kafka_settings import KafkaConfig
+from gateway.formats import cloudevent_binary, cloudevent_structured
+from gateway.kafka_settings import Format, KafkaConfig
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
 
 
 class Records:
     """Kafka records from envelope fields, for every way events come in (webhooks,
-    /api/events, pollers): the topic is the connector's or the template's (cached).
+    /api/events, pollers): the topic is the connector's or the template's, the value
+    and headers in that topic's ``kafka.format`` (both cached per connector, source and
+    type), the trace context's headers added.
     A record the broker would refuse as too large raises PayloadTooLarge (413); an event
     type longer than ``MAX_EVENT_TYPE`` raises Unnormalizable (dead letter)."""
 
     def __init__(self, kafka: KafkaConfig) -> None:
+        self.kafka = kafka
         self.template = kafka.topic
         self.dead_letter_topic = kafka.dead_letter_topic
         self.limit = kafka.max_message_bytes
-        self._topics: dict[tuple[str, str, str], str] = {}
+        self._topics: dict[tuple[str, str, str], tuple[str, Format]] = {}
 
     def check_size(self, record: Record) -> None:
         """What the broker counts against ``message.max.bytes``: the record batch around
         one record (value, key, headers and their overhead), as the producer estimates
         it. The exact estimate only runs when the value comes near the limit."""
         r = record
-        if len(r.value) + len(r.key) + len(r.event_type) + len(r.source) + 1024 <= self.limit:
+        if (len(r.value) + len(r.key) + len(r.event_type) + len(r.source) + 1024
+                + (sum(len(n) + len(v) for n, v in r.extra) if r.extra else 0) <= self.limit):
             return
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(r.key, r.value, r.headers())
         if size > self.limit:
             raise PayloadTooLarge(f"the event would be {size} bytes on Kafka, more than"
                                   " kafka.max_message_bytes allows")
 
-    def topic(self, connector: Connector[Any], source: str, event_type: str) -> str:
+    def topic(self, connector: Connector[Any], source: str, event_type: str
+              ) -> tuple[str, Format]:
+        """The topic of ``connector``'s events of this source and type, and its format."""
         cache_key = (connector.connector_id, source, event_type)
-        topic = self._topics.get(cache_key)
-        if topic is None:
+        found = self._topics.get(cache_key)
+        if found is None:
             topic = connector.topic or topic_for(self.template, source=source, type=event_type,
                                                  connector_id=connector.connector_id)
+            found = topic, self.kafka.format_for(topic)
             if len(self._topics) < 10_000:
-                self._topics[cache_key] = topic
-        return topic
+                self._topics[cache_key] = found
+        return found
 
     def build(self, connector: Connector[Any], eid: str, *, source: str, type: str,
               timestamp: datetime, received_at: datetime, payload: dict[str, Any],
-              raw: bytes | None = None, key: str | None = None) -> Record:
+              raw: bytes | None = None, key: str | None = None, trace: Headers = ()
+              ) -> Record:
         cid = connector.connector_id
         if len(type) > MAX_EVENT_TYPE:
             raise Unnormalizable(f"the event type is longer than {MAX_EVENT_TYPE} characters")
+        topic, fmt = self.topic(connector, source, type)
+        key_bytes = (key or cid).encode()
         try:
-            value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,
-                                    connector_id=cid, received_at=received_at,
-                                    payload=payload, raw_payload=raw)
+            if fmt == ENVELOPE:
+                value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,
+                                        connector_id=cid, received_at=received_at,
+                                        payload=payload, raw_payload=raw)
+                extra = trace
+            else:
+                received = rfc3339(received_at)
+                build = cloudevent_binary if fmt == CLOUDEVENTS_BINARY else cloudevent_structured
+                value, extra = build(
+                    id=eid, source=source, type=type, connector_id=cid,
+                    time=received if timestamp is received_at else rfc3339(timestamp),
+                    received_at=received, key=key_bytes, payload=payload, raw=raw,
+                    trace=trace)
         except orjson.JSONEncodeError as exc:
             raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
-        record = Record(topic=self.topic(connector, source, type), key=(key or cid).encode(),
-                        value=value, event_id=eid, connector_id=cid, event_type=type,
-                        source=source)
+        record = Record(topic, key_bytes, value, eid, cid, type, source, fmt, extra)
         self.check_size(record)
         return record
 
     def dead_letter(self, connector: Connector[Any], eid: str, *, reason: str,
                     received_at: datetime, request_id: str | None, content_type: str | None,
-                    body: str | None, body_base64: str | None = None) -> Record:
+                    body: str | None, body_base64: str | None = None, trace: Headers = ()
+                    ) -> Record:
         """The dead-letter record of a delivery or polled record that cannot become an
         envelope (PayloadTooLarge when the broker would refuse even that)."""
         cid = connector.connector_id
@@ -80,8 +101,7 @@ class Records:
             "id": eid, "connector_id": cid, "source": connector.source_slug,
             "reason": reason, "received_at": rfc3339(received_at), "request_id": request_id,
             "content_type": content_type, "body": body, "body_base64": body_base64})
-        record = Record(topic=self.dead_letter_topic, key=cid.encode(), value=value,
-                        event_id=eid, connector_id=cid, event_type="gateway.dead_letter",
-                        source=connector.source_slug)
+        record = Record(self.dead_letter_topic, cid.encode(), value, eid, cid,
+                        "gateway.dead_letter", connector.source_slug, DEAD_LETTER, trace)
         self.check_size(record)
         return record

@@ -37,7 +37,9 @@ from gateway.kafka import describe, explain, make_admin, make_producer, refuses_
 from gateway.kafka_settings import KafkaConfig
 from gateway.metrics import METRICS
 from gateway.publish import Outcome, Publisher
+from gateway.schema_registry import SchemaRegistry
 from gateway.tasks import cancel, supervised
+from gateway.telemetry import Telemetry
 from gateway.topics import check_topics
 
 log = structlog.get_logger(__name__)
@@ -59,8 +61,12 @@ class _Stalled(Exception):
 
 class Relay:
     def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog,
-                 fixed_topics: Iterable[str] = ()) -> None:
+                 fixed_topics: Iterable[str] = (), telemetry: Telemetry | None = None) -> None:
         self.buffer = buffer
+        self.telemetry = telemetry
+        self.registry = (SchemaRegistry(kafka.schema_registry)
+                         if kafka.schema_registry is not None else None)
+        self._registry_error: str | None = None
         self.kafka = kafka
         self.audit = audit
         self.fixed_topics = sorted(set(fixed_topics))
@@ -87,6 +93,8 @@ class Relay:
             await cancel(task)
         self._tasks = []
         await self._close_producer()
+        if self.registry is not None:
+            await self.registry.aclose()
         if self.leader:
             with contextlib.suppress(Exception):
                 await self.buffer.lease.release(self.owner)
@@ -145,7 +153,8 @@ class Relay:
             reason, refused = await explain(self.kafka, exc)
             self._down(f"cannot connect: {reason}", refused=refused)
             return False
-        self._publisher = Publisher(self._producer, self.kafka, self.buffer.outbox.quarantine)
+        self._publisher = Publisher(self._producer, self.kafka, self.buffer.outbox.quarantine,
+                                    self.registry)
         self._up()
         if self.missing_topics is None:
             await self._check_topics()
@@ -224,10 +233,13 @@ class Relay:
         items = [(s.id, i, r) for s in segments
                  for i, r in enumerate(s.records) if i not in self._done.get(s.id, ())]
         self._sending_since = time.monotonic()
+        began = time.time_ns()
         try:
             out = await self._publisher.publish(items)
         finally:
             self._sending_since = None
+        if self.telemetry is not None and out.published:
+            self.telemetry.published(out.published, began)
         for sid, index, _ in out.done:
             self._done.setdefault(sid, set()).add(index)
         complete = [s for s in segments if len(self._done.get(s.id, ())) >= s.events]
@@ -242,6 +254,14 @@ class Relay:
             await self._close_producer()
             return False
         self._up()
+        if out.registry != self._registry_error:
+            if out.registry is not None:
+                log.warning("schema_registry_unavailable", detail=out.registry)
+            else:
+                log.info("schema_registry_available")
+            self._registry_error = out.registry
+        if out.registry is not None:
+            return False  # back off: its records wait, in order
         if out.waiting is not None:
             if out.waiting != self._waiting:
                 log.warning("topic_waiting", detail=out.waiting,
@@ -320,7 +340,8 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     audit = AuditLog.from_config(settings.audit_path, settings.audit)
     await buffer.open()
     await audit.open()
-    relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics())
+    telemetry = Telemetry.from_config(settings.telemetry, "relay")
+    relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit)
     runner.start()
@@ -332,4 +353,6 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
         await relay.stop()
         await buffer.close()
         await audit.close()
+        if telemetry is not None:
+            await asyncio.to_thread(telemetry.close)
         log.info("relay_stopped")

@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 import pytest
 
+from gateway import tracing
 from gateway.envelope import SCHEMA_PATH
 from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
 
@@ -75,7 +76,9 @@ def test_pull_request_arrives_as_a_valid_envelope(
     assert envelope["received_at"].endswith("Z")
     assert envelope["payload"] == orjson.loads(pull_request_body)
     assert record.key == b"github-main"
-    assert dict(record.headers) == {
+    headers = dict(record.headers)
+    assert tracing.parse(headers.pop("traceparent").decode()) is not None  # a new trace
+    assert headers == {
         "content-type": b"application/json", "event-id": event_id.encode(),
         "event-type": b"pull_request.opened", "event-source": b"github",
         "connector-id": b"github-main"}

@@ -103,12 +103,14 @@ class AuditLog:
     def record(self, outcome: str, *, connector_id: str | None, reason: str | None = None,
                event_ids: Iterable[str] = (), request_id: str | None = None,
                remote_addr: str | None = None, body_sha256: str | None = None,
-               size: int | None = None, client_request_id: str | None = None) -> None:
+               size: int | None = None, client_request_id: str | None = None,
+               traceparent: str | None = None) -> None:
         """One outcome. ``client_request_id``: the X-Request-Id the client sent, kept
-        beside the gateway's own ``request_id`` (the line has it only when given)."""
+        beside the gateway's own ``request_id``; ``traceparent``: the trace context the
+        request's records carry (the line has each only when given)."""
         assert outcome in OUTCOMES, outcome
         self._lines.append((time.time(), connector_id, outcome, reason, event_ids, request_id,
-                            remote_addr, body_sha256, size, client_request_id))
+                            remote_addr, body_sha256, size, client_request_id, traceparent))
         if not self._ready.is_set():
             self._ready.set()
 

@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 CHUNK_BYTES = 1 << 20  # the most written (and rolled back) at once
 
 Line = tuple[float, str | None, str, str | None, Iterable[str], str | None, str | None,
-              str | None, int | None, str | None]
+              str | None, int | None, str | None, str | None]
 
 
 class Sink:
@@ -97,7 +97,7 @@ class Sink:
             self.dropped += excess
 
     def _format(self, line: Line) -> bytes:
-        t, cid, outcome, reason, ids, rid, remote, sha, size, client_rid = line
+        t, cid, outcome, reason, ids, rid, remote, sha, size, client_rid, trace = line
         sec = int(t)
         if sec != self._second:
             self._second = sec
@@ -106,7 +106,8 @@ class Sink:
             "ts": f"{self._second_text}.{int((t - sec) * 1000):03d}Z", "connector_id": cid,
             "outcome": outcome, "reason": reason, "event_ids": list(ids), "request_id": rid,
             "remote_addr": remote, "body_sha256": sha, "bytes": size,
-            **({"client_request_id": client_rid} if client_rid is not None else {})},
+            **({"client_request_id": client_rid} if client_rid is not None else {}),
+            **({"traceparent": trace} if trace is not None else {})},
             default=str, option=orjson.OPT_APPEND_NEWLINE)
 
     def _next_chunk(self) -> tuple[bytes, int]:
