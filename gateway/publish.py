@@ -78,6 +78,7 @@ class Outcome:
     error: str | None = None  # the first retriable failure: back off, then try again
     waiting: str | None = None  # records wait for a topic to appear (Kafka is fine)
     registry: str | None = None  # records wait for the schema registry (Kafka is fine)
+    registry_used: bool = False  # records needed schema ids this round
 
 
 def dead_letter(record: Record, reason: str, topic: str) -> Record:
@@ -119,6 +120,7 @@ class Publisher:
             return
         for topic, kind in dict.fromkeys((r.topic, r.kind) for _, _, r in items
                                          if r.kind != DEAD_LETTER):
+            out.registry_used = True
             try:
                 self._schema_ids[(topic, kind)] = await self.registry.schema_id(topic, kind)
             except RegistryUnavailable as exc:

@@ -32,7 +32,8 @@ class Records:
         self.kafka = kafka
         self.template = kafka.topic
         self.dead_letter_topic = kafka.dead_letter_topic
-        self.limit = kafka.max_message_bytes
+        # the schema registry's frame (5 bytes) is added when the relay sends the value
+        self.limit = kafka.max_message_bytes - (5 if kafka.schema_registry else 0)
         self._topics: dict[tuple[str, str, str], tuple[str, Format]] = {}
 
     def check_size(self, record: Record) -> None:
@@ -40,8 +41,10 @@ class Records:
         one record (value, key, headers and their overhead), as the producer estimates
         it. The exact estimate only runs when the value comes near the limit."""
         r = record
-        if (len(r.value) + len(r.key) + len(r.event_type) + len(r.source) + 1024
-                + (sum(len(n) + len(v) for n, v in r.extra) if r.extra else 0) <= self.limit):
+        # 2 KiB covers the batch overhead and the headers: the trace context (at most
+        # ~600 bytes) and a CloudEvent's, which repeat the key, type, source and ids.
+        if (len(r.value) + 2 * (len(r.key) + len(r.event_type) + len(r.source)
+                                + len(r.connector_id)) + 2048 <= self.limit):
             return
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(r.key, r.value, r.headers())
         if size > self.limit:

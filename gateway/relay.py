@@ -254,7 +254,7 @@ class Relay:
             await self._close_producer()
             return False
         self._up()
-        if out.registry != self._registry_error:
+        if out.registry_used and out.registry != self._registry_error:
             if out.registry is not None:
                 log.warning("schema_registry_unavailable", detail=out.registry)
             else:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.buffer.codec import Headers
 
@@ -26,8 +25,7 @@ MAX_TRACESTATE = 512  # characters passed on; a longer tracestate is dropped
 MAX_TRACESTATE_MEMBERS = 32
 
 
-@dataclass(frozen=True, slots=True)
-class Trace:
+class Trace(NamedTuple):
     """The gateway's hop of a trace: the trace, the caller's span (None when the trace
     starts here) and the gateway's own span (``span``: its OpenTelemetry span, when
     ``gateway.telemetry`` records one)."""
@@ -37,7 +35,7 @@ class Trace:
     parent_span_id: str | None
     flags: str
     state: str | None = None
-    span: Any = field(default=None, compare=False, repr=False)
+    span: Any = None
 
     @property
     def traceparent(self) -> str:
@@ -93,9 +91,13 @@ def incoming(headers: Mapping[str, str], span_id: str | None = None) -> Trace:
     """The gateway's hop of the request's trace (headers with lower-case names); a new
     trace when the request carries none, or an invalid one (its tracestate is then
     dropped too). ``span_id``: the gateway's span, when a tracer made one."""
-    found = parse(headers.get("traceparent"))
+    given = headers.get("traceparent")
+    found = parse(given) if given is not None else None
     if found is None:
-        return Trace(new_trace_id(), span_id or new_span_id(), None, "01")
+        ids = os.urandom(24).hex()  # one read for both ids (all zero: practically never)
+        if ids[:32] == _ZERO_TRACE or ids[32:] == _ZERO_SPAN:
+            return Trace(new_trace_id(), span_id or new_span_id(), None, "01")
+        return Trace(ids[:32], span_id or ids[32:], None, "01")
     trace_id, parent, flags = found
     # Only the sampled bit is defined; the others are passed on as zero.
     return Trace(trace_id, span_id or new_span_id(), parent,
