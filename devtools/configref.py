@@ -184,6 +184,14 @@ DESCRIPTIONS: dict[str, str] = {
     "audit.max_backlog_lines": "Lines held in memory per process while the file cannot be"
     " written (a full disk); past it the oldest are dropped and counted"
     " (`gateway_audit_dropped_lines_total`).",
+    # -- governance ----------------------------------------------------------------
+    "governance": "The keys personal data is hashed and encrypted with, for every"
+    " connector's `governance.pii` (`docs/governance.md`).",
+    "governance.hash_key": "The HMAC-SHA256 key of `hash` (a secret, 32+ characters): one"
+    " for the gateway, so a value hashes the same in every event and connector.",
+    "governance.encryption_keys": "Key id to a 32-byte AES key, base64 (secrets). Old ids"
+    " stay listed so `gateway decrypt` still opens what they sealed.",
+    "governance.encryption_key": "The id in `encryption_keys` new values are sealed with.",
     # -- telemetry -----------------------------------------------------------------
     "telemetry": "Spans over OpenTelemetry (`gateway/telemetry.py`). The W3C trace"
     " context (`traceparent`, `tracestate`) is carried onto every record and into the"
@@ -223,6 +231,29 @@ DESCRIPTIONS: dict[str, str] = {
     "connectors.<id>.type": "The implementation: a name in the `gateway.connectors`"
     " entry-point group (`gateway providers` lists them). An unknown type is an error"
     " that lists the available ones.",
+    "connectors.<id>.governance": "Who owns the connector, how sensitive its data is, how"
+    " personal data is handled before anything is stored, and the payload contract"
+    " (`docs/governance.md`). Shown by `gateway connectors show ID`.",
+    "connectors.<id>.governance.owner": "The team or person answerable for it.",
+    "connectors.<id>.governance.classification": "`public`, `internal`, `confidential` or"
+    " `restricted`; `restricted` connectors need `schemas` (or `allow_without_schema`).",
+    "connectors.<id>.governance.pii": "Personal data in the payload: JSON paths (`$.a.b`,"
+    " `$['a b']`, `$.items[*].card.number`, `$.list[0]`), or entries `{path, handling,"
+    " keep_last}` (`keep_last`: 0-4 characters `mask` keeps after `****`). Handled in"
+    " every event before it is made durable; the envelope's `pii` lists them; dead"
+    " letters carry the body with the same paths handled (no body when it is not a JSON"
+    " object).",
+    "connectors.<id>.governance.pii_handling": "For paths that do not say: `mask`"
+    " (`****`), `hash` (`hmac-sha256:<hex>` keyed with `governance.hash_key`), `encrypt`"
+    " (`enc:<key id>:<data>`, AES-256-GCM with `governance.encryption_key`; `gateway"
+    " decrypt`) or `exclude` (removed).",
+    "connectors.<id>.governance.schemas": "Payload contracts: an event type (or a dotted"
+    " prefix of it) to a JSON Schema, a file (relative to the config file) or inline. An"
+    " event that breaks it is dead-lettered with reason `schema_violation` and the JSON"
+    " paths and keywords that failed (never the values); on `/api/events` it is a 400."
+    " Counted in `gateway_schema_violations_total`.",
+    "connectors.<id>.governance.allow_without_schema": "`true`: a `restricted` connector"
+    " may run without `schemas`.",
     "connectors.<id>.config": "The type's options: the common ones below and the type's"
     " own. Unknown keys are errors. Secrets are held as secret values (`**********` in"
     " any dump, message or log).",

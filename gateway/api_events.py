@@ -12,6 +12,8 @@ from gateway.answers import Answer, Audit, auditor, refuse, retry_later
 from gateway.buffer import Record
 from gateway.buffer.codec import Headers
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
+from gateway.governance import SchemaViolation
+from gateway.metrics import METRICS
 from gateway.pipeline import Pipeline
 from gateway.records import MAX_EVENT_TYPE
 from gateway.tracing import Trace
@@ -111,6 +113,11 @@ class ApiEvents:
                     connector, event_id(cid, delivery), source=event["source"],
                     type=event["type"], timestamp=event["timestamp"],
                     received_at=request.received_at, payload=event["payload"], trace=trace))
+            except SchemaViolation as exc:  # the client's to fix: a 400 with where
+                METRICS.schema_violation(cid)
+                problems.extend({"path": f"{root or f'$[{i}]'}.payload{v['path'][1:]}",
+                                 "problem": f"schema_violation: {v['keyword']}"}
+                                for v in exc.violations)
             except Unnormalizable as exc:
                 problems.append({"path": f"{root or f'$[{i}]'}.payload", "problem": str(exc)})
             keys.append(f"{cid}:{delivery}")

@@ -297,9 +297,10 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             relay = RelayMonitor(buffer)
         relay.start()
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
-                            audit)
+                            audit, loaded.policies)
         runner.start()
-        pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry)
+        pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
+                            loaded.policies)
         sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),

@@ -151,6 +151,40 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connectors_show(args: argparse.Namespace) -> int:
+    loaded = _load(args.config, allow_placeholders=True)
+    entry = loaded.settings.connectors.get(args.connector_id)
+    if entry is None:
+        print(f"gateway: no connector {args.connector_id!r} in the configuration",
+              file=sys.stderr)
+        return 1
+    kafka = loaded.settings.kafka
+    connector = loaded.connectors.get(args.connector_id)
+    topic = (connector.topic if connector is not None else None) or kafka.topic
+    governance = entry.governance
+    print(orjson.dumps({
+        "id": args.connector_id, "type": entry.type, "enabled": entry.enabled,
+        "topic": topic, "format": kafka.format_for(topic),
+        "config": entry.config,  # secrets are masked in the settings
+        "governance": governance.model_dump(mode="json") if governance else None,
+    }, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    from gateway.governance import decrypt
+
+    keys = _load(args.config, allow_placeholders=True).settings.governance
+    failed = 0
+    for token in args.tokens:
+        try:
+            print(orjson.dumps(decrypt(keys, token)).decode())
+        except ValueError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
 def server_data_dir(loaded: LoadedConfig) -> str:
     return str(Path(loaded.settings.data_dir).resolve())
 
@@ -270,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
     asyncapi.add_argument("--config")
     asyncapi.add_argument("--json", action="store_true", help="JSON instead of YAML")
     asyncapi.set_defaults(func=cmd_asyncapi)
+
+    connectors = sub.add_parser("connectors", help="the configured connectors")
+    connectors_sub = connectors.add_subparsers(dest="connectors_command", required=True)
+    show = connectors_sub.add_parser("show", help="a connector's type, topic, format and"
+                                     " governance (secrets masked)")
+    show.add_argument("connector_id")
+    show.add_argument("--config")
+    show.set_defaults(func=cmd_connectors_show)
+
+    decrypt = sub.add_parser("decrypt", help="the values behind enc: tokens (pii_handling"
+                             " encrypt), with governance.encryption_keys from the config")
+    decrypt.add_argument("tokens", nargs="+", metavar="TOKEN")
+    decrypt.add_argument("--config")
+    decrypt.set_defaults(func=cmd_decrypt)
     return parser
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectors.options import parse_networks
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
+from gateway.governance import Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
 from gateway.telemetry_settings import TelemetryConfig
 from gateway.topics import is_fixed, template_problem
@@ -92,6 +94,7 @@ class ConnectorEntry(_Strict):
     enabled: bool = True
     type: str
     config: dict[str, Any] = Field(default_factory=dict)
+    governance: Governance | None = None  # gateway.governance
 
 
 class GatewayConfig(_Strict):
@@ -100,6 +103,7 @@ class GatewayConfig(_Strict):
     audit: AuditConfig = AuditConfig()
     buffer: BufferConfig = BufferConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    governance: GovernanceKeys = GovernanceKeys()
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 
@@ -115,9 +119,11 @@ class GatewayConfig(_Strict):
 class LoadedConfig:
     """A validated configuration plus its connectors, built and ready."""
 
-    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]]) -> None:
+    def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
+                 policies: dict[str, Policy] | None = None) -> None:
         self.settings = settings
         self.connectors = connectors  # every enabled connector, by id
+        self.policies = policies or {}  # connector id -> its governance, compiled
 
     def fixed_topics(self) -> list[str]:
         """The topics named without placeholders: these must exist (or be auto-created)."""
@@ -247,9 +253,10 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     except ValidationError as exc:
         problems.extend(problems_from_validation(exc))
     if settings is not None and not dev:
-        problems.extend(ConfigProblem(key_path(("kafka", *where)), PLACEHOLDER_PROBLEM)
-                        for where, secret in secret_fields(settings.kafka)
-                        if is_placeholder(secret))
+        for section in ("kafka", "governance"):
+            problems.extend(ConfigProblem(key_path((section, *where)), PLACEHOLDER_PROBLEM)
+                            for where, secret in secret_fields(getattr(settings, section))
+                            if is_placeholder(secret))
 
     entries: dict[str, ConnectorEntry] = {}
     connectors: dict[str, Connector[Any]] = {}
@@ -264,10 +271,35 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
             if connector is not None:
                 connectors[str(cid)] = connector
 
+    policies = _policies(settings, entries, connectors, path.parent, problems)
     if problems or settings is None:
         raise ConfigError(problems)
     settings = settings.model_copy(update={"connectors": entries})
-    return LoadedConfig(settings, connectors)
+    return LoadedConfig(settings, connectors, policies)
+
+
+def _policies(settings: GatewayConfig | None, entries: dict[str, ConnectorEntry],
+              connectors: dict[str, Connector[Any]], base: Path,
+              problems: list[ConfigProblem]) -> dict[str, Policy]:
+    """The enabled connectors' governance, compiled (schemas read relative to the
+    config file's directory)."""
+    if settings is None:
+        return {}
+    keys = settings.governance
+    policies = {}
+    for cid, entry in entries.items():
+        if entry.governance is None or cid not in connectors:
+            continue
+        loc = key_path(("connectors", cid, "governance"))
+        try:
+            policy = Policy(entry.governance, keys, base)
+        except (OSError, ValueError, SchemaError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) else str(exc).split("\n")[0]
+            problems.append(ConfigProblem(f"{loc}.schemas", f"unusable schema: {detail}"))
+            continue
+        problems.extend(ConfigProblem(loc, p) for p in policy.problems(keys))
+        policies[cid] = policy
+    return policies
 
 
 def _read(path: Path) -> dict[str, Any]:

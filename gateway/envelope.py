@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
@@ -24,6 +24,13 @@ def rfc3339(value: datetime) -> str:
     if value.microsecond:
         return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.isoformat(timespec="seconds")[:-6] + "Z"
+
+
+class PiiHandled(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="A JSON path into the payload, e.g. $.customer.email.")
+    handling: Literal["mask", "hash", "encrypt", "exclude"]
 
 
 class Envelope(BaseModel):
@@ -45,39 +52,62 @@ class Envelope(BaseModel):
     received_at: datetime = Field(description="RFC 3339 UTC: when the gateway accepted it.")
     payload: dict[str, Any] = Field(description="The source's event; form bodies become "
                                     "an object of fields.")
+    pii: list[PiiHandled] | None = Field(
+        default=None, description="Present when the connector's governance names personal"
+        " data: each path and how it was handled (mask, hash, encrypt, exclude) before the"
+        " event was stored; whether or not the path occurred in this payload.")
 
     @field_serializer("timestamp", "received_at")
     def _utc(self, value: datetime) -> str:
         return rfc3339(value)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump())
+        return orjson.dumps(self.model_dump(exclude={"pii"} if self.pii is None else None))
 
 
 FIELDS = tuple(Envelope.model_fields)
 assert FIELDS == ("id", "source", "type", "timestamp", "connector_id", "received_at",
-                  "payload"), "encode_envelope must follow the Envelope model"
+                  "payload", "pii"), "encode_envelope must follow the Envelope model"
 
 
 def encode_envelope(*, id: str, source: str, type: str, timestamp: datetime,
                     connector_id: str, received_at: datetime, payload: dict[str, Any],
-                    raw_payload: bytes | None = None) -> bytes:
+                    raw_payload: bytes | None = None,
+                    pii: list[dict[str, str]] | None = None) -> bytes:
     """The bytes ``Envelope(...).to_json()`` gives, without per-event model validation
     (the request path's inputs are already typed; a test pins the two together).
 
     ``raw_payload``: the payload's JSON exactly as received (already parsed once, so
-    valid), embedded instead of serialized again.
+    valid), embedded instead of serialized again. ``pii``: the handled paths, when the
+    connector's governance names any.
     """
     received = rfc3339(received_at)
-    return orjson.dumps({"id": id, "source": source, "type": type,
-                         "timestamp": received if timestamp is received_at else rfc3339(timestamp),
-                         "connector_id": connector_id, "received_at": received,
-                         "payload": payload if raw_payload is None
-                         else orjson.Fragment(raw_payload)})
+    fields: dict[str, Any] = {"id": id, "source": source, "type": type,
+              "timestamp": received if timestamp is received_at else rfc3339(timestamp),
+              "connector_id": connector_id, "received_at": received,
+              "payload": payload if raw_payload is None else orjson.Fragment(raw_payload)}
+    if pii is not None:
+        fields["pii"] = pii
+    return orjson.dumps(fields)
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with every ``#/$defs/...`` reference replaced by the definition."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inline(defs[ref[len("#/$defs/"):]], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
 
 
 def json_schema() -> dict[str, Any]:
-    schema = Envelope.model_json_schema(mode="serialization")
+    """Self-contained (no ``$defs``): it is embedded in AsyncAPI documents and registered
+    with schema registries, where a reference into it would point nowhere."""
+    generated = Envelope.model_json_schema(mode="serialization")
+    schema: dict[str, Any] = _inline(generated, generated.pop("$defs", {}))
     for name in ("timestamp", "received_at"):
         schema["properties"][name].update(format="date-time", pattern=r"Z$")
     return schema

@@ -7,7 +7,8 @@
   The value is the payload (``content-type: application/json``); the attributes are
   headers: ``ce_specversion`` (1.0), ``ce_id``, ``ce_source``, ``ce_type``, ``ce_time``,
   and the extensions ``ce_connectorid``, ``ce_receivedat`` and ``ce_partitionkey``
-  (the record key, as the binding maps it).
+  (the record key, as the binding maps it); ``ce_pii`` when the connector's governance
+  names personal data (the handled paths as JSON text, as in the envelope's ``pii``).
 - ``cloudevents-structured``: the binding's structured content mode. The value is the
   whole CloudEvent in the JSON event format (``content-type:
   application/cloudevents+json``), the payload under ``data``.
@@ -44,10 +45,12 @@ CLOUDEVENT_SCHEMA: dict[str, Any] = {
 
 def cloudevent_binary(*, id: str, source: str, type: str, time: str, connector_id: str,
                       received_at: str, key: bytes, payload: dict[str, Any],
-                      raw: bytes | None, trace: Headers) -> tuple[bytes, Headers]:
+                      raw: bytes | None, trace: Headers, pii: bytes | None = None
+                      ) -> tuple[bytes, Headers]:
     """The value and headers of a CloudEvent in binary content mode."""
     value = raw if raw is not None else orjson.dumps(payload)
     return value, (("content-type", b"application/json"),
+                   *((("ce_pii", pii),) if pii is not None else ()),
                    ("ce_specversion", SPECVERSION.encode()), ("ce_id", id.encode()),
                    ("ce_source", source.encode()), ("ce_type", type.encode()),
                    ("ce_time", time.encode()), ("ce_connectorid", connector_id.encode()),
@@ -57,9 +60,11 @@ def cloudevent_binary(*, id: str, source: str, type: str, time: str, connector_i
 
 def cloudevent_structured(*, id: str, source: str, type: str, time: str, connector_id: str,
                           received_at: str, key: bytes, payload: dict[str, Any],
-                          raw: bytes | None, trace: Headers) -> tuple[bytes, Headers]:
+                          raw: bytes | None, trace: Headers, pii: bytes | None = None
+                          ) -> tuple[bytes, Headers]:
     """The value and headers of a CloudEvent in structured content mode (JSON)."""
     value = orjson.dumps({
+        **({"pii": pii.decode()} if pii is not None else {}),
         "specversion": SPECVERSION, "id": id, "source": source, "type": type, "time": time,
         "datacontenttype": "application/json", "connectorid": connector_id,
         "receivedat": received_at, "partitionkey": key.decode(),

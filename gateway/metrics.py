@@ -53,6 +53,11 @@ class Metrics:
         self.latency_counts = [0] * (len(LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
         self.published = 0  # events an in-process relay saw acknowledged
+        self.violations: dict[str, int] = {}  # configured connector id -> events
+
+    def schema_violation(self, connector_id: str) -> None:
+        """An event that broke its connector's payload contract (dead-lettered)."""
+        self.violations[connector_id] = self.violations.get(connector_id, 0) + 1
 
     def count(self, connector_id: str, outcome: str) -> None:
         key = (connector_id, outcome)
@@ -71,7 +76,7 @@ class Metrics:
     def snapshot(self) -> dict[str, Any]:
         return {"requests": [[cid, outcome, n] for (cid, outcome), n in self.requests.items()],
                 "latency_counts": list(self.latency_counts), "latency_sum": self.latency_sum,
-                "published": self.published}
+                "published": self.published, "violations": self.violations}
 
 
 def render(snapshots: list[dict[str, Any]], gauges: dict[str, float]) -> bytes:
@@ -106,7 +111,10 @@ class _Families(Collector):
         counts = [0] * (len(LATENCY_BOUNDS) + 1)
         total, published = 0.0, 0
         audit = [0, 0, 0]  # write errors, dropped lines, backlog
+        violations: dict[str, int] = {}
         for snap in self.snapshots:
+            for cid, n in snap.get("violations", {}).items():
+                violations[cid] = violations.get(cid, 0) + n
             audit = [a + b for a, b in zip(audit, snap.get("audit", (0, 0, 0)), strict=True)]
             for cid, outcome, n in snap["requests"]:
                 requests[(cid, outcome)] = requests.get((cid, outcome), 0) + n
@@ -117,6 +125,12 @@ class _Families(Collector):
                                      labels=["connector_id", "outcome"])
         for (cid, outcome), n in sorted(requests.items()):
             family.add_metric([cid, outcome], n)
+        yield family
+        family = CounterMetricFamily("gateway_schema_violations", "Events that broke their"
+                                     " connector's payload contract (dead-lettered)",
+                                     labels=["connector_id"])
+        for cid, n in sorted(violations.items()):
+            family.add_metric([cid], n)
         yield family
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BOUNDS, float("inf")), counts, strict=True):

@@ -34,6 +34,8 @@ from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, UnknownConnector, Unnormalizable
+from gateway.governance import Policy, SchemaViolation
+from gateway.metrics import METRICS
 from gateway.ratelimit import RateLimits
 from gateway.records import Records
 from gateway.telemetry import Telemetry
@@ -47,7 +49,8 @@ class Pipeline:
     limits, records, the buffer and the audit)."""
 
     def __init__(self, settings: GatewayConfig, connectors: Mapping[str, Connector[Any]],
-                 buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None) -> None:
+                 buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None,
+                 policies: Mapping[str, Policy] | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.webhooks = {cid: c for cid, c in connectors.items() if isinstance(c, Webhook)}
@@ -55,7 +58,7 @@ class Pipeline:
                              if isinstance(c, PushSource)}
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka)
+        self.records = Records(settings.kafka, policies)
         self.limits = RateLimits(connectors)
         self.ingress = {cid: guard for cid, c in connectors.items()
                         if (guard := Ingress.from_config(c.config)) is not None}
@@ -107,7 +110,7 @@ class Pipeline:
             return refuse(exc, audit)
         except Unnormalizable as exc:
             return await self._dead_letter_delivery(connector, request, delivery, dedup_key,
-                                                    exc.reason, request_id, audit, trace)
+                                                    exc, request_id, audit, trace)
         if not records:
             audit("filtered", "event_not_allowed")
             return Answer.json(200, {"filtered": True, "event_ids": []}, "filtered")
@@ -163,11 +166,15 @@ class Pipeline:
         return Answer.json(200, {"duplicate": True, "event_ids": ids}, "duplicate")
 
     async def _dead_letter_delivery(self, connector: Webhook[Any], request: InboundRequest,
-                                    delivery: str, dedup_key: tuple[str, ...], reason: str,
-                                    request_id: str, audit: Audit, trace: Trace) -> Answer:
+                                    delivery: str, dedup_key: tuple[str, ...],
+                                    problem: Unnormalizable, request_id: str, audit: Audit,
+                                    trace: Trace) -> Answer:
         """An authentic delivery that cannot become events: its dead letter, durable."""
+        reason = problem.reason
+        if isinstance(problem, SchemaViolation):
+            METRICS.schema_violation(connector.connector_id)
         try:
-            record = self._dead_letter(connector, request, delivery, reason, request_id,
+            record = self._dead_letter(connector, request, delivery, problem, request_id,
                                        trace.headers())
         except PayloadTooLarge as too_large:
             return refuse(too_large, audit)
@@ -189,7 +196,7 @@ class Pipeline:
             payload=draft.payload, raw=draft.raw, key=draft.key, trace=trace)
 
     def _dead_letter(self, connector: Webhook[Any], request: InboundRequest, delivery: str,
-                     reason: str, request_id: str, trace: Headers) -> Record:
+                     problem: Unnormalizable, request_id: str, trace: Headers) -> Record:
         cid = connector.connector_id
         eid = event_id(cid, delivery)
         try:
@@ -198,6 +205,7 @@ class Pipeline:
         except UnicodeDecodeError:
             text, b64 = None, base64.b64encode(request.body).decode()
         return self.records.dead_letter(
-            connector, eid, reason=reason, received_at=request.received_at,
+            connector, eid, reason=problem.reason, received_at=request.received_at,
             request_id=request_id, content_type=request.header("content-type"), body=text,
-            body_base64=b64, trace=trace)
+            body_base64=b64, trace=trace,
+            violations=problem.violations if isinstance(problem, SchemaViolation) else None)

@@ -24,6 +24,7 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,8 @@ from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Unnormalizable
+from gateway.governance import Policy, SchemaViolation
+from gateway.metrics import METRICS
 from gateway.records import Records
 from gateway.tasks import cancel, supervised
 
@@ -69,13 +72,14 @@ class _Backoff:
 
 class PollRunner:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
-                 buffer: Buffer, audit: AuditLog) -> None:
+                 buffer: Buffer, audit: AuditLog,
+                 policies: Mapping[str, Policy] | None = None) -> None:
         self.settings = settings
         self.pollers = {cid: c for cid, c in connectors.items()
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka)
+        self.records = Records(settings.kafka, policies)
         self.health: dict[str, dict[str, Any]] = {
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None} for cid in self.pollers}
@@ -118,7 +122,12 @@ class PollRunner:
                     reason = None
                 except Unnormalizable as exc:  # e.g. an integer past 64 bits, too deep
                     reason = exc.reason
-                    record = self._dead_letter(poller, polled, eid, reason, now, trace)
+                    violations = None
+                    if isinstance(exc, SchemaViolation):
+                        METRICS.schema_violation(cid)
+                        violations = exc.violations
+                    record = self._dead_letter(poller, polled, eid, reason, now, trace,
+                                               violations)
                 records.append(record)
                 keys.append(f"{cid}:poll:{polled.id}")
                 reasons.append(reason)
@@ -149,7 +158,8 @@ class PollRunner:
                 return new_total
 
     def _dead_letter(self, poller: PollingConnector[Any], polled: Polled, eid: str, reason: str,
-                     received_at: datetime, trace: Headers) -> Record:
+                     received_at: datetime, trace: Headers,
+                     violations: list[dict[str, str]] | None = None) -> Record:
         """The dead letter (``Records.dead_letter``) of a polled record that cannot become
         an envelope: the record as ``body`` (stdlib JSON, which takes any integer; null
         when even that fails or would not fit on Kafka)."""
@@ -162,7 +172,7 @@ class PollRunner:
             return self.records.dead_letter(poller, eid, reason=reason,
                                             received_at=received_at, request_id=None,
                                             content_type="application/json", body=body,
-                                            trace=trace)
+                                            trace=trace, violations=violations)
 
         try:
             return letter(body)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from gateway.buffer.codec import CLOUDEVENTS_BINARY, DEAD_LETTER, ENVELOPE, Head
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.formats import cloudevent_binary, cloudevent_structured
+from gateway.governance import Policy
 from gateway.kafka_settings import Format, KafkaConfig
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
@@ -28,8 +30,10 @@ class Records:
     A record the broker would refuse as too large raises PayloadTooLarge (413); an event
     type longer than ``MAX_EVENT_TYPE`` raises Unnormalizable (dead letter)."""
 
-    def __init__(self, kafka: KafkaConfig) -> None:
+    def __init__(self, kafka: KafkaConfig, policies: Mapping[str, Policy] | None = None
+                 ) -> None:
         self.kafka = kafka
+        self.policies = policies or {}  # connector id -> governance (gateway.governance)
         self.template = kafka.topic
         self.dead_letter_topic = kafka.dead_letter_topic
         # the schema registry's frame (5 bytes) is added when the relay sends the value
@@ -73,11 +77,17 @@ class Records:
             raise Unnormalizable(f"the event type is longer than {MAX_EVENT_TYPE} characters")
         topic, fmt = self.topic(connector, source, type)
         key_bytes = (key or cid).encode()
+        pii = None
+        policy = self.policies.get(cid)
+        if policy is not None:  # before anything is stored: the contract, personal data
+            policy.check(type, payload)
+            if policy.fields:
+                payload, raw, pii = policy.handle(payload), None, policy.manifest
         try:
             if fmt == ENVELOPE:
                 value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,
                                         connector_id=cid, received_at=received_at,
-                                        payload=payload, raw_payload=raw)
+                                        payload=payload, raw_payload=raw, pii=pii)
                 extra = trace
             else:
                 received = rfc3339(received_at)
@@ -86,7 +96,7 @@ class Records:
                     id=eid, source=source, type=type, connector_id=cid,
                     time=received if timestamp is received_at else rfc3339(timestamp),
                     received_at=received, key=key_bytes, payload=payload, raw=raw,
-                    trace=trace)
+                    trace=trace, pii=orjson.dumps(pii) if pii is not None else None)
         except orjson.JSONEncodeError as exc:
             raise Unnormalizable(f"payload cannot be encoded: {exc}") from None
         record = Record(topic, key_bytes, value, eid, cid, type, source, fmt, extra)
@@ -95,15 +105,22 @@ class Records:
 
     def dead_letter(self, connector: Connector[Any], eid: str, *, reason: str,
                     received_at: datetime, request_id: str | None, content_type: str | None,
-                    body: str | None, body_base64: str | None = None, trace: Headers = ()
-                    ) -> Record:
+                    body: str | None, body_base64: str | None = None, trace: Headers = (),
+                    violations: list[dict[str, str]] | None = None) -> Record:
         """The dead-letter record of a delivery or polled record that cannot become an
-        envelope (PayloadTooLarge when the broker would refuse even that)."""
+        envelope (PayloadTooLarge when the broker would refuse even that). With the
+        connector's governance, the body's personal data is handled as in its events (a
+        body that is not a JSON object is left out); ``violations``: where the payload
+        broke its contract."""
         cid = connector.connector_id
+        policy = self.policies.get(cid)
+        if policy is not None and policy.fields:
+            body, body_base64 = policy.handle_text(body), None
         value = orjson.dumps({
             "id": eid, "connector_id": cid, "source": connector.source_slug,
             "reason": reason, "received_at": rfc3339(received_at), "request_id": request_id,
-            "content_type": content_type, "body": body, "body_base64": body_base64})
+            "content_type": content_type, "body": body, "body_base64": body_base64,
+            **({"violations": violations} if violations is not None else {})})
         record = Record(self.dead_letter_topic, cid.encode(), value, eid, cid,
                         "gateway.dead_letter", connector.source_slug, DEAD_LETTER, trace)
         self.check_size(record)

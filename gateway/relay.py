@@ -343,7 +343,8 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     telemetry = Telemetry.from_config(settings.telemetry, "relay")
     relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
     relay.start()
-    runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit)
+    runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
+                        loaded.policies)
     runner.start()
     log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:
