@@ -192,6 +192,19 @@ DESCRIPTIONS: dict[str, str] = {
     "governance.encryption_keys": "Key id to a 32-byte AES key, base64 (secrets). Old ids"
     " stay listed so `gateway decrypt` still opens what they sealed.",
     "governance.encryption_key": "The id in `encryption_keys` new values are sealed with.",
+    # -- certification -------------------------------------------------------------
+    "certification": "Every connector's certification (`docs/governance.md`): `pending`"
+    " until its first request or poll, then `monitoring`; `certified` after a full window"
+    " without an SLO breach; a breach makes it `failed`, a later clean window `certified`"
+    " again. Kept in `<data_dir>/certification.json` across restarts; evaluated by the"
+    " relay that holds the buffer's lease.",
+    "certification.window_seconds": "How long a connector must run without a breach to be"
+    " certified (default a day).",
+    "certification.measure_seconds": "The rolling window the SLOs are measured over"
+    " (measurements start afresh when the relay restarts; the certification state does"
+    " not).",
+    "certification.evaluate_seconds": "How often the SLOs are evaluated and the state"
+    " written.",
     # -- telemetry -----------------------------------------------------------------
     "telemetry": "Spans over OpenTelemetry (`gateway/telemetry.py`). The W3C trace"
     " context (`traceparent`, `tracestate`) is carried onto every record and into the"
@@ -254,6 +267,18 @@ DESCRIPTIONS: dict[str, str] = {
     " Counted in `gateway_schema_violations_total`.",
     "connectors.<id>.governance.allow_without_schema": "`true`: a `restricted` connector"
     " may run without `schemas`.",
+    "connectors.<id>.governance.slo": "Objectives, measured over"
+    " `certification.measure_seconds` and evaluated every `certification.evaluate_seconds`"
+    " (`gateway/certification.py`): `/readyz` (`connectors`), `/metrics`"
+    " (`gateway_connector_slo_*`) and `gateway connectors status` show them against what"
+    " was measured, and a breach fails the connector's certification. A measure with"
+    " nothing to measure in the window (no requests) breaches nothing.",
+    "connectors.<id>.governance.slo.freshness_minutes": "At most this long since the newest"
+    " accepted event (since the evaluator started, when there was none).",
+    "connectors.<id>.governance.slo.availability_percent": "At least this share of"
+    " requests not failed by the gateway (503, 500); for a poller, of successful polls.",
+    "connectors.<id>.governance.slo.error_rate_percent": "At most this share of requests"
+    " rejected, dead-lettered or failed; for a poller, of polled records dead-lettered.",
     "connectors.<id>.config": "The type's options: the common ones below and the type's"
     " own. Unknown keys are errors. Secrets are held as secret values (`**********` in"
     " any dump, message or log).",

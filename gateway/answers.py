@@ -76,7 +76,8 @@ def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
                    request_id=request_id, remote_addr=request.remote_addr,
                    body_sha256=body_sha256, size=len(request.body),
                    client_request_id=client_rid, traceparent=traceparent)
-        METRICS.count(label, outcome)
+        METRICS.outcome(connector_id, label, outcome, reason, len(ids or ()),
+                        len(request.body))
         if outcome == "rejected":  # logs, audit and metrics tell the same story
             structlog_log.info("rejected", reason=reason, request_id=request_id,
                                connector_id=connector_id, client_request_id=client_rid)

@@ -32,6 +32,7 @@ from gateway.answers import UNKNOWN_CONNECTOR, Answer, client_request_id, shown_
 from gateway.api_events import ApiEvents
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
+from gateway.certification import Certifier, read_state
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge, answer_for
 from gateway.metrics import METRICS, MetricsSync, render
@@ -235,6 +236,8 @@ async def readyz(request: Request) -> Response:
                    "quarantined": buffer.quarantined},
         "relay": {"leader": relay.leader, "published": relay.published},
         "pollers": await rt.buffer.status.read_pollers(),
+        "connectors": (await asyncio.to_thread(
+            read_state, rt.loaded.settings.data_dir)).get("connectors", {}),
     }
     return _json(200 if ready else 503, body)
 
@@ -243,6 +246,7 @@ async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     snapshots = rt.metrics.totals()
     buffer = rt.buffer.outbox
+    state = await asyncio.to_thread(read_state, rt.loaded.settings.data_dir)
     text = render(snapshots, {
         "gateway_buffer_events": buffer.events, "gateway_buffer_bytes": buffer.bytes,
         "gateway_buffer_dedup_bytes": buffer.dedup_bytes,
@@ -251,7 +255,9 @@ async def metrics(request: Request) -> Response:
         "gateway_quarantined_events": buffer.quarantined,
         "gateway_relay_published_events": rt.relay.published,
         "gateway_relay_leader": int(rt.relay.leader),
-        "gateway_kafka_up": int(rt.relay.kafka_ok), "gateway_workers_reporting": len(snapshots)})
+        "gateway_kafka_up": int(rt.relay.kafka_ok),
+        "gateway_workers_reporting": sum(s.get("role") != "relay" for s in snapshots)},
+        state.get("connectors", {}))
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -303,6 +309,10 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                             loaded.policies)
         sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
+        certifier = None
+        if isinstance(relay, Relay):  # else the relay's process evaluates
+            certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
+            certifier.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
                                     sync, telemetry)
         _tune_gc()
@@ -311,6 +321,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         try:
             yield
         finally:
+            if certifier is not None:
+                await certifier.stop()
             await sync.stop()
             await runner.stop()
             for connector in loaded.connectors.values():

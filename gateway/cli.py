@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -171,6 +172,35 @@ def cmd_connectors_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connectors_status(args: argparse.Namespace) -> int:
+    from gateway.certification import read_state
+
+    settings = _load(args.config, allow_placeholders=True).settings
+    state = read_state(settings.data_dir)
+    if args.json:
+        print(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not state:
+        print("gateway: no evaluation yet (the relay evaluates every"
+              f" {settings.certification.evaluate_seconds:g} s)", file=sys.stderr)
+        return 1
+    print(f"{'connector':<24} {'certification':<14} {'objective':<22} {'target':>9}"
+          f" {'measured':>9}  breach")
+    for cid, view in sorted(state.get("connectors", {}).items()):
+        cert = view["certification"]["state"]
+        rows = [(o, view["objectives"].get(o), view["measured"].get(o))
+                for o in ("freshness_minutes", "availability_percent", "error_rate_percent")]
+        for i, (objective, goal, value) in enumerate(rows):
+            print(f"{cid if i == 0 else '':<24} {cert if i == 0 else '':<14} {objective:<22}"
+                  f" {'-' if goal is None else f'{goal:g}':>9}"
+                  f" {'-' if value is None else f'{value:g}':>9}"
+                  f"  {'BREACH' if objective in view['breaches'] else ''}")
+    age = time.time() - state.get("evaluated_at", 0)
+    print(f"evaluated {age:.0f} s ago; measured over the last {state['measure_seconds']:g} s;"
+          f" a clean {state['window_seconds']:g} s certifies", file=sys.stderr)
+    return 0
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     from gateway.governance import decrypt
 
@@ -312,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("connector_id")
     show.add_argument("--config")
     show.set_defaults(func=cmd_connectors_show)
+    status = connectors_sub.add_parser("status", help="each connector's SLOs against what"
+                                       " was measured, and its certification")
+    status.add_argument("--config")
+    status.add_argument("--json", action="store_true", help="the whole state, as JSON")
+    status.set_defaults(func=cmd_connectors_status)
 
     decrypt = sub.add_parser("decrypt", help="the values behind enc: tokens (pii_handling"
                              " encrypt), with governance.encryption_keys from the config")

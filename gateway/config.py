@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from connectors.options import parse_networks
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
-from gateway.governance import Governance, GovernanceKeys, Policy
+from gateway.governance import CertificationConfig, Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
 from gateway.telemetry_settings import TelemetryConfig
 from gateway.topics import is_fixed, template_problem
@@ -104,6 +104,7 @@ class GatewayConfig(_Strict):
     buffer: BufferConfig = BufferConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     governance: GovernanceKeys = GovernanceKeys()
+    certification: CertificationConfig = CertificationConfig()
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 

@@ -119,6 +119,26 @@ class PiiField(BaseModel):
         return value
 
 
+class Slo(BaseModel):
+    """``governance.slo``: objectives ``gateway.certification`` measures and enforces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    freshness_minutes: float | None = Field(default=None, gt=0)
+    availability_percent: float | None = Field(default=None, ge=0, le=100)
+    error_rate_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class CertificationConfig(BaseModel):
+    """Top-level ``certification``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_seconds: float = Field(default=86_400.0, gt=0)  # clean this long: certified
+    measure_seconds: float = Field(default=3_600.0, gt=0)  # SLOs are measured over this
+    evaluate_seconds: float = Field(default=60.0, gt=0)  # how often they are evaluated
+
+
 class Governance(BaseModel):
     """``connectors.<id>.governance``."""
 
@@ -130,6 +150,7 @@ class Governance(BaseModel):
     pii_handling: Handling = "mask"
     schemas: dict[str, str | dict[str, Any]] = Field(default_factory=dict)
     allow_without_schema: bool = False
+    slo: Slo | None = None
 
     @field_validator("pii", mode="before")
     @classmethod
@@ -253,21 +274,25 @@ class Policy:
         sealed = self._aead.encrypt(nonce, orjson.dumps(value), self._key_id.encode())
         return f"enc:{self._key_id}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
 
-    def check(self, event_type: str, payload: dict[str, Any]) -> None:
-        """Raises SchemaViolation when the type's schema (or its nearest dotted prefix's)
-        does not hold for ``payload``."""
+    def check(self, event_type: str, payload: dict[str, Any]) -> tuple[str, ...]:
+        """The fields the type's schema (or its nearest dotted prefix's) declares at the
+        top level (``properties``), once ``payload`` meets it; raises SchemaViolation
+        when it does not."""
         if not self._validators:
-            return
+            return ()
         validator, name = None, event_type
         while validator is None and name:
             validator = self._validators.get(name)
             name = name.rpartition(".")[0]
         if validator is None:
-            return
+            return ()
         errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
         if errors:
             raise SchemaViolation([{"path": _json_path(e.absolute_path),
                                     "keyword": str(e.validator)} for e in errors[:20]])
+        properties = validator.schema.get("properties") if isinstance(
+            validator.schema, dict) else None
+        return tuple(properties) if isinstance(properties, dict) else ()
 
     def handle_text(self, body: str | None) -> str | None:
         """A dead letter's body with the paths handled; None when it is not a JSON

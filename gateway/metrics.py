@@ -53,11 +53,51 @@ class Metrics:
         self.latency_counts = [0] * (len(LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
         self.published = 0  # events an in-process relay saw acknowledged
-        self.violations: dict[str, int] = {}  # configured connector id -> events
+        self.started = time.time()  # since when these counts run
+        # Per configured connector (gateway.certification reads them): counters named
+        # "events", "bytes", "violations", "rejected:<reason>", "nulls:<field>",
+        # "checks:<field>", and "newest" (when the last event was accepted, not summed).
+        self.connectors: dict[str, dict[str, float]] = {}
+
+    def _counts(self, connector_id: str) -> dict[str, float] | None:
+        counts = self.connectors.get(connector_id)
+        if counts is None and len(self.connectors) < MAX_LABELS:
+            counts = self.connectors[connector_id] = {}
+        return counts
+
+    def add(self, connector_id: str, name: str, n: float = 1) -> None:
+        counts = self._counts(connector_id)
+        if counts is not None:
+            counts[name] = counts.get(name, 0) + n
+
+    def outcome(self, connector_id: str | None, label: str, outcome: str, reason: str | None,
+                events: int, size: int | None) -> None:
+        """One request's outcome: the requests counter under ``label``, and for a
+        configured ``connector_id`` its events, bytes and rejections by reason."""
+        self.count(label, outcome)
+        if connector_id is None or label != connector_id:
+            return
+        if outcome == "accepted":
+            counts = self._counts(connector_id)
+            if counts is not None:
+                counts["events"] = counts.get("events", 0) + events
+                counts["bytes"] = counts.get("bytes", 0) + (size or 0)
+                counts["newest"] = time.time()
+        elif outcome == "rejected":
+            self.add(connector_id, f"rejected:{reason}")
 
     def schema_violation(self, connector_id: str) -> None:
         """An event that broke its connector's payload contract (dead-lettered)."""
-        self.violations[connector_id] = self.violations.get(connector_id, 0) + 1
+        self.add(connector_id, "violations")
+
+    def fields(self, connector_id: str, nulls: list[tuple[str, bool]]) -> None:
+        """Declared fields of an accepted event, and which of them were null or absent."""
+        counts = self._counts(connector_id)
+        if counts is not None:
+            for name, null in nulls:
+                counts[f"checks:{name}"] = counts.get(f"checks:{name}", 0) + 1
+                if null:
+                    counts[f"nulls:{name}"] = counts.get(f"nulls:{name}", 0) + 1
 
     def count(self, connector_id: str, outcome: str) -> None:
         key = (connector_id, outcome)
@@ -76,14 +116,53 @@ class Metrics:
     def snapshot(self) -> dict[str, Any]:
         return {"requests": [[cid, outcome, n] for (cid, outcome), n in self.requests.items()],
                 "latency_counts": list(self.latency_counts), "latency_sum": self.latency_sum,
-                "published": self.published, "violations": self.violations}
+                "published": self.published, "connectors": self.connectors,
+                "started": self.started}
 
 
-def render(snapshots: list[dict[str, Any]], gauges: dict[str, float]) -> bytes:
-    """The text exposition of ``snapshots`` summed, and of ``gauges``."""
+def render(snapshots: list[dict[str, Any]], gauges: dict[str, float],
+           connectors: dict[str, Any] | None = None) -> bytes:
+    """The text exposition of ``snapshots`` summed, of the connectors' SLOs and
+    certification (``gateway.certification``'s state), and of ``gauges``."""
     registry = CollectorRegistry()
     registry.register(_Families(snapshots, gauges))
+    registry.register(_Certification(connectors or {}))
     return generate_latest(registry)
+
+
+CERTIFICATION_STATES = ("pending", "monitoring", "certified", "failed")
+_OBJECTIVES = ("freshness_minutes", "availability_percent", "error_rate_percent")
+
+
+class _Certification(Collector):
+    def __init__(self, connectors: dict[str, Any]) -> None:
+        self.connectors = connectors
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily("gateway_connector_certification", "1 for the connector's"
+                                  " certification state", labels=["connector_id", "state"])
+        measured = GaugeMetricFamily("gateway_connector_slo_measured", "An objective's"
+                                     " measured value over certification.measure_seconds",
+                                     labels=["connector_id", "objective"])
+        target = GaugeMetricFamily("gateway_connector_slo_objective", "An objective's"
+                                   " target (governance.slo)", labels=["connector_id",
+                                                                       "objective"])
+        breached = GaugeMetricFamily("gateway_connector_slo_breached", "1 while an objective"
+                                     " is breached", labels=["connector_id", "objective"])
+        for cid, view in sorted(self.connectors.items()):
+            current = view.get("certification", {}).get("state")
+            for name in CERTIFICATION_STATES:
+                state.add_metric([cid, name], int(name == current))
+            for objective in _OBJECTIVES:
+                value = view.get("measured", {}).get(objective)
+                if value is not None:
+                    measured.add_metric([cid, objective], value)
+                goal = view.get("objectives", {}).get(objective)
+                if goal is not None:
+                    target.add_metric([cid, objective], goal)
+                    breached.add_metric([cid, objective],
+                                        int(objective in view.get("breaches", ())))
+        yield from (state, measured, target, breached)
 
 
 _GAUGES = {
@@ -111,10 +190,12 @@ class _Families(Collector):
         counts = [0] * (len(LATENCY_BOUNDS) + 1)
         total, published = 0.0, 0
         audit = [0, 0, 0]  # write errors, dropped lines, backlog
-        violations: dict[str, int] = {}
+        connectors: dict[tuple[str, str], float] = {}
         for snap in self.snapshots:
-            for cid, n in snap.get("violations", {}).items():
-                violations[cid] = violations.get(cid, 0) + n
+            for cid, per_connector in snap.get("connectors", {}).items():
+                for name, n in per_connector.items():
+                    if name != "newest":
+                        connectors[(cid, name)] = connectors.get((cid, name), 0) + n
             audit = [a + b for a, b in zip(audit, snap.get("audit", (0, 0, 0)), strict=True)]
             for cid, outcome, n in snap["requests"]:
                 requests[(cid, outcome)] = requests.get((cid, outcome), 0) + n
@@ -126,12 +207,7 @@ class _Families(Collector):
         for (cid, outcome), n in sorted(requests.items()):
             family.add_metric([cid, outcome], n)
         yield family
-        family = CounterMetricFamily("gateway_schema_violations", "Events that broke their"
-                                     " connector's payload contract (dead-lettered)",
-                                     labels=["connector_id"])
-        for cid, n in sorted(violations.items()):
-            family.add_metric([cid], n)
-        yield family
+        yield from _connector_families(connectors)
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BOUNDS, float("inf")), counts, strict=True):
             cumulative += count
@@ -158,12 +234,39 @@ class _Families(Collector):
         yield failures
 
 
+_CONNECTOR_COUNTERS = {  # counter name (its prefix before ':') -> family, help, 2nd label
+    "events": ("gateway_connector_events_accepted", "Events accepted", None),
+    "bytes": ("gateway_connector_bytes_accepted", "Body bytes of accepted requests", None),
+    "violations": ("gateway_schema_violations", "Events that broke their connector's"
+                   " payload contract (dead-lettered)", None),
+    "rejected": ("gateway_connector_rejections", "Requests rejected, by reason", "reason"),
+    "nulls": ("gateway_connector_null_values", "Declared (schema) fields null or absent in"
+              " accepted events", "field"),
+    "checks": ("gateway_connector_field_checks", "Declared (schema) fields checked in"
+               " accepted events", "field"),
+}
+
+
+def _connector_families(counts: dict[tuple[str, str], float]) -> Iterator[Metric]:
+    families = {}
+    for prefix, (name, doc, second) in _CONNECTOR_COUNTERS.items():
+        families[prefix] = CounterMetricFamily(
+            name, doc, labels=["connector_id", second] if second else ["connector_id"])
+    for (cid, name), n in sorted(counts.items()):
+        prefix, _, rest = name.partition(":")
+        family = families.get(prefix)
+        if family is not None:
+            family.add_metric([cid, rest] if rest else [cid], n)
+    yield from families.values()
+
+
 class MetricsSync:
     """Shares this worker's counts through the buffer and keeps the other workers' latest."""
 
-    def __init__(self, metrics: Metrics, buffer: Buffer, audit: AuditLog | None = None
-                 ) -> None:
+    def __init__(self, metrics: Metrics, buffer: Buffer, audit: AuditLog | None = None,
+                 role: str = "worker") -> None:
         self.metrics = metrics
+        self.role = role  # "relay": the relay process's (pollers) counts, not a worker
         self.buffer = buffer
         self.audit = audit
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -180,6 +283,7 @@ class MetricsSync:
     def own(self) -> dict[str, Any]:
         """This worker's snapshot: its counts and its audit writer's."""
         snap = self.metrics.snapshot()
+        snap["role"] = self.role
         if self.audit is not None:
             snap["audit"] = [self.audit.errors, self.audit.dropped, self.audit.backlog]
         return snap

@@ -82,7 +82,8 @@ class PollRunner:
         self.records = Records(settings.kafka, policies)
         self.health: dict[str, dict[str, Any]] = {
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
-                  "events_polled": 0, "newest_event": None} for cid in self.pollers}
+                  "events_polled": 0, "newest_event": None, "last_event_at": None,
+                  "polls": 0, "polls_failed": 0, "dead_lettered": 0} for cid in self.pollers}
         self._tasks: list[asyncio.Task[None]] = []
         self._https: list[PollHttp] = []
 
@@ -142,12 +143,15 @@ class PollRunner:
                     continue
                 self.audit.record("dead_lettered", connector_id=cid, reason=reason,
                                   event_ids=[record.event_id])
+                self.health[cid]["dead_lettered"] += 1
                 log.info("dead_lettered", connector_id=cid, reason=reason,
                          event_id=record.event_id)
+            health = self.health[cid]
             if new_ids:
                 self.audit.record("accepted", connector_id=cid, reason="polled",
                                   event_ids=new_ids)
-            health = self.health[cid]
+                METRICS.add(cid, "events", len(new_ids))
+                health["last_event_at"] = time.time()
             health["events_polled"] += len(new_ids)
             stamps = [p.timestamp.timestamp() for p in page.events if p.timestamp]
             if stamps:
@@ -155,6 +159,7 @@ class PollRunner:
             new_total += len(new_ids)
             if not page.more:
                 health["last_success"] = time.time()
+                health["polls"] += 1
                 return new_total
 
     def _dead_letter(self, poller: PollingConnector[Any], polled: Polled, eid: str, reason: str,
@@ -195,6 +200,8 @@ class PollRunner:
         """Health and a log line for a failed poll, before its backoff."""
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         health = self.health[cid]
+        health["polls"] += 1
+        health["polls_failed"] += 1
         health["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
         health["last_error_at"] = time.time()
         log.warning("poll_failed", connector_id=cid, error=health["last_error"],

@@ -18,6 +18,7 @@ from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.formats import cloudevent_binary, cloudevent_structured
 from gateway.governance import Policy
 from gateway.kafka_settings import Format, KafkaConfig
+from gateway.metrics import METRICS
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
 
@@ -80,7 +81,9 @@ class Records:
         pii = None
         policy = self.policies.get(cid)
         if policy is not None:  # before anything is stored: the contract, personal data
-            policy.check(type, payload)
+            declared = policy.check(type, payload)
+            if declared:  # data quality: how often declared fields come empty
+                METRICS.fields(cid, [(f, payload.get(f) is None) for f in declared])
             if policy.fields:
                 payload, raw, pii = policy.handle(payload), None, policy.manifest
         try:

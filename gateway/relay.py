@@ -35,7 +35,7 @@ from gateway.buffer import Buffer, RelayStatus, Segment
 from gateway.config import LoadedConfig
 from gateway.kafka import describe, explain, make_admin, make_producer, refuses_us
 from gateway.kafka_settings import KafkaConfig
-from gateway.metrics import METRICS
+from gateway.metrics import METRICS, MetricsSync
 from gateway.publish import Outcome, Publisher
 from gateway.schema_registry import SchemaRegistry
 from gateway.tasks import cancel, supervised
@@ -333,6 +333,7 @@ class RelayMonitor:
 async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> None:
     """The relay (and, with ``pollers``, the polling connectors) until ``stop`` is set:
     ``gateway relay`` / ``gateway poll``."""
+    from gateway.certification import Certifier
     from gateway.polling import PollRunner
 
     settings = loaded.settings
@@ -346,10 +347,16 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
                         loaded.policies)
     runner.start()
+    sync = MetricsSync(METRICS, buffer, role="relay")  # pollers' counts: /metrics, SLOs
+    sync.start()
+    certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
+    certifier.start()
     log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:
         await stop.wait()
     finally:
+        await certifier.stop()
+        await sync.stop()
         await runner.stop()
         await relay.stop()
         await buffer.close()

@@ -20,17 +20,25 @@ log = structlog.get_logger(__name__)
 
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+CANCEL_RETRY = 1.0  # seconds before a cancellation is repeated
 
 # task name -> failures since the process started (read by gateway.metrics)
 FAILURES: dict[str, int] = {}
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it has stopped."""
-    if task is not None:
+    """Cancel a background task and wait until it has stopped. The cancellation is
+    repeated until the task ends: one can be lost (Python 3.11's ``asyncio.wait_for``
+    drops a cancellation that arrives as the awaited call fails, and the body then goes
+    on into its backoff)."""
+    if task is None:
+        return
+    while not task.done():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=CANCEL_RETRY)
+    if not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()  # retrieved: its outcome was logged where it failed
 
 
 def _failed(name: str) -> Callable[[RetryCallState], None]:

@@ -243,3 +243,7 @@ def test_personal_data_never_reaches_kafka_the_dead_letters_or_the_disk(
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'gateway_schema_violations_total{connector_id="payments"} 1.0' in metrics
     assert 'gateway_schema_violations_total{connector_id="pusher"} 1.0' in metrics
+    # data quality: the schema declares amount; both accepted payments had one
+    assert ('gateway_connector_field_checks_total{connector_id="payments",field="amount"}'
+            ' 1.0') in metrics
+    assert 'gateway_connector_null_values_total{connector_id="payments"' not in metrics

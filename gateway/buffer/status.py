@@ -78,6 +78,15 @@ class Status:
             return view
         return await self._db.run(read)
 
+    async def read_metrics(self, oldest: float) -> list[tuple[str, bytes]]:
+        """Every process's latest metrics snapshot updated since ``oldest``, by worker."""
+        def read() -> list[tuple[str, bytes]]:
+            rows = self._db.conn.execute(
+                "SELECT worker, snapshot FROM worker_metrics WHERE updated >= ?",
+                (oldest,)).fetchall()
+            return [(str(row[0]), bytes(row[1])) for row in rows]
+        return await self._db.run(read)
+
     async def share_metrics(self, worker: str, snapshot: bytes, oldest: float) -> list[bytes]:
         """Store ``worker``'s metrics snapshot; forget those not updated since ``oldest``;
         return the other workers' snapshots."""
