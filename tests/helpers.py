@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,15 @@ from gateway.server import uvicorn_config
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def github_headers(body: bytes, secret: str, *, event: str = "pull_request",
+                   delivery: str | None = None) -> dict[str, str]:
+    """The headers of a GitHub delivery of ``body`` signed with ``secret``."""
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "Content-Type": "application/json"}
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

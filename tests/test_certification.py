@@ -4,12 +4,9 @@ by /readyz, /metrics and ``gateway connectors status``."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ import pytest
 
 from gateway.certification import advance, breaches, measure, read_state
 from gateway.governance import Slo
-from tests.helpers import ROOT, base_config, thread_server, write_config
+from tests.helpers import ROOT, base_config, github_headers, thread_server, write_config
 
 SECRET = "certification-secret"
 WINDOW = 2.0
@@ -70,11 +67,8 @@ def test_the_state_machine() -> None:
 
 
 def deliver(url: str, body: bytes, *, good: bool = True) -> int:
-    mac = hmac.new((SECRET if good else "wrong").encode(), body, hashlib.sha256).hexdigest()
-    return httpx.post(f"{url}/webhooks/gh", content=body, headers={
-        "X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json"}
-    ).status_code
+    return httpx.post(f"{url}/webhooks/gh", content=body, headers=github_headers(
+        body, SECRET if good else "wrong", event="push")).status_code
 
 
 def wait_state(url: str, cid: str, state: str, timeout: float = 15.0) -> dict[str, Any]:

@@ -4,8 +4,6 @@ request's trace context on every record and in its audit line."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +18,14 @@ from cloudevents.core.bindings import kafka as cek
 from cloudevents.core.formats.json import JSONFormat
 
 from gateway import tracing
-from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
+from tests.helpers import (
+    ThreadServer,
+    base_config,
+    consume,
+    github_headers,
+    thread_server,
+    write_config,
+)
 
 SECRET = "ce-github-secret"
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -38,10 +43,8 @@ def cloudevent(record: Any) -> BaseCloudEvent:
 
 def deliver(server: ThreadServer, connector: str, body: bytes, delivery: str,
             **headers: str) -> httpx.Response:
-    mac = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return httpx.post(f"{server.url}/webhooks/{connector}", content=body, headers={
-        "X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "pull_request",
-        "X-GitHub-Delivery": delivery, "Content-Type": "application/json", **headers})
+    return httpx.post(f"{server.url}/webhooks/{connector}", content=body,
+                      headers={**github_headers(body, SECRET, delivery=delivery), **headers})
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ published to a real broker (and framed for a real registry)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import signal
 import uuid
@@ -18,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.helpers import ROOT, base_config, thread_server, write_config
+from tests.helpers import ROOT, base_config, github_headers, thread_server, write_config
 
 SECRET = "readme-github-secret"
 pytestmark = pytest.mark.kafka
@@ -67,10 +65,8 @@ def run(example: str, *, bootstrap: str, topic: str, registry: str = "") -> tupl
 
 
 def deliver(url: str, connector: str, body: bytes) -> str:
-    mac = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    r = httpx.post(f"{url}/webhooks/{connector}", content=body, headers={
-        "X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "pull_request",
-        "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json"})
+    r = httpx.post(f"{url}/webhooks/{connector}", content=body,
+                   headers=github_headers(body, SECRET))
     assert r.status_code == 202, r.text
     event_id: str = r.json()["event_ids"][0]
     return event_id

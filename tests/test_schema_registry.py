@@ -5,9 +5,6 @@ wait, never lose them."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,17 +20,22 @@ from devtools.kafka.runtime import listener_ports
 from devtools.registry import LocalRegistry
 from gateway.kafka_settings import SchemaRegistryConfig
 from gateway.schema_registry import subject
-from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
+from tests.helpers import (
+    ThreadServer,
+    base_config,
+    consume,
+    github_headers,
+    thread_server,
+    write_config,
+)
 
 SECRET = "registry-github-secret"
 pytestmark = pytest.mark.kafka
 
 
 def deliver(server: ThreadServer, connector: str, body: bytes) -> str:
-    mac = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    r = httpx.post(f"{server.url}/webhooks/{connector}", content=body, headers={
-        "X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "pull_request",
-        "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json"})
+    r = httpx.post(f"{server.url}/webhooks/{connector}", content=body,
+                   headers=github_headers(body, SECRET))
     assert r.status_code == 202, r.text
     event_id: str = r.json()["event_ids"][0]
     return event_id

@@ -269,15 +269,22 @@ class LocalKafkaCluster:
         return self.partition(topic, partition).leader
 
     def wait_in_sync(self, topic: str, partition: int = 0, timeout: float = 60.0) -> None:
-        """Until every replica of the partition is in sync and it has a leader."""
+        """Until every replica of the partition is in sync and it has a leader (a topic
+        just created may not be in the answering broker's metadata yet: it waits)."""
         deadline = time.monotonic() + timeout
-        state = self.partition(topic, partition)
-        while state.leader < 0 or set(state.isr) != set(state.replicas):
+        state: PartitionState | None = None
+        while True:
+            try:
+                state = self.partition(topic, partition)
+            except LookupError:
+                state = None
+            if state is not None and state.leader >= 0 and set(state.isr) == set(
+                    state.replicas):
+                return
             if time.monotonic() > deadline:
                 raise KafkaLaunchError(f"{topic}[{partition}] not in sync after "
                                        f"{timeout:.0f}s: {state}")
             time.sleep(0.25)
-            state = self.partition(topic, partition)
 
 
 class LocalKafka(LocalKafkaCluster):
