@@ -158,7 +158,8 @@ DESCRIPTIONS: dict[str, str] = {
     " every event's value in the registry wire format (byte 0, the 4-byte schema id,"
     " then the JSON), which Confluent's `JSONDeserializer` reads. Dead letters stay"
     " unframed. While the registry cannot be reached (or refuses a schema) the records"
-    " wait in the buffer, in order, as for a Kafka outage (`docs/contract/envelope.md`).",
+    " wait in the buffer, in order, as for a Kafka outage (`docs/contract/envelope.md`)."
+    " `gateway check-config --connect` checks that it answers.",
     "kafka.schema_registry.url": "The registry's base URL (for Apicurio:"
     " `.../apis/ccompat/v7`). No credentials in it; with credentials, https (http only"
     " on the loopback interface). Redirects are not followed.",

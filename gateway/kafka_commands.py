@@ -39,9 +39,28 @@ def check_connection(kafka: KafkaConfig) -> int:
                 await producer.stop()
         print(f"ok: connected to Kafka at {kafka.bootstrap_servers} ({how}):"
               f" {len(metadata.brokers())} broker(s), {len(metadata.topics())} topic(s)")
-        return 0
+        return await check_registry(kafka)
 
     return asyncio.run(check())
+
+
+async def check_registry(kafka: KafkaConfig) -> int:
+    """The schema registry's half of ``check-config --connect`` (0 when none is set)."""
+    from gateway.schema_registry import RegistryUnavailable, SchemaRegistry
+
+    if kafka.schema_registry is None:
+        return 0
+    registry = SchemaRegistry(kafka.schema_registry)
+    try:
+        subjects = await registry.subjects()
+    except RegistryUnavailable as exc:
+        print(f"cannot use the schema registry at {kafka.schema_registry.url}: {exc}",
+              file=sys.stderr)
+        return 3
+    finally:
+        await registry.aclose()
+    print(f"ok: schema registry at {kafka.schema_registry.url}: {subjects} subject(s)")
+    return 0
 
 
 def kafka_settings(config: str | None) -> KafkaConfig:

@@ -104,6 +104,20 @@ class SchemaRegistry:
             self._ids[(topic, kind)] = schema_id
         return schema_id
 
+    async def subjects(self) -> int:
+        """How many subjects the registry holds: proof it answers and takes our
+        credentials (``check-config --connect``). Raises RegistryUnavailable."""
+        try:
+            response = await self._http.get("/subjects")
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailable(f"{type(exc).__name__} from {self.config.url}") from None
+        if response.status_code != 200:
+            raise RegistryUnavailable(f"HTTP {response.status_code} {_message(response)}")
+        try:
+            return len(response.json())
+        except (ValueError, TypeError):
+            raise RegistryUnavailable("the answer is not a list of subjects") from None
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

@@ -5,6 +5,8 @@ wait, never lose them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from devtools.registry import LocalRegistry
 from gateway.kafka_settings import SchemaRegistryConfig
 from gateway.schema_registry import subject
 from tests.helpers import (
+    ROOT,
     ThreadServer,
     base_config,
     consume,
@@ -115,6 +118,23 @@ def test_dead_letters_are_not_framed(gateway: ThreadServer, kafka_bootstrap: str
     deliver(gateway, "github-main", b"{not json")
     [record] = consume(kafka_bootstrap, f"{topic_prefix}.dlq", expect=1)
     assert orjson.loads(record.value)["body"] == "{not json"
+
+
+def test_check_config_connect_reaches_the_registry(
+        kafka_bootstrap: str, data_dir: Path, topic_prefix: str, registry: str,
+        tmp_path: Path) -> None:
+    """``gateway check-config --connect`` says whether the registry answers."""
+    [dead] = listener_ports(1)
+    for url, code, said in ((registry, 0, "ok: schema registry at"),
+                            (f"http://127.0.0.1:{dead}/apis/ccompat/v7", 3,
+                             "cannot use the schema registry")):
+        cfg = gateway_config(kafka_bootstrap, data_dir, topic_prefix, url)
+        path = write_config(tmp_path / "gateway.yaml", cfg)
+        out = subprocess.run([sys.executable, "-m", "gateway", "check-config", "--connect",
+                              "--config", str(path)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == code, out.stdout + out.stderr
+        assert said in out.stdout + out.stderr
 
 
 def test_subject_strategies() -> None:
