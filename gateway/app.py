@@ -185,6 +185,10 @@ class Gateway:
         except Exception as exc:
             log.error("unhandled_error", error=type(exc).__name__, request_id=request_id,
                       connector_id=connector_id, exc_info=exc)
+            rt.audit.record("failed", connector_id=shown, reason="internal",
+                            request_id=request_id, remote_addr=remote,
+                            client_request_id=client_request_id(headers))
+            METRICS.count(label, "failed")
             await _answer(send, 500, b'{"error":"internal","detail":"internal error"}',
                           request_id)
             if rt.telemetry is not None and trace is not None:

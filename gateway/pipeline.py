@@ -135,6 +135,7 @@ class Pipeline:
                   None if early.status < 400 else "invalid_challenge")
             return handshake_answer(early)
         if request.method not in connector.methods:
+            audit("rejected", "method_not_allowed")
             return Answer.error(405, "method_not_allowed",
                                 "this connector takes "
                                 + " and ".join(sorted(connector.methods)) + " deliveries",

@@ -298,7 +298,11 @@ def test_handshakes_through_the_real_server(
         bad = httpx.get(f"{server.url}/webhooks/meta", params={
             "hub.mode": "subscribe", "hub.verify_token": "no", "hub.challenge": "1"})
         assert bad.status_code == 403
-        assert httpx.get(f"{server.url}/webhooks/gh").status_code == 405
+        wrong = httpx.get(f"{server.url}/webhooks/gh")
+        assert wrong.status_code == 405
+        [line] = server.wait_audit(lambda line: line["request_id"]
+                                   == wrong.headers["x-request-id"])
+        assert (line["outcome"], line["reason"]) == ("rejected", "method_not_allowed")
         graph = httpx.post(f"{server.url}/webhooks/graph",
                            params={"validationToken": "Validation: Token"},
                            headers={"Content-Type": "text/plain"})
@@ -415,3 +419,22 @@ def test_an_event_too_large_for_kafka_is_refused_before_it_is_accepted(
         assert [line["outcome"] for line in lines] == ["rejected", "rejected"]
     assert len(consume(kafka_bootstrap, f"{topic_prefix}.github", expect=1)) == 1
     assert consume(kafka_bootstrap, f"{topic_prefix}.dlq", timeout=3) == []
+
+
+def test_an_unexpected_error_is_a_500_with_an_audit_line(
+        gateway: tuple[ThreadServer, str], pull_request_body: bytes) -> None:
+    """A bug answers 500 without a trace, and leaves the audit line every request gets."""
+    server, _ = gateway
+    runtime = server.gateway.state.runtime
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    runtime.pipeline.webhook = broken
+    r = httpx.post(f"{server.url}/webhooks/github-main", content=pull_request_body,
+                   headers=github_headers(pull_request_body, "pull_request", "d-500"))
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal", "detail": "internal error"}
+    [line] = server.wait_audit(lambda line: line["request_id"] == r.headers["x-request-id"])
+    assert (line["outcome"], line["reason"], line["connector_id"]) == (
+        "failed", "internal", "github-main")
