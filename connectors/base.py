@@ -36,6 +36,11 @@ class Connector(Generic[C]):
     kind: ClassVar[Kind]
     source: ClassVar[str]
     Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    # The type's definition (connectors.definition): required of every type.
+    display_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""  # unset: the first paragraph of the class docstring
+    docs_url: ClassVar[str] = ""
+    scopes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, connector_id: str, config: C) -> None:
         self.connector_id = connector_id

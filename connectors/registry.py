@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from connectors.base import Connector
+from connectors.builtin import BUILTIN
+from connectors.definition import Definition, define
 from connectors.errors import InvalidConnector
 
 GROUP = "gateway.connectors"
 TABLES = "gateway.connector_tables"
+OURS = "event-gateway"  # the distribution whose types connectors.builtin describes
 
 
 def _connector_type(name: str, value: object, where: str) -> type[Connector[Any]]:
@@ -30,16 +33,36 @@ def _connector_type(name: str, value: object, where: str) -> type[Connector[Any]
     return value
 
 
-@cache
 def available() -> dict[str, type[Connector[Any]]]:
-    found: dict[str, type[Connector[Any]]] = {}
+    """Every connector type by name (its definition checked: InvalidConnector else)."""
+    return {name: cls for name, (cls, _) in _discover().items()}
+
+
+def definitions() -> dict[str, Definition]:
+    """Every connector type's definition, by name."""
+    return {name: definition for name, (_, definition) in _discover().items()}
+
+
+def _define(name: str, cls: type[Connector[Any]], ep: EntryPoint) -> Definition:
+    dist = ep.dist
+    version = dist.version if dist is not None else "0"
+    ours = dist is not None and dist.metadata["Name"] == OURS
+    return define(name, cls, version, BUILTIN.get(name) if ours else None)
+
+
+@cache
+def _discover() -> dict[str, tuple[type[Connector[Any]], Definition]]:
+    found: dict[str, tuple[type[Connector[Any]], Definition]] = {}
     for ep in entry_points(group=GROUP):
-        found[ep.name] = _connector_type(ep.name, ep.load(), f"entry point {GROUP}")
+        cls = _connector_type(ep.name, ep.load(), f"entry point {GROUP}")
+        found[ep.name] = cls, _define(ep.name, cls, ep)
     for ep in entry_points(group=TABLES):
         table = ep.load()
         where = f"entry point {TABLES} {ep.name!r}"
         if not isinstance(table, Mapping):
             raise InvalidConnector(f"{where} is not a mapping of names to Connector classes")
-        for name, cls in table.items():
-            found.setdefault(str(name), _connector_type(str(name), cls, where))
+        for name, value in table.items():
+            if str(name) not in found:
+                cls = _connector_type(str(name), value, where)
+                found[str(name)] = cls, _define(str(name), cls, ep)
     return found

@@ -1,8 +1,11 @@
-"""The provider table at the end of ``docs/providers.md``, generated from the presets.
+"""The generated parts of ``docs/providers.md``: the list of every connector type from
+the definitions (between the ``definitions`` markers), and the provider table at the
+end from the presets.
 
-    .venv/bin/python -m devtools.providers_doc     # rewrite the table
+    .venv/bin/python -m devtools.providers_doc     # rewrite both
 
-``tests/test_presets.py`` fails while the checked-in table differs from the output.
+``tests/test_presets.py`` and ``tests/test_definitions.py`` fail while the checked-in
+file differs from the output.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from connectors.presets import DOCUMENTED_ONLY, PRESETS, VECTORS
+from connectors.registry import definitions
 from connectors.signing import TokenScheme
 
 
@@ -61,11 +65,26 @@ def markdown_table() -> str:
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
 _TABLE_START = "| type | scheme | signature header |"
+START, END = "<!-- definitions:start -->\n", "<!-- definitions:end -->\n"
+
+
+def definitions_table() -> str:
+    """Every connector type installed, from its definition (``gateway providers --json``)."""
+    rows = ["| type | name | kind | what it verifies and how |", "|---|---|---|---|"]
+    for name, d in sorted(definitions().items()):
+        link = d.docs_url if d.docs_url.startswith("https://") else d.docs_url.replace(
+            "docs/", "", 1)
+        text = d.description.replace("|", r"\|")
+        rows.append(f"| `{name}` | [{d.display_name}]({link}) | {d.kind} | {text} |")
+    return START + "\n".join(rows) + "\n" + END
 
 
 def write_docs() -> None:
-    """Replace the generated table at the end of docs/providers.md."""
+    """Rewrite the generated parts of docs/providers.md."""
     text = DOC_PATH.read_text()
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    text = head + definitions_table() + tail
     DOC_PATH.write_text(text[:text.index(_TABLE_START)] + markdown_table())
 
 

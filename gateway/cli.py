@@ -132,7 +132,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_providers(args: argparse.Namespace) -> int:
     from connectors import registry
 
-    print("\n".join(sorted(registry.available())))
+    if args.json:
+        print(orjson.dumps([d.model_dump(mode="json") for _, d in sorted(
+            registry.definitions().items())], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    for name, d in sorted(registry.definitions().items()):
+        print(f"{name:<20} {d.kind:<8} {d.display_name}")
     return 0
 
 
@@ -324,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=cmd_sign)
 
     providers = sub.add_parser("providers", help="list the connector types installed")
+    providers.add_argument("--json", action="store_true", help="every type's definition,"
+                           " with its configuration's JSON Schema")
     providers.set_defaults(func=cmd_providers)
 
     schema = sub.add_parser("schema", help="print the envelope's JSON Schema")

@@ -264,7 +264,11 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     if not isinstance(raw_connectors, dict):
         problems.append(ConfigProblem("connectors", "must be a mapping of connector ids"))
         raw_connectors = {}
-    available = registry.available()
+    try:
+        available = registry.available()
+    except InvalidConnector as exc:  # an installed type with a broken definition
+        problems.append(ConfigProblem("connectors", str(exc)))
+        available, raw_connectors = {}, {}
     for cid, raw_entry in raw_connectors.items():
         built = _connector(str(cid), raw_entry, available, dev, problems)
         if built is not None:

@@ -179,8 +179,21 @@ def config_for(preset: Preset) -> type[ConnectorConfig]:
     return UrlSigned
 
 
+def summary(preset: Preset) -> str:
+    """One sentence on how a preset's deliveries are verified (its description)."""
+    s = preset.scheme
+    if isinstance(s, TokenScheme):
+        how = f"a shared token in `{s.header}` ({s.style}; it authenticates the sender)"
+    else:
+        where = f"query parameter `{s.header}`" if s.location == "query" else f"`{s.header}`"
+        how = (f"HMAC-{s.digest.upper()} ({s.encoding}) of `{s.signed}` in {where}"
+               + (f", {s.tolerance_seconds} s replay window" if s.timestamped else ""))
+    kind = "a JSON array of events" if preset.batch or preset.batch_pointer else "one event"
+    return f"Webhooks verified by {how}; each delivery is {kind}."
+
+
 def connector_class(preset: Preset) -> type[PresetConnector]:
     """The connector type a preset is in config (``type: stripe``)."""
     return type(preset.name, (PresetConnector,), {
         "preset": preset, "source": preset.name, "Config": config_for(preset),
-        "__doc__": f"The {preset.name} preset.", "__module__": __name__})
+        "__doc__": summary(preset), "__module__": __name__})
