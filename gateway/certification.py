@@ -103,6 +103,44 @@ def measure(window: Mapping[str, float], newest: float | None, since: float, now
     return out
 
 
+VERIFICATION = ("invalid_signature", "missing_signature", "stale_timestamp",
+                "invalid_credentials")
+UNHEALTHY_SHARE, DEGRADED_SHARE, MIN_FAILURES = 0.5, 0.1, 5  # of a window's requests
+
+
+def health(window: Mapping[str, float], poller: dict[str, Any] | None) -> dict[str, str]:
+    """``healthy``, ``degraded`` or ``unhealthy``, and why. Webhooks and push: the
+    window's verification failures (a wrong secret, a forger), and keys or certificates
+    that could not be fetched; pollers: whether the last poll failed, and failed polls."""
+    if poller is not None:
+        if poller.get("last_error_at") and (poller.get("last_success") or 0) < (
+                poller["last_error_at"]):
+            return {"status": "unhealthy", "reason": f"the last poll failed:"
+                    f" {poller.get('last_error') or 'unknown error'}"}
+        failed = window.get("polls_failed", 0)
+        if failed:
+            return {"status": "degraded", "reason": f"{failed:g} failed poll(s) in the"
+                    " window, then a success"}
+        return {"status": "healthy", "reason": "polls succeed"}
+    requests = sum(v for k, v in window.items() if k.startswith("req:"))
+    unverified = sum(window.get(f"rejected:{r}", 0) for r in VERIFICATION)
+    fetches = window.get("failed:unavailable", 0)
+    if requests and unverified >= MIN_FAILURES and unverified >= UNHEALTHY_SHARE * requests:
+        return {"status": "unhealthy", "reason": f"{unverified:g} of {requests:g} deliveries"
+                " failed verification (a wrong secret or key?)"}
+    if fetches and fetches >= requests:
+        return {"status": "unhealthy", "reason": f"every delivery waited for a key or"
+                f" certificate that could not be fetched ({fetches:g})"}
+    if fetches:
+        return {"status": "degraded", "reason": f"{fetches:g} key or certificate fetch"
+                " failure(s)"}
+    if requests and unverified >= DEGRADED_SHARE * requests and unverified >= 2:
+        return {"status": "degraded", "reason": f"{unverified:g} of {requests:g} deliveries"
+                " failed verification"}
+    return {"status": "healthy", "reason": "deliveries verify" if requests
+            else "no deliveries in the window"}
+
+
 def breaches(slo: Slo | None, measured: dict[str, Any]) -> list[str]:
     if slo is None:
         return []
@@ -258,6 +296,8 @@ class Certifier:
                 log.info("certification", connector_id=cid, state=entry["state"],
                          breaches=breached)
             connectors[cid] = {
+                "health": health(window, self.runner.health.get(cid)
+                                 if cid in self.pollers else None),
                 "objectives": slo.model_dump() if slo else {}, "measured": measured,
                 "breaches": breached, "certification": entry}
         state = {"evaluated_at": now, "window_seconds": self.config.window_seconds,

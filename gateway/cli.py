@@ -200,6 +200,8 @@ def cmd_connectors_status(args: argparse.Namespace) -> int:
                   f" {'-' if goal is None else f'{goal:g}':>9}"
                   f" {'-' if value is None else f'{value:g}':>9}"
                   f"  {'BREACH' if objective in view['breaches'] else ''}")
+        if "health" in view:
+            print(f"{'':<24} health: {view['health']['status']} ({view['health']['reason']})")
     age = time.time() - state.get("evaluated_at", 0)
     print(f"evaluated {age:.0f} s ago; measured over the last {state['measure_seconds']:g} s;"
           f" a clean {state['window_seconds']:g} s certifies", file=sys.stderr)

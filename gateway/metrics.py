@@ -83,8 +83,8 @@ class Metrics:
                 counts["events"] = counts.get("events", 0) + events
                 counts["bytes"] = counts.get("bytes", 0) + (size or 0)
                 counts["newest"] = time.time()
-        elif outcome == "rejected":
-            self.add(connector_id, f"rejected:{reason}")
+        elif outcome in ("rejected", "failed"):
+            self.add(connector_id, f"{outcome}:{reason}")
 
     def schema_violation(self, connector_id: str) -> None:
         """An event that broke its connector's payload contract (dead-lettered)."""
@@ -149,7 +149,13 @@ class _Certification(Collector):
                                                                        "objective"])
         breached = GaugeMetricFamily("gateway_connector_slo_breached", "1 while an objective"
                                      " is breached", labels=["connector_id", "objective"])
+        health = GaugeMetricFamily("gateway_connector_health", "1 for the connector's health"
+                                   " (healthy, degraded, unhealthy)",
+                                   labels=["connector_id", "status"])
         for cid, view in sorted(self.connectors.items()):
+            status = view.get("health", {}).get("status")
+            for name in ("healthy", "degraded", "unhealthy"):
+                health.add_metric([cid, name], int(name == status))
             current = view.get("certification", {}).get("state")
             for name in CERTIFICATION_STATES:
                 state.add_metric([cid, name], int(name == current))
@@ -162,7 +168,7 @@ class _Certification(Collector):
                     target.add_metric([cid, objective], goal)
                     breached.add_metric([cid, objective],
                                         int(objective in view.get("breaches", ())))
-        yield from (state, measured, target, breached)
+        yield from (health, state, measured, target, breached)
 
 
 _GAUGES = {
@@ -240,6 +246,8 @@ _CONNECTOR_COUNTERS = {  # counter name (its prefix before ':') -> family, help,
     "violations": ("gateway_schema_violations", "Events that broke their connector's"
                    " payload contract (dead-lettered)", None),
     "rejected": ("gateway_connector_rejections", "Requests rejected, by reason", "reason"),
+    "failed": ("gateway_connector_failures", "Requests the gateway failed (503, 500), by"
+               " reason", "reason"),
     "nulls": ("gateway_connector_null_values", "Declared (schema) fields null or absent in"
               " accepted events", "field"),
     "checks": ("gateway_connector_field_checks", "Declared (schema) fields checked in"

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.certification import advance, breaches, measure, read_state
+from gateway.certification import advance, breaches, health, measure, read_state
 from gateway.governance import Slo
 from tests.helpers import ROOT, base_config, github_headers, thread_server, write_config
 
@@ -42,6 +42,31 @@ def test_measures() -> None:
     polled = measure({"polls": 4, "polls_failed": 1, "events": 9, "dead_lettered": 1},
                      newest=None, since=0.0, now=1.0, poller=True)
     assert (polled["availability_percent"], polled["error_rate_percent"]) == (75.0, 10.0)
+
+
+def test_health() -> None:
+    assert health({}, None)["status"] == "healthy"
+    assert health({"req:accepted": 9, "req:rejected": 1, "rejected:invalid_signature": 1},
+                  None)["status"] == "healthy"  # one forger is not a problem
+    degraded = health({"req:accepted": 8, "req:rejected": 2,
+                       "rejected:invalid_signature": 2}, None)
+    assert degraded == {"status": "degraded",
+                        "reason": "2 of 10 deliveries failed verification"}
+    wrong_secret = health({"req:accepted": 1, "req:rejected": 6,
+                           "rejected:invalid_signature": 6}, None)
+    assert wrong_secret["status"] == "unhealthy"
+    assert "6 of 7 deliveries failed verification" in wrong_secret["reason"]
+    assert health({"req:accepted": 5, "req:failed": 1, "failed:unavailable": 1},
+                  None)["status"] == "degraded"  # a key or certificate fetch failed
+    assert health({"req:failed": 3, "failed:unavailable": 3}, None)["status"] == "unhealthy"
+    assert health({"req:rejected": 5, "rejected:rate_limited": 5}, None)["status"] == (
+        "healthy")  # not a verification failure
+    assert health({}, {"last_success": 10.0, "last_error_at": 20.0,
+                       "last_error": "PollError: 500"}) == {
+        "status": "unhealthy", "reason": "the last poll failed: PollError: 500"}
+    assert health({"polls_failed": 1}, {"last_success": 30.0, "last_error_at": 20.0}
+                  )["status"] == "degraded"
+    assert health({"polls": 3}, {"last_success": 30.0})["status"] == "healthy"
 
 
 def test_the_state_machine() -> None:
@@ -109,6 +134,7 @@ def test_certification_follows_the_slo_and_survives_a_restart(
         failed = wait_state(server.url, "gh", "failed", timeout=10)
         assert "error_rate_percent" in failed["breaches"]
         assert failed["measured"]["rejected"] == {"invalid_signature": 3}
+        assert failed["health"]["status"] == "degraded"
         metrics = httpx.get(f"{server.url}/metrics").text
         assert 'gateway_connector_certification{connector_id="gh",state="failed"} 1.0' in metrics
         assert ('gateway_connector_slo_breached{connector_id="gh",objective='
@@ -116,6 +142,7 @@ def test_certification_follows_the_slo_and_survives_a_restart(
         assert ('gateway_connector_rejections_total{connector_id="gh",reason='
                 '"invalid_signature"} 3.0') in metrics
         assert 'gateway_connector_events_accepted_total{connector_id="gh"} 3.0' in metrics
+        assert 'gateway_connector_health{connector_id="gh",status="degraded"} 1.0' in metrics
 
         # the rejections leave the window, then a clean window certifies it again
         wait_state(server.url, "gh", "certified", timeout=20)
