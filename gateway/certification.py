@@ -224,9 +224,6 @@ class Certifier:
 
     async def _collect(self) -> None:
         """Fold every process's cumulative counts into ``_totals``."""
-        if self._evaluated_before is None:
-            previous = await asyncio.to_thread(read_state, self.path.parent)
-            self._evaluated_before = float(previous.get("evaluated_at", 0))
         seen, older = self._read(await self.buffer.status.read_metrics(time.time() - 600))
         for key, counts in seen.items():
             if key not in self._last and key in older:
@@ -270,7 +267,11 @@ class Certifier:
         return seen, older
 
     async def evaluate(self, now: float | None = None) -> dict[str, Any]:
-        """One evaluation: measure, advance every connector, write the state."""
+        """One evaluation: measure, advance every connector, write the state (read back
+        each time: another relay may have held the lease and written it meanwhile)."""
+        previous = await asyncio.to_thread(read_state, self.path.parent)
+        if self._evaluated_before is None:  # the first: what an earlier run evaluated
+            self._evaluated_before = float(previous.get("evaluated_at", 0))
         await self._collect()
         now = time.time() if now is None else now
         snapshot = {cid: dict(c) for cid, c in self._totals.items()}
@@ -279,7 +280,7 @@ class Certifier:
         while len(self._samples) > 1 and self._samples[1][0] <= horizon:
             self._samples.popleft()
         base = self._samples[0][1] if self._samples[0][0] <= horizon else {}
-        previous = await asyncio.to_thread(read_state, self.path.parent)
+        earlier = previous.get("connectors", {})
         connectors: dict[str, Any] = {}
         for cid, slo in self.slos.items():
             window = {k: v - base.get(cid, {}).get(k, 0) for k, v in snapshot[cid].items()}
@@ -288,11 +289,9 @@ class Certifier:
             breached = breaches(slo, measured)
             active = bool(snapshot[cid].get("polls") or any(
                 k.startswith("req:") and v for k, v in snapshot[cid].items()))
-            entry = advance(previous.get("connectors", {}).get(cid, {}).get("certification",
-                                                                             {}),
-                            active, breached, now, self.config.window_seconds)
-            if entry["state"] != previous.get("connectors", {}).get(cid, {}).get(
-                    "certification", {}).get("state"):
+            before = earlier.get(cid, {}).get("certification", {})
+            entry = advance(before, active, breached, now, self.config.window_seconds)
+            if entry["state"] != before.get("state"):
                 log.info("certification", connector_id=cid, state=entry["state"],
                          breaches=breached)
             connectors[cid] = {
