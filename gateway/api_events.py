@@ -13,7 +13,6 @@ from gateway.buffer import Record
 from gateway.buffer.codec import Headers
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
 from gateway.governance import SchemaViolation
-from gateway.metrics import METRICS
 from gateway.pipeline import Pipeline
 from gateway.records import MAX_EVENT_TYPE
 from gateway.tracing import Trace
@@ -114,7 +113,6 @@ class ApiEvents:
                     type=event["type"], timestamp=event["timestamp"],
                     received_at=request.received_at, payload=event["payload"], trace=trace))
             except SchemaViolation as exc:  # the client's to fix: a 400 with where
-                METRICS.schema_violation(cid)
                 problems.extend({"path": f"{root or f'$[{i}]'}.payload{v['path'][1:]}",
                                  "problem": f"schema_violation: {v['keyword']}"}
                                 for v in exc.violations)

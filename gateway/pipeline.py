@@ -35,7 +35,6 @@ from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, UnknownConnector, Unnormalizable
 from gateway.governance import Policy, SchemaViolation
-from gateway.metrics import METRICS
 from gateway.ratelimit import RateLimits
 from gateway.records import Records
 from gateway.telemetry import Telemetry
@@ -172,8 +171,6 @@ class Pipeline:
                                     trace: Trace) -> Answer:
         """An authentic delivery that cannot become events: its dead letter, durable."""
         reason = problem.reason
-        if isinstance(problem, SchemaViolation):
-            METRICS.schema_violation(connector.connector_id)
         try:
             record = self._dead_letter(connector, request, delivery, problem, request_id,
                                        trace.headers())

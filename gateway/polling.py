@@ -123,10 +123,8 @@ class PollRunner:
                     reason = None
                 except Unnormalizable as exc:  # e.g. an integer past 64 bits, too deep
                     reason = exc.reason
-                    violations = None
-                    if isinstance(exc, SchemaViolation):
-                        METRICS.schema_violation(cid)
-                        violations = exc.violations
+                    violations = (exc.violations if isinstance(exc, SchemaViolation)
+                                  else None)
                     record = self._dead_letter(poller, polled, eid, reason, now, trace,
                                                violations)
                 records.append(record)

@@ -16,7 +16,7 @@ from gateway.buffer.codec import CLOUDEVENTS_BINARY, DEAD_LETTER, ENVELOPE, Head
 from gateway.envelope import encode_envelope, rfc3339, topic_for
 from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.formats import cloudevent_binary, cloudevent_structured
-from gateway.governance import Policy
+from gateway.governance import Policy, SchemaViolation
 from gateway.kafka_settings import Format, KafkaConfig
 from gateway.metrics import METRICS
 
@@ -81,7 +81,11 @@ class Records:
         pii = None
         policy = self.policies.get(cid)
         if policy is not None:  # before anything is stored: the contract, personal data
-            declared = policy.check(type, payload)
+            try:
+                declared = policy.check(type, payload)
+            except SchemaViolation:  # counted here, whichever way the event came in
+                METRICS.schema_violation(cid)
+                raise
             if declared:  # data quality: how often declared fields come empty
                 METRICS.fields(cid, [(f, payload.get(f) is None) for f in declared])
             if policy.fields:
