@@ -43,6 +43,16 @@ def github_headers(body: bytes, secret: str, *, event: str = "pull_request",
             "Content-Type": "application/json"}
 
 
+def accepted_github(url: str, connector: str, body: bytes, secret: str) -> str:
+    """Delivers ``body`` as GitHub would to ``connector``; asserts 202 and returns the
+    (first) event id."""
+    r = httpx.post(f"{url}/webhooks/{connector}", content=body,
+                   headers=github_headers(body, secret))
+    assert r.status_code == 202, r.text
+    event_id: str = r.json()["event_ids"][0]
+    return event_id
+
+
 def write_config(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -12,11 +12,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
-from tests.helpers import ROOT, base_config, github_headers, thread_server, write_config
+from tests.helpers import ROOT, accepted_github, base_config, thread_server, write_config
 
 SECRET = "readme-github-secret"
 pytestmark = pytest.mark.kafka
@@ -64,14 +63,6 @@ def run(example: str, *, bootstrap: str, topic: str, registry: str = "") -> tupl
     return printed[0]
 
 
-def deliver(url: str, connector: str, body: bytes) -> str:
-    r = httpx.post(f"{url}/webhooks/{connector}", content=body,
-                   headers=github_headers(body, SECRET))
-    assert r.status_code == 202, r.text
-    event_id: str = r.json()["event_ids"][0]
-    return event_id
-
-
 @pytest.fixture
 def published(kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: Path,
               pull_request_body: bytes) -> Iterator[dict[str, str]]:
@@ -83,7 +74,7 @@ def published(kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path:
     cfg["connectors"] = {name: {"type": "github", "config": {"secret": SECRET}}
                          for name in ("envelope", "binary", "structured")}
     with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as server:
-        yield {name: deliver(server.url, name, pull_request_body)
+        yield {name: accepted_github(server.url, name, pull_request_body, SECRET)
                for name in ("envelope", "binary", "structured")}
 
 
@@ -112,7 +103,7 @@ def test_the_schema_registry_example_reads_framed_values(
     cfg["kafka"]["schema_registry"] = {"url": registry}
     cfg["connectors"] = {"github": {"type": "github", "config": {"secret": SECRET}}}
     with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as server:
-        event_id = deliver(server.url, "github", pull_request_body)
+        event_id = accepted_github(server.url, "github", pull_request_body, SECRET)
         assert run(examples()[2], bootstrap=kafka_bootstrap, topic=f"{topic_prefix}.github",
                    registry=registry) == (event_id, "pull_request.opened",
                                           orjson.loads(pull_request_body))

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -25,9 +24,9 @@ from gateway.schema_registry import subject
 from tests.helpers import (
     ROOT,
     ThreadServer,
+    accepted_github,
     base_config,
     consume,
-    github_headers,
     thread_server,
     write_config,
 )
@@ -37,11 +36,7 @@ pytestmark = pytest.mark.kafka
 
 
 def deliver(server: ThreadServer, connector: str, body: bytes) -> str:
-    r = httpx.post(f"{server.url}/webhooks/{connector}", content=body,
-                   headers=github_headers(body, SECRET))
-    assert r.status_code == 202, r.text
-    event_id: str = r.json()["event_ids"][0]
-    return event_id
+    return accepted_github(server.url, connector, body, SECRET)
 
 
 def decode(registry: str, topic: str, value: bytes) -> Any:
