@@ -66,8 +66,8 @@ def test_every_version_verifies_through_the_gateway(
         r = httpx.post(url, content=v3_body, headers={
             "X-HubSpot-Signature-v3": stale, "X-HubSpot-Request-Timestamp": old})
         assert r.status_code == 401
-    events = [orjson.loads(r.value) for r in consume(kafka_bootstrap, f"{topic_prefix}.hubspot",
-                                                     expect=5)]
+        events = [orjson.loads(r.value)
+                  for r in consume(kafka_bootstrap, f"{topic_prefix}.hubspot", expect=5)]
     assert sorted(e["type"] for e in events) == [
         "contact.creation", "deal.creation", "hubspot.event", "hubspot.event",  # objects
         "hubspot.request"]  # the GET
