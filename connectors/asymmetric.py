@@ -25,6 +25,7 @@ from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
 from connectors.signing import OWS
 from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_epoch_seconds
+from connectors.verification import Verification
 
 
 class PublicKeyRequired(ConnectorConfig):
@@ -46,6 +47,16 @@ class DiscordConnector(Webhook[PublicKeyRequired]):
     """Discord interactions and webhook events; PINGs are answered after verification."""
 
     source: ClassVar[str] = "discord"
+    verification = Verification(
+        scheme="Ed25519, hex (config `public_key`)",
+        proof="`X-Signature-Ed25519`, `X-Signature-Timestamp`",
+        covers="`{timestamp}{body}`",
+        window="300 s (none documented; `tolerance_seconds`)",
+        dedup="body SHA-256",
+        handshake=('PING answered after its signature checks: interactions 200 `{"type":1}`, '
+                   'webhook events 204'),
+        vectors="PyNaCl-signed, checked by discord-interactions; Discord's real PING body",
+    )
     Config = PublicKeyRequired
     SIGNATURE = "X-Signature-Ed25519"
     TIMESTAMP = "X-Signature-Timestamp"
@@ -100,6 +111,14 @@ class SendGridConnector(Webhook[PublicKeyRequired]):
     """SendGrid's Event Webhook: a signed batch, one event per element."""
 
     source: ClassVar[str] = "sendgrid"
+    verification = Verification(
+        scheme="ECDSA P-256 SHA-256, base64 DER (config `public_key`)",
+        proof="`X-Twilio-Email-Event-Webhook-Signature`, `-Timestamp`",
+        covers="`{timestamp}{body}`",
+        window="24 h + 5 min back, 5 min ahead (SendGrid retries for a day; `tolerance_seconds`)",
+        dedup="body SHA-256",
+        vectors="sendgrid SDK unit-test vector + SDK check",
+    )
     Config = PublicKeyRequired
     SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
     TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

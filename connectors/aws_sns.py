@@ -42,6 +42,7 @@ from connectors.keyfetch import KeyCache
 from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
 from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_rfc3339_seconds
+from connectors.verification import Verification
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +103,18 @@ async def _certificate_key(client: httpx.AsyncClient, url: str
 
 class SnsConnector(Webhook[SnsConfig]):
     source: ClassVar[str] = "aws_sns"
+    verification = Verification(
+        scheme="RSA PKCS#1 v1.5, SHA1 (v1) / SHA256 (v2)",
+        proof=("body `Signature`; key from `SigningCertURL` (https, `sns.*.amazonaws.com`, "
+               "`.pem`; fetched, cached)"),
+        covers="the documented `name\\nvalue\\n` pairs",
+        window="`Timestamp`: 1 h + 5 min back, 5 min ahead (`tolerance_seconds`)",
+        dedup="`MessageId`",
+        handshake=("SubscriptionConfirmation confirmed (GET `SubscribeURL`, SNS hosts only) with "
+                   "`confirm_subscriptions: true`"),
+        vectors=("AWS's published string-to-sign example; generated RSA/X.509 pair (AWS "
+                 "publishes no signature)"),
+    )
     Config = SnsConfig
 
     def __init__(self, connector_id: str, config: SnsConfig) -> None:

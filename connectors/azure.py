@@ -35,6 +35,7 @@ from connectors.request import (
     parse_time,
 )
 from connectors.signing import OWS, HmacScheme, key_from_secret, matches_any
+from connectors.verification import Verification
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 _ORIGIN = re.compile(r"[A-Za-z0-9.-]{1,253}")
@@ -58,6 +59,17 @@ def _events(body: Any) -> list[dict[str, Any]] | None:
 
 class EventGridConnector(Webhook[EventGridConfig]):
     source: ClassVar[str] = "azure_event_grid"
+    verification = Verification(
+        scheme="shared key (`secret`)",
+        proof="`?code=` or `aeg-sas-key`",
+        covers="not the body (a key)",
+        window="none",
+        dedup="the events' ids",
+        handshake=("SubscriptionValidation answered with its code; CloudEvents OPTIONS "
+                   "(WebHook-Request-Origin) allowed"),
+        vectors=("Microsoft's published validation event + deliveries made by Azure's "
+                 "`EventGridPublisherClient`"),
+    )
     Config = EventGridConfig
 
     def __init__(self, connector_id: str, config: EventGridConfig) -> None:
@@ -146,6 +158,14 @@ class TeamsOutgoingConnector(Webhook[SecretRequired]):
     """Teams outgoing webhooks (a channel @mention): a Bot Framework activity per POST."""
 
     source: ClassVar[str] = "teams_outgoing"
+    verification = Verification(
+        scheme="HMAC-SHA256 base64, key base64-decoded",
+        proof="`Authorization: HMAC ...`",
+        covers="the body",
+        window="none",
+        dedup="the activity `id`",
+        vectors="Microsoft's published example key, computed as Microsoft's sample does",
+    )
     Config = SecretRequired
     SCHEME = HmacScheme("Authorization", encoding="base64", prefix="HMAC ",
                         key_format="base64")

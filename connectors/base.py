@@ -23,6 +23,7 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, HandshakeReply, InboundRequest, body_replay_key
+from connectors.verification import Verification
 
 __all__ = ["Connector", "Kind", "PushSource", "Webhook", "body_replay_key"]
 
@@ -41,6 +42,9 @@ class Connector(Generic[C]):
     description: ClassVar[str] = ""  # unset: the first paragraph of the class docstring
     docs_url: ClassVar[str] = ""
     scopes: ClassVar[tuple[str, ...]] = ()
+    # How a webhook type proves its deliveries (connectors.verification); every built-in
+    # webhook type states it
+    verification: ClassVar[Verification | None] = None
 
     def __init__(self, connector_id: str, config: C) -> None:
         self.connector_id = connector_id

@@ -38,10 +38,19 @@ from connectors.timestamps import (
     epoch_text,
     parse_epoch_seconds,
 )
+from connectors.verification import Verification
 
 
 class MailgunConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "mailgun"
+    verification = Verification(
+        scheme="HMAC-SHA256 hex",
+        proof="body `signature` object",
+        covers="`{timestamp}{token}` (not the event)",
+        window="900 s",
+        dedup="the token (single use in the window)",
+        vectors="mailgun SDK SecurityGuard",
+    )
     Config = SecretRequired
     TOLERANCE = 900  # the official SDK's max_age_seconds
 
@@ -89,6 +98,15 @@ class MailgunConnector(Webhook[SecretRequired]):
 
 class GraphConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "microsoft_graph"
+    verification = Verification(
+        scheme="shared `clientState`",
+        proof="each notification item (stripped from payloads)",
+        covers="nothing: it authenticates the sender",
+        window="none",
+        dedup="body SHA-256",
+        handshake="`?validationToken=` echoed, before any check",
+        vectors="documented behaviour (no signature to vector)",
+    )
     Config = SecretRequired  # secret: the subscription's clientState
 
     def challenge(self, request: InboundRequest) -> HandshakeReply | None:
@@ -157,6 +175,17 @@ def adyen_signed_string(item: dict[str, Any]) -> bytes:
 
 class AdyenConnector(Webhook[AdyenConfig]):
     source: ClassVar[str] = "adyen"
+    verification = Verification(
+        scheme="HMAC-SHA256 base64, key hex-decoded",
+        proof=("each `notificationItems[].NotificationRequestItem.additionalData.hmacSignature` "
+               "(every item must verify; stripped)"),
+        covers=("`pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:eventCode:success`"),
+        window="none signed",
+        dedup="the items' signed fields",
+        handshake="every batch acknowledged `[accepted]`",
+        vectors=("Adyen's documented example + Adyen SDK `generate_notification_sig` / "
+                 "`is_valid_hmac_notification`"),
+    )
     Config = AdyenConfig
 
     def __init__(self, connector_id: str, config: Any) -> None:

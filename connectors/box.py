@@ -28,6 +28,7 @@ from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, json_pointer, parse_time
 from connectors.signing import matches_any
 from connectors.timestamps import ReplayWindow, parse_rfc3339_seconds
+from connectors.verification import Verification
 
 FUTURE_SKEW = 60
 
@@ -50,6 +51,14 @@ def escape_unicode(text: str) -> str:
 
 class BoxConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "box"
+    verification = Verification(
+        scheme="HMAC-SHA256 base64, one signature per key (`secrets: [primary, secondary]`)",
+        proof="`BOX-SIGNATURE-PRIMARY`, `BOX-SIGNATURE-SECONDARY`, `BOX-DELIVERY-TIMESTAMP`",
+        covers="`{body}{timestamp}`, the body also in Box's `\\uXXXX`-escaped form",
+        window="600 s past, 60 s ahead",
+        dedup="body `id` (the delivery id changes on retry)",
+        vectors="box-sdk-gen test vector + `compute_webhook_signature` / `validate_message`",
+    )
     Config = SecretRequired
     TOLERANCE = 600
 

@@ -1,7 +1,7 @@
 """The built-in connector types' display names, documentation and (for the types
 written as classes) descriptions: the fallback of their definitions
 (``connectors.definition``). A preset's description is made from its row
-(``presets.engine.summary``).
+(``presets.describe.summary``).
 
 Each provider's documentation URL was found by a search of the provider's own site
 (2026-12-02), not composed; the gateway's own generic types point at its documentation.

@@ -50,6 +50,7 @@ from connectors.timestamps import (
     epoch_text,
     parse_epoch_seconds,
 )
+from connectors.verification import Verification
 
 
 def _configured(config: ConnectorConfig) -> list[str]:
@@ -77,6 +78,13 @@ class BuildkiteConfig(SecretRequired):
 class BuildkiteConnector(PresetConnector):
     preset = BY_NAME["buildkite"].preset
     source = "buildkite"
+    verification = Verification(
+        scheme="HMAC-SHA256 hex (`mode: signature`), or a token (`mode: token`)",
+        proof="`X-Buildkite-Signature` `timestamp=..,signature=..`, or `X-Buildkite-Token`",
+        covers="`{timestamp}.{body}`; the token covers nothing",
+        window="the signature's `timestamp=`, 300 s; none with a token",
+        dedup="body SHA-256",
+        vectors="go-buildkite v4.23.0 test vector, accepted by its ValidatePayload (recorded)")
     Config = BuildkiteConfig
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
@@ -184,6 +192,15 @@ class ContentfulConfig(SecretRequired):
 
 class ContentfulConnector(Webhook[ContentfulConfig]):
     source = "contentful"
+    verification = Verification(
+        scheme="HMAC-SHA256 hex (the 64-character secret as text)",
+        proof="`x-contentful-signature`, `-signed-headers`, `-timestamp` (ms)",
+        covers=("`METHOD\\npath?query\\nsigned headers (sorted)\\nbody`; the path is "
+                "`public_url`'s when set"),
+        window="30 s into the past (`tolerance_seconds`)",
+        dedup="`X-Contentful-Idempotency-Key` (claimed with the body when not a signed header)",
+        vectors="@contentful/node-apps-toolkit signRequest/verifyRequest (recorded)",
+    )
     Config = ContentfulConfig
 
     def _uri(self, request: InboundRequest) -> str:
@@ -247,6 +264,15 @@ class FigmaConnector(Webhook[SecretRequired]):
     """``secret`` is the passcode given when the webhook was created."""
 
     source = "figma"
+    verification = Verification(
+        scheme="shared passcode",
+        proof="body `passcode` (stripped from events)",
+        covers="nothing: compared with `secret` in constant time",
+        window="none",
+        dedup="body SHA-256",
+        handshake="PING answered 200 after its passcode checks",
+        vectors="published (Figma webhook event examples)",
+    )
     Config = SecretRequired
 
     async def verify(self, request: InboundRequest) -> None:
@@ -290,6 +316,15 @@ class DropboxSignConnector(Webhook[SecretRequired]):
     callback is JSON, or a form whose ``json`` field is (multipart or urlencoded)."""
 
     source = "dropbox_sign"
+    verification = Verification(
+        scheme="HMAC-SHA256 hex (key: the API key)",
+        proof="body `event.event_hash` (JSON, or a form's `json` field)",
+        covers="`event_time` + `event_type` only (the rest of the body is not covered)",
+        window="`event_time`: 3 days + 5 min (`tolerance_seconds`)",
+        dedup="SHA-256 of the JSON document",
+        handshake="every delivery and `callback_test` answered `Hello API Event Received`",
+        vectors="dropbox-sign SDK EventCallbackHelper",
+    )
     Config = SecretRequired
     acknowledgement: ClassVar[HandshakeReply | None] = HELLO
 

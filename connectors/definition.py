@@ -9,6 +9,7 @@ generated from them). It is read from the class:
         display_name = "Acme"
         docs_url = "https://docs.acme.example/webhooks"
         scopes = ("events:read",)                    # where the source has scopes
+        verification = Verification(...)             # how deliveries are proven
 
 ``name`` is the entry point's name, ``version`` its distribution's version, ``kind`` the
 class's, and ``config_schema`` the JSON Schema of its ``Config`` model. A definition that
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from connectors.base import Kind
 from connectors.errors import InvalidConnector
+from connectors.verification import Verification
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -46,6 +48,7 @@ class Definition(BaseModel):
     kind: Kind
     scopes: tuple[str, ...] = ()
     config_schema: dict[str, Any]
+    verification: Verification | None = None
 
     @field_validator("docs_url")
     @classmethod
@@ -80,7 +83,8 @@ def define(name: str, cls: type[Connector[Any]], version: str,
             "description": (cls.description or fallback.get("description")
                             or _description(cls)),
             "docs_url": cls.docs_url or fallback.get("docs_url", ""),
-            "scopes": cls.scopes, "config_schema": schema})
+            "scopes": cls.scopes, "config_schema": schema,
+            "verification": cls.verification})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors())

@@ -24,6 +24,7 @@ from connectors.request import (
     parse_time,
 )
 from connectors.signing import HmacScheme
+from connectors.verification import Verification
 
 SCHEME = HmacScheme(header="X-Hub-Signature-256", prefix="sha256=", digest="sha256",
                     encoding="hex", delivery_id_header="X-GitHub-Delivery")
@@ -44,6 +45,15 @@ def _event_time(event: str, payload: dict[str, Any]) -> datetime | None:
 
 class GitHubConnector(Webhook[SecretRequired]):
     source: ClassVar[str] = "github"
+    verification = Verification(
+        scheme="HMAC-SHA256 hex",
+        proof="`X-Hub-Signature-256` 'sha256='",
+        covers="`{body}`",
+        window="none signed",
+        dedup="`X-GitHub-Delivery` (unsigned: the body's SHA-256 is claimed too)",
+        handshake="`ping` answered 200",
+        vectors="GitHub's published example vector",
+    )
     Config = SecretRequired
     scheme: ClassVar[HmacScheme] = SCHEME
 

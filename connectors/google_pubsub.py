@@ -38,6 +38,7 @@ from connectors.jwt_signed import KID, bearer, decode, unverified
 from connectors.keyfetch import KeyCache, fetch_json, max_age
 from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, InboundRequest, body_replay_key, parse_time
+from connectors.verification import Verification
 
 GOOGLE_CERTS = "https://www.googleapis.com/oauth2/v3/certs"
 GOOGLE_HOSTS = ("www.googleapis.com",)
@@ -57,6 +58,16 @@ class PubSubConfig(ConnectorConfig):
 
 class PubSubConnector(Webhook[PubSubConfig]):
     source: ClassVar[str] = "google_pubsub"
+    verification = Verification(
+        scheme=("OIDC JWT RS256 from Google's JWKS (config `audience`, optional "
+                "`service_account_email`)"),
+        proof="`Authorization: Bearer`",
+        covers=("not the body: the token proves the sender (the body's SHA-256 is claimed for "
+                "replays)"),
+        window="the token's `exp`",
+        dedup="`message.messageId`",
+        vectors="Google's published example token + google-auth `id_token.verify_token`",
+    )
     Config = PubSubConfig
     SKEW = 30  # seconds of clock skew allowed on exp and iat (tolerance_seconds overrides)
 

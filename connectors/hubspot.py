@@ -23,6 +23,7 @@ from connectors.errors import SignatureError
 from connectors.presets import BY_NAME, PresetConnector
 from connectors.request import EventDraft, InboundRequest
 from connectors.signing import matches_any
+from connectors.verification import Verification
 
 _V3 = "X-HubSpot-Signature-v3"
 
@@ -30,6 +31,15 @@ _V3 = "X-HubSpot-Signature-v3"
 class HubSpotConnector(PresetConnector):
     preset = BY_NAME["hubspot"].preset
     source = "hubspot"
+    verification = Verification(
+        scheme="SHA-256 hex of the secret + message (v1, v2); HMAC-SHA256 base64 (v3)",
+        proof="`X-HubSpot-Signature` + `X-HubSpot-Signature-Version` (v1, v2); "
+              "`X-HubSpot-Signature-v3` + `X-HubSpot-Request-Timestamp`",
+        covers="v1 `{body}`; v2 `{method}{uri}{body}` (GET deliveries too); "
+               "v3 `{method}{uri}{body}{timestamp}`",
+        window="v3: `X-HubSpot-Request-Timestamp` (ms), 300 s; v1 and v2 sign none",
+        dedup="the first event's `eventId` (signed)",
+        vectors="HubSpot's three published vectors + hubspot-api-client `Signature`")
     Config = BY_NAME["hubspot"].Config
     methods: ClassVar[frozenset[str]] = frozenset({"POST", "GET"})
 

@@ -39,6 +39,7 @@ from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, parse_time
 from connectors.signing import OWS, matches_any
 from connectors.timestamps import ReplayWindow
+from connectors.verification import Verification
 
 KID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -133,6 +134,14 @@ class NetlifyConnector(Webhook[SecretRequired]):
     """Deploy notifications; one event per hook, the type from the deploy's ``state``."""
 
     source: ClassVar[str] = "netlify"
+    verification = Verification(
+        scheme="JWS HS256 (`secret`)",
+        proof="`X-Webhook-Signature`",
+        covers="the body (`sha256` claim), `iss: netlify`",
+        window="none signed",
+        dedup="body SHA-256",
+        vectors="built from the documented algorithm (no published vector or SDK)",
+    )
     Config = SecretRequired
     HEADER = "X-Webhook-Signature"
 
@@ -170,6 +179,14 @@ class VonageConnector(Webhook[SecretRequired]):
     """Messages API (and Voice) signed webhooks."""
 
     source: ClassVar[str] = "vonage"
+    verification = Verification(
+        scheme="JWT HS256 (`secret`)",
+        proof="`Authorization: Bearer`",
+        covers="the body (`payload_hash` claim)",
+        window="`iat`, 300 s",
+        dedup="`message_uuid:status`",
+        vectors="vonage-jwt's published token + `vonage_jwt.verify_signature`",
+    )
     Config = SecretRequired
     TOLERANCE = 300  # Vonage documents no window; iat older than this is refused
 
@@ -243,6 +260,16 @@ class PlaidKey:
 
 class PlaidConnector(Webhook[PlaidConfig]):
     source: ClassVar[str] = "plaid"
+    verification = Verification(
+        scheme=("JWT ES256, key by `kid` from `/webhook_verification_key/get` (config "
+                "`client_id`, `secret`, `environment`)"),
+        proof="`Plaid-Verification`",
+        covers="the body, through the `request_body_sha256` claim",
+        window="`iat`, 300 s",
+        dedup="body SHA-256 + the signed `iat`",
+        vectors=("documented algorithm with a generated EC key; plaid-python's key-fetch models "
+                 "(Plaid publishes no token)"),
+    )
     Config = PlaidConfig
     HEADER = "Plaid-Verification"
     TOLERANCE = 300  # "verify that the webhook is not more than 5 minutes old"

@@ -23,6 +23,7 @@ from connectors.errors import SignatureError
 from connectors.options import SecretRequired
 from connectors.request import InboundRequest
 from connectors.signing import TokenScheme, key_from_secret, standard_webhooks_scheme
+from connectors.verification import Verification
 
 STANDARD_WEBHOOKS = standard_webhooks_scheme()
 BEARER = TokenScheme("Authorization", style="bearer")
@@ -34,6 +35,14 @@ class PushConfig(SecretRequired):
 
 class PushConnector(PushSource[PushConfig]):
     source: ClassVar[str] = "push"
+    verification = Verification(
+        scheme="bearer token, or a Standard Webhooks signature",
+        proof="`Authorization`, or `webhook-signature`",
+        covers="the token: the sender; the signature: id, timestamp and body",
+        window="`webhook-timestamp`, 300 s (signature mode)",
+        dedup="the event's `id`",
+        vectors="the standardwebhooks SDK signs (tests)",
+    )
     Config = PushConfig
 
     def __init__(self, connector_id: str, config: PushConfig) -> None:

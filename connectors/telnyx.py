@@ -25,6 +25,7 @@ from connectors.errors import InvalidConnector, SignatureError
 from connectors.request import EventDraft, InboundRequest, parse_time
 from connectors.signing import OWS
 from connectors.timestamps import ReplayWindow, parse_epoch_seconds
+from connectors.verification import Verification
 
 SIGNATURE = "telnyx-signature-ed25519"
 TIMESTAMP = "telnyx-timestamp"
@@ -45,6 +46,15 @@ def load_public_key(text: str) -> ed25519.Ed25519PublicKey:
 
 class TelnyxConnector(Webhook[PublicKeyRequired]):
     source: ClassVar[str] = "telnyx"
+    verification = Verification(
+        scheme="Ed25519, base64 (config `public_key`: Telnyx's base64 key)",
+        proof="`telnyx-signature-ed25519`, `telnyx-timestamp`",
+        covers="`{timestamp}|{body}`",
+        window="300 s both ways",
+        dedup="the event's `id` (`/data/id`, signed)",
+        vectors=("generated key; every delivery first accepted by Telnyx's SDK "
+                 "(`verify_webhook_signature`)"),
+    )
     Config = PublicKeyRequired
 
     def __init__(self, connector_id: str, config: PublicKeyRequired) -> None:

@@ -20,6 +20,7 @@ from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, body_replay_key
 from connectors.signing import matches_any
+from connectors.verification import Verification
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -56,6 +57,15 @@ def _form(body: bytes) -> list[tuple[str, str]]:
 
 class TwilioConnector(Webhook[TwilioConfig]):
     source: ClassVar[str] = "twilio"
+    verification = Verification(
+        scheme="HMAC-SHA1 base64",
+        proof="`X-Twilio-Signature`",
+        covers=("`public_url` (with or without the default port) + sorted form params; JSON: "
+                "`bodySHA256` in the URL"),
+        window="none",
+        dedup="`I-Twilio-Idempotency-Token`",
+        vectors="published (Twilio docs) + twilio-python test vectors + RequestValidator",
+    )
     Config = TwilioConfig
     HEADER = "X-Twilio-Signature"
 

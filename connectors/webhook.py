@@ -27,6 +27,7 @@ from connectors.base import Webhook
 from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, body_replay_key, json_pointer, parse_time
 from connectors.signing import Encoding, HmacScheme
+from connectors.verification import Verification
 
 
 class WebhookConfig(SecretRequired):
@@ -55,6 +56,14 @@ class WebhookConfig(SecretRequired):
 
 class WebhookConnector(Webhook[WebhookConfig]):
     source: ClassVar[str] = "webhook"
+    verification = Verification(
+        scheme="any HMAC: digest, encoding and prefix configured",
+        proof="the configured header",
+        covers="the body, or a configured template with a signed timestamp and id",
+        window="configured (`tolerance_seconds`)",
+        dedup="the configured id header or body SHA-256",
+        vectors="the gateway's own scheme (README): signed by `gateway sign`",
+    )
     Config = WebhookConfig
 
     def __init__(self, connector_id: str, config: WebhookConfig) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from connectors.presets.engine import Preset, PresetConnector, connector_class
 from connectors.presets.standard_webhooks import StandardWebhooksConnector
-from connectors.presets.table import DOCUMENTED_ONLY, PRESETS, VECTORS
+from connectors.presets.table import PRESETS
+from connectors.presets.vectors import DOCUMENTED_ONLY, VECTORS
 
 __all__ = ["BY_NAME", "DOCUMENTED_ONLY", "PRESETS", "VECTORS", "Preset", "PresetConnector"]
 

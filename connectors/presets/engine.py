@@ -14,6 +14,7 @@ import orjson
 from connectors.base import Webhook
 from connectors.errors import InvalidConnector, Unnormalizable
 from connectors.options import ConnectorConfig, SecretRequired
+from connectors.presets.describe import summary, verification
 from connectors.presets.handshakes import Handshake
 from connectors.request import (
     EventDraft,
@@ -58,6 +59,11 @@ class PresetConnector(Webhook[ConnectorConfig]):
 
     preset: ClassVar[Preset]
     Config: ClassVar[type[ConnectorConfig]] = SecretRequired
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "verification" not in cls.__dict__ and "preset" in cls.__dict__:
+            cls.verification = verification(cls.preset)  # a class may state its own
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
         super().__init__(connector_id, config)
@@ -177,19 +183,6 @@ def config_for(preset: Preset) -> type[ConnectorConfig]:
 
     UrlSigned.__name__ = UrlSigned.__qualname__ = f"{preset.name}_config"
     return UrlSigned
-
-
-def summary(preset: Preset) -> str:
-    """One sentence on how a preset's deliveries are verified (its description)."""
-    s = preset.scheme
-    if isinstance(s, TokenScheme):
-        how = f"a shared token in `{s.header}` ({s.style}; it authenticates the sender)"
-    else:
-        where = f"query parameter `{s.header}`" if s.location == "query" else f"`{s.header}`"
-        how = (f"HMAC-{s.digest.upper()} ({s.encoding}) of `{s.signed}` in {where}"
-               + (f", {s.tolerance_seconds} s replay window" if s.timestamped else ""))
-    kind = "a JSON array of events" if preset.batch or preset.batch_pointer else "one event"
-    return f"Webhooks verified by {how}; each delivery is {kind}."
 
 
 def connector_class(preset: Preset) -> type[PresetConnector]:

@@ -35,6 +35,7 @@ class Handshake:
     than a secret (Meta's verify token)."""
 
     name: ClassVar[str]
+    description: ClassVar[str]  # for people: the providers table
     Config: ClassVar[type[ConnectorConfig] | None] = None
 
     def answer(self, connector: PresetConnector, request: InboundRequest
@@ -53,6 +54,8 @@ class MetaVerifyToken(Handshake):
     challenge when the verify token is the configured one."""
 
     name = "meta"
+    description = ("GET `hub.challenge` echoed when `hub.verify_token` equals `verify_token`"
+                   ", before any signature check")
     Config = MetaConfig
 
     def answer(self, connector: PresetConnector, request: InboundRequest
@@ -72,6 +75,7 @@ class DropboxChallenge(Handshake):
     """Dropbox's ``GET ?challenge=``: echo it."""
 
     name = "dropbox"
+    description = "GET `?challenge=` echoed, before any signature check"
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
@@ -84,6 +88,8 @@ class OktaVerification(Handshake):
     the same header as deliveries."""
 
     name = "okta"
+    description = ("GET `X-Okta-Verification-Challenge` answered, with the same"
+                   " Authorization as its events")
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
@@ -102,6 +108,7 @@ class WooCommercePing(Handshake):
     nothing and publishes nothing."""
 
     name = "woocommerce"
+    description = "the unsigned `webhook_id=N` ping on saving answered 200; nothing published"
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
@@ -113,6 +120,7 @@ class WooCommercePing(Handshake):
 
 class SlackUrlVerification(Handshake):
     name = "slack"
+    description = "`url_verification` challenge echoed after its signature checks"
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
@@ -126,6 +134,8 @@ class ZoomUrlValidation(Handshake):
     """``endpoint.url_validation``: the plain token and its HMAC under the secret."""
 
     name = "zoom"
+    description = ("`endpoint.url_validation` answered with the plain token and its HMAC,"
+                   " after its signature checks")
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
@@ -140,6 +150,7 @@ class ZoomUrlValidation(Handshake):
 
 class TwitchCallbackVerification(Handshake):
     name = "twitch"
+    description = "`webhook_callback_verification` challenge echoed after its signature checks"
 
     def answer(self, connector: PresetConnector, request: InboundRequest
                ) -> HandshakeReply | None:
