@@ -490,4 +490,36 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Zoom',
         'docs_url': 'https://developers.zoom.us/docs/api/webhooks',
     },
+    'easypost': {
+        'display_name': 'EasyPost',
+        'docs_url': 'https://docs.easypost.com/guides/webhooks-guide',
+    },
+    'elevenlabs': {
+        'display_name': 'ElevenLabs',
+        'docs_url': 'https://elevenlabs.io/docs/product-guides/administration/webhooks',
+    },
+    'line': {
+        'display_name': 'LINE Messaging API',
+        'docs_url': 'https://developers.line.biz/en/docs/messaging-api/verify-webhook-signature',
+    },
+    'modern_treasury': {
+        'display_name': 'Modern Treasury',
+        'docs_url': 'https://docs.moderntreasury.com/platform/docs/verifying-webhooks',
+    },
+    'onfido': {
+        'display_name': 'Onfido',
+        'docs_url': 'https://developers.onfido.com/guide/manual-webhook-signature-verification/',
+    },
+    'openai': {
+        'display_name': 'OpenAI',
+        'docs_url': 'https://platform.openai.com/docs/guides/webhooks',
+    },
+    'polar': {
+        'display_name': 'Polar',
+        'docs_url': 'https://docs.polar.sh/integrate/webhooks/delivery',
+    },
+    'pusher': {
+        'display_name': 'Pusher Channels',
+        'docs_url': 'https://pusher.com/docs/channels/server_api/webhooks/',
+    },
 }

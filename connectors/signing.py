@@ -24,6 +24,7 @@ import functools
 import hmac
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,11 +46,12 @@ Encoding = Literal["hex", "base64", "base64url"]
 Layout = Literal["single", "list", "params", "stamped_list"]
 TimeFormat = Literal["unix", "unix_ms", "iso", "http"]
 Location = Literal["header", "query"]
-KeyFormat = Literal["raw", "whsec", "base64"]
+KeyFormat = Literal["raw", "whsec", "base64", "nfkd"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
 
 OWS = " \t"  # the whitespace HTTP allows around a header value
+_MAX_NUMBERED = 100  # DocuSign Connect: one X-DocuSign-Signature-N per HMAC key
 
 
 @functools.cache
@@ -86,10 +88,12 @@ def _needs(signed: str) -> frozenset[str]:
 
 def key_from_secret(secret: bytes, key_format: KeyFormat) -> bytes:
     """The HMAC key a secret stands for: as is, ``whsec_``+base64 (Standard Webhooks,
-    Svix), or base64."""
+    Svix), base64, or its UTF-8 in Unicode NFKD form (EasyPost)."""
     if key_format == "raw":
         return secret
     text = secret.decode()
+    if key_format == "nfkd":
+        return unicodedata.normalize("NFKD", text).encode()
     if key_format == "whsec":
         text = text.removeprefix("whsec_")
     try:
@@ -101,6 +105,8 @@ def key_from_secret(secret: bytes, key_format: KeyFormat) -> bytes:
 @dataclass(frozen=True, slots=True)
 class HmacScheme:
     header: str
+    fallback_header: str | None = None  # read when ``header`` is absent (a newer name)
+    numbered: bool = False  # ``header`` ends in -1; -2, -3, ... carry more (one per key)
     digest: Digest = "sha256"
     encoding: Encoding = "hex"
     prefix: str = ""  # before each signature: "sha256=", "v0=", "v1,"
@@ -264,7 +270,21 @@ class HmacScheme:
             value = request.query.get(self.header)
             if value is not None:
                 return value
-        return request.header(self.header)
+        value = request.header(self.header)
+        if value is None and self.fallback_header:
+            return request.header(self.fallback_header)
+        return value
+
+    def _numbered(self, request: InboundRequest) -> list[bytes]:
+        """The signatures in ``<name>-2``, ``<name>-3``, ... up to the first absent one."""
+        base = self.header.rsplit("-", 1)[0]
+        found: list[bytes] = []
+        for n in range(2, _MAX_NUMBERED + 1):
+            value = request.header(f"{base}-{n}")
+            if value is None:
+                break
+            found += self._candidates(value.strip())[0]
+        return found
 
     def verify(self, request: InboundRequest, secrets: list[bytes], *,
                tolerance_seconds: int | None = None, url: str | None = None,
@@ -273,6 +293,8 @@ class HmacScheme:
         if raw is None or not raw.strip():
             raise SignatureError("signature header is missing", reason="missing_signature")
         candidates, stamp = self._candidates(raw.strip())
+        if self.numbered:
+            candidates += self._numbered(request)
         if not candidates:
             raise SignatureError("no signature of a supported version in the header")
 

@@ -87,6 +87,9 @@ CASES: dict[str, dict[str, Any]] = {
     "gocardless": _HMAC, "recurly": _HMAC, "patreon": _HMAC, "customerio": _HMAC,
     "klaviyo": _HMAC, "workos": _HMAC, "calcom": _HMAC, "pandadoc": _HMAC, "frameio": _HMAC,
     "telegram": _HMAC, "figma": _HMAC, "dropbox_sign": _HMAC,
+    # catalogue, third round
+    "openai": _WHSEC, "polar": _HMAC, "elevenlabs": _HMAC, "line": _HMAC, "pusher": _HMAC,
+    "onfido": _HMAC, "modern_treasury": _HMAC, "easypost": _HMAC,
     "contentful": {"secret": CONTENTFUL_SECRET, "public_url": PUBLIC_URL},
 }
 

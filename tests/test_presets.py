@@ -23,6 +23,7 @@ import pytest
 from connectors.presets import BY_NAME, PRESETS, Preset, PresetConnector
 from connectors.presets.handshakes import META
 from connectors.request import InboundRequest
+from connectors.signing import HmacScheme
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer
 from gateway.config import GatewayConfig
@@ -61,7 +62,13 @@ def suite_body(now: float, preset: Preset | None = None) -> bytes:
              "webhookTimestamp": int(now * 1000), "created_at": "2026-01-01T00:00:00Z",
              "data": {"object": {"amount": 1}}}
     if preset and preset.batch_pointer:  # the events' array inside an object
-        return orjson.dumps({preset.batch_pointer.strip("/"): [event]})
+        outer: dict[str, Any] = {preset.batch_pointer.strip("/"): [event]}
+        s = preset.scheme
+        if isinstance(s, HmacScheme) and s.timestamp_pointer and \
+                s.timestamp_pointer.count("/") == 1:  # the delivery's signed time (Pusher)
+            outer[s.timestamp_pointer[1:]] = (int(now * 1000) if s.timestamp_format == "unix_ms"
+                                              else int(now))
+        return orjson.dumps(outer)
     return orjson.dumps([event] if preset and preset.batch else event)
 
 
@@ -113,7 +120,7 @@ def test_wrong_secret_is_rejected_and_any_listed_secret_verifies(preset: Preset)
     right, wrong = secret_for(preset), secret_for(preset)
     if right == wrong:
         wrong = right + "-other"
-    body = suite_body(time.time())
+    body = suite_body(time.time(), preset)
     headers = signed(connector(preset.name, right), body)
     with pytest.raises(SignatureError):
         settle(connector(preset.name, wrong).verify(request(body, headers)))
@@ -123,7 +130,7 @@ def test_wrong_secret_is_rejected_and_any_listed_secret_verifies(preset: Preset)
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
 def test_stripped_signature_header_is_rejected(preset: Preset) -> None:
     c = connector(preset.name, secret_for(preset))
-    body = suite_body(time.time())
+    body = suite_body(time.time(), preset)
     headers = {k: v for k, v in signed(c, body).items()
                if k.lower() != preset.scheme.header.lower()}
     with pytest.raises(SignatureError) as err:
@@ -138,7 +145,7 @@ TIMESTAMPED = [p for p in PRESETS if p.scheme.timestamped]
 def test_stale_timestamp_is_rejected(preset: Preset) -> None:
     c = connector(preset.name, secret_for(preset))
     old = time.time() - preset.scheme.tolerance_seconds - 120
-    body = suite_body(old)
+    body = suite_body(old, preset)
     with pytest.raises(SignatureError) as err:
         settle(c.verify(request(body, signed(c, body, at=old))))
     assert err.value.reason == "stale_timestamp"
@@ -352,6 +359,18 @@ def test_zoom_url_validation_answers_the_encrypted_token() -> None:
         b"zoom-secret", b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()}
 
 
+def test_zoom_url_validation_during_rotation_answers_with_the_secret_zoom_signed_with() -> None:
+    import hashlib
+    import hmac
+
+    c = connector("zoom", "old-zoom-secret", "new-zoom-secret")
+    body = b'{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event":"endpoint.url_validation"}'
+    reply = settle(c.handshake(request(body, c.preset.scheme.sign(b"new-zoom-secret", body))))
+    assert reply is not None
+    assert orjson.loads(reply.body)["encryptedToken"] == hmac.new(
+        b"new-zoom-secret", b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
+
+
 def test_twitch_callback_verification_echoes_the_challenge() -> None:
     c = connector("twitch", "twitch-secret")
     body = b'{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"type":"x"}}'
@@ -453,3 +472,16 @@ def test_hubspot_sdk_v3_signature_verifies() -> None:
     [event] = c.normalize(r)  # a batch: one event per element
     assert event.type == "contact.creation"
     assert event.timestamp == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)  # from ms
+
+
+def test_docusign_reads_every_numbered_signature_one_per_key() -> None:
+    """With two HMAC keys DocuSign sends X-DocuSign-Signature-1 and -2; the key we hold
+    may be the one behind -2 (rotation)."""
+    c = connector("docusign", "second-key")
+    body = b'{"event":"envelope-completed","data":{"envelopeId":"e1"}}'
+    first = c.preset.scheme.sign(b"first-key", body)["X-DocuSign-Signature-1"]
+    second = c.preset.scheme.sign(b"second-key", body)["X-DocuSign-Signature-1"]
+    settle(c.verify(request(body, {"X-DocuSign-Signature-1": first,
+                                   "X-DocuSign-Signature-2": second})))
+    with pytest.raises(SignatureError):
+        settle(c.verify(request(body, {"X-DocuSign-Signature-1": first})))

@@ -53,6 +53,10 @@ def _hmac_scheme(s: HmacScheme) -> str:
 
 def _carrier(s: HmacScheme) -> str:
     carrier = f"query `{s.header}`" if s.location == "query" else f"`{s.header}`"
+    if s.fallback_header:
+        carrier += f" (or `{s.fallback_header}`)"
+    if s.numbered:
+        carrier += " (and -2, -3, ...: one per key)"
     if s.prefix:
         carrier += f" {s.prefix!r}{' (optional)' if s.prefix_optional else ''}"
     return carrier

@@ -4,6 +4,7 @@ event type, delivery id and event time are, and its handshakes (``handshakes.py`
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,6 +44,7 @@ class Preset:
     known_types: tuple[str, ...] = ()  # when set, other types are dead-lettered
     batch: bool = False  # the body is a JSON array, one event per element
     batch_pointer: str | None = None  # ... or the array is at this pointer in the body
+    aliases: dict[str, str] = field(default_factory=dict)  # header -> its other name
     sample: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,9 +85,15 @@ class PresetConnector(Webhook[ConnectorConfig]):
                                   tolerance_seconds=self.config.tolerance_seconds,
                                   url=self.config.public_url)
 
+    def _header(self, request: InboundRequest, name: str) -> str | None:
+        value = request.header(name)
+        if value is None and (alias := self.preset.aliases.get(name)):
+            return request.header(alias)
+        return value
+
     def delivery_id(self, request: InboundRequest) -> str:
         p = self.preset
-        if p.id_header and (value := request.header(p.id_header)):
+        if p.id_header and (value := self._header(request, p.id_header)):
             return value
         if p.id_pointer:
             found = json_pointer(request.json_or_none(), p.id_pointer)
@@ -95,7 +103,7 @@ class PresetConnector(Webhook[ConnectorConfig]):
 
     def replay_key(self, request: InboundRequest) -> str | None:
         p = self.preset
-        if not (p.id_header and request.header(p.id_header)):
+        if not (p.id_header and self._header(request, p.id_header)):
             return None  # the id comes from the (signed) body, or is the body's hash
         scheme = p.scheme
         if isinstance(scheme, HmacScheme):
@@ -132,7 +140,7 @@ class PresetConnector(Webhook[ConnectorConfig]):
 
     def _event(self, request: InboundRequest, payload: dict[str, Any]) -> EventDraft:
         p = self.preset
-        etype: Any = request.header(p.type_header) if p.type_header else None
+        etype: Any = self._header(request, p.type_header) if p.type_header else None
         if not etype and p.type_pointer:
             etype = json_pointer(payload, p.type_pointer)
         if not isinstance(etype, str) or not etype:
@@ -165,9 +173,18 @@ class PresetConnector(Webhook[ConnectorConfig]):
 
     def sample_body(self) -> bytes:
         p = self.preset
-        if p.batch and p.sample:
-            return orjson.dumps([p.sample])
-        return orjson.dumps(p.sample or {"type": f"{self.source}.test"})
+        body: Any = p.sample or {"type": f"{self.source}.test"}
+        if p.batch:
+            return orjson.dumps([body])
+        if p.batch_pointer:
+            body = {p.batch_pointer.strip("/"): [body]}
+        scheme = p.scheme
+        if isinstance(scheme, HmacScheme) and scheme.timestamp_pointer and \
+                scheme.timestamp_pointer.count("/") == 1:  # signed: a fresh one (Linear)
+            now = time.time()
+            body = {**body, scheme.timestamp_pointer[1:]:
+                    int(now * 1000) if scheme.timestamp_format == "unix_ms" else int(now)}
+        return orjson.dumps(body)
 
 
 def config_for(preset: Preset) -> type[ConnectorConfig]:

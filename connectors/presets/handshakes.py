@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 import orjson
 from pydantic import SecretStr
 
-from connectors.errors import Unnormalizable
+from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import ConnectorConfig, SecretRequired
 from connectors.request import HandshakeReply, InboundRequest, json_pointer
 
@@ -143,9 +143,24 @@ class ZoomUrlValidation(Handshake):
         if not isinstance(body, dict) or body.get("event") != "endpoint.url_validation":
             return None
         token = str(json_pointer(body, "/payload/plainToken") or "")
-        encrypted = hmac.new(connector.keys[0], token.encode(), hashlib.sha256).hexdigest()
+        encrypted = hmac.new(_verifying_key(connector, request), token.encode(),
+                             hashlib.sha256).hexdigest()
         return HandshakeReply(200, orjson.dumps({"plainToken": token,
                                                  "encryptedToken": encrypted}))
+
+
+def _verifying_key(connector: PresetConnector, request: InboundRequest) -> bytes:
+    """The secret this (verified) request was signed with: while a secret is rotated,
+    the answer must be made with the one the provider uses now."""
+    for key in connector.keys[1:]:
+        try:
+            connector.preset.scheme.verify(request, [key],
+                                           tolerance_seconds=connector.config.tolerance_seconds,
+                                           url=connector.config.public_url)
+        except SignatureError:
+            continue
+        return key
+    return connector.keys[0]
 
 
 class TwitchCallbackVerification(Handshake):

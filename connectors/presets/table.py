@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from connectors.presets.engine import Preset
 from connectors.presets.handshakes import DROPBOX, META, OKTA, SLACK, TWITCH, WOOCOMMERCE, ZOOM
 from connectors.signing import HmacScheme, TokenScheme, standard_webhooks_scheme
@@ -10,6 +12,8 @@ from connectors.signing import HmacScheme, TokenScheme, standard_webhooks_scheme
 H = HmacScheme
 SVIX = standard_webhooks_scheme("svix")
 STANDARD = standard_webhooks_scheme("webhook")
+# Polar signs as Standard Webhooks does, keyed with the secret's own bytes
+POLAR = dataclasses.replace(STANDARD, key_format="raw")
 
 PRESETS: list[Preset] = [
     Preset("stripe", H("Stripe-Signature", layout="params", timestamp_key="t",
@@ -41,8 +45,12 @@ PRESETS: list[Preset] = [
            needs_url=True),
     Preset("circleci", H("circleci-signature", prefix="v1=", layout="list"),
            type_header="circleci-event-type", id_pointer="/id", time_pointer="/happened_at"),
-    Preset("shopify", H("X-Shopify-Hmac-Sha256", encoding="base64"),
+    # Shopify's "events" deliveries name the headers without "X-" (and send both, for now)
+    Preset("shopify", H("X-Shopify-Hmac-Sha256", encoding="base64",
+                        fallback_header="shopify-hmac-sha256"),
            type_header="X-Shopify-Topic", id_header="X-Shopify-Webhook-Id",
+           aliases={"X-Shopify-Topic": "shopify-topic",
+                    "X-Shopify-Webhook-Id": "shopify-webhook-id"},
            time_pointer="/updated_at"),
     Preset("linear", H("Linear-Signature", timestamp_pointer="/webhookTimestamp",
                        timestamp_format="unix_ms", tolerance_seconds=60),
@@ -69,7 +77,7 @@ PRESETS: list[Preset] = [
            type_header="Twitch-Eventsub-Subscription-Type",
            id_header="Twitch-Eventsub-Message-Id", handshake=TWITCH),
     Preset("mux", H("Mux-Signature", layout="params", timestamp_key="t",
-                    signed="{timestamp}.{body}"),
+                    signed="{timestamp}.{body}", reject_future=False),  # as Mux's SDKs
            type_pointer="/type", id_pointer="/id", time_pointer="/created_at"),
     Preset("calendly", H("Calendly-Webhook-Signature", layout="params", timestamp_key="t",
                          signed="{timestamp}.{body}", tolerance_seconds=180),
@@ -93,7 +101,7 @@ PRESETS: list[Preset] = [
     Preset("asana", H("X-Hook-Signature"), type_pointer="/events/0/action"),
     Preset("meta_whatsapp", H("X-Hub-Signature-256", prefix="sha256="),
            type_pointer="/object", id_pointer="/entry/0/id", challenge=META),
-    Preset("docusign", H("X-DocuSign-Signature-1", encoding="base64"),
+    Preset("docusign", H("X-DocuSign-Signature-1", encoding="base64", numbered=True),
            type_pointer="/event", id_pointer="/data/envelopeId",
            time_pointer="/generatedDateTime"),
     Preset("notion", H("X-Notion-Signature", prefix="sha256="),
@@ -248,4 +256,43 @@ PRESETS: list[Preset] = [
            sample={"update_id": 10000, "message": {"message_id": 1, "date": 1700000000,
                                                    "chat": {"id": 42, "type": "private"},
                                                    "text": "hello"}}),
+    # catalogue, third round: providers whose SDKs verify (docs/research/providers/)
+    Preset("openai", STANDARD,
+           type_pointer="/type", id_header="webhook-id", time_pointer="/created_at",
+           sample={"object": "event", "id": "evt_685343a1381c819085d44c354e1b330e",
+                   "type": "response.completed", "created_at": 1750287018,
+                   "data": {"id": "resp_abc123"}}),
+    Preset("polar", POLAR,
+           type_pointer="/type", id_header="webhook-id", time_pointer="/timestamp",
+           sample={"type": "order.paid", "timestamp": "2026-01-01T00:00:00Z",
+                   "data": {"id": "ord_1"}}),
+    Preset("elevenlabs", H("ElevenLabs-Signature", layout="params", signature_keys=("v0",),
+                           timestamp_key="t", signed="{timestamp}.{body}",
+                           tolerance_seconds=1800, reject_future=False),
+           type_pointer="/type", time_pointer="/event_timestamp",
+           sample={"type": "post_call_transcription", "event_timestamp": 1739537297,
+                   "data": {"agent_id": "agent_1", "conversation_id": "conv_1"}}),
+    Preset("line", H("X-Line-Signature", encoding="base64"),
+           batch_pointer="/events", type_pointer="/type", time_pointer="/timestamp",
+           sample={"type": "message", "timestamp": 1700000000000,
+                   "webhookEventId": "01FZ74A0TDDPYRVKNK77XKC3ZR",
+                   "message": {"type": "text", "id": "1", "text": "hello"}}),
+    Preset("pusher", H("X-Pusher-Signature", timestamp_pointer="/time_ms",
+                       timestamp_format="unix_ms"),
+           batch_pointer="/events", type_pointer="/name",
+           sample={"name": "channel_occupied", "channel": "presence-room"}),
+    Preset("onfido", H("X-SHA2-Signature"),
+           type_pointer="/payload/action", time_pointer="/payload/object/completed_at_iso8601",
+           sample={"payload": {"resource_type": "check", "action": "check.completed",
+                               "object": {"id": "chk_1", "status": "complete",
+                                          "completed_at_iso8601": "2026-01-01T00:00:00Z"}}}),
+    Preset("modern_treasury", H("X-Signature"),
+           type_pointer="/data/object", action_pointer="/event", id_header="X-Webhook-ID",
+           time_pointer="/data/updated_at",
+           sample={"event": "completed", "data": {"object": "payment_order", "id": "po_1",
+                                                  "updated_at": "2026-01-01T00:00:00Z"}}),
+    Preset("easypost", H("X-Hmac-Signature", prefix="hmac-sha256-hex=", key_format="nfkd"),
+           type_pointer="/description", id_pointer="/id", time_pointer="/created_at",
+           sample={"object": "Event", "id": "evt_1", "description": "tracker.updated",
+                   "created_at": "2026-01-01T00:00:00Z", "result": {"id": "trk_1"}}),
 ]
