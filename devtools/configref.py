@@ -245,6 +245,16 @@ DESCRIPTIONS: dict[str, str] = {
     "connectors.<id>.type": "The implementation: a name in the `gateway.connectors`"
     " entry-point group (`gateway providers` lists them). An unknown type is an error"
     " that lists the available ones.",
+    "connectors.<id>.acl": "What the connector may produce (glob patterns; `gateway/acl.py`)."
+    " Left out, each key is the narrow default, never everything. An event outside is a 403"
+    " for push (audited `rejected`/`forbidden`) and a dead letter (`forbidden`) for the"
+    " others; a webhook or poller configured outside its own ACL does not start.",
+    "connectors.<id>.acl.sources": "Sources it may produce. Default: its own (a webhook's or"
+    " poller's source; a push connector's `config.sources`, else its id).",
+    "connectors.<id>.acl.event_types": "Event types it may produce, e.g. `invoice.*`."
+    " Default: any type of its sources.",
+    "connectors.<id>.acl.topics": "Topics it may write. Default: those its own routing"
+    " (`config.topic` or `kafka.topic`) gives its sources and types.",
     "connectors.<id>.governance": "Who owns the connector, how sensitive its data is, how"
     " personal data is handled before anything is stored, and the payload contract"
     " (`docs/governance.md`). Shown by `gateway connectors show ID`.",

@@ -8,6 +8,7 @@ from typing import Any
 from connectors.base import PushSource
 from connectors.errors import SignatureError
 from connectors.request import InboundRequest, event_id, parse_time
+from gateway.acl import OutsideAcl
 from gateway.answers import Answer, Audit, auditor, refuse, retry_later
 from gateway.buffer import Record
 from gateway.buffer.codec import Headers
@@ -47,7 +48,7 @@ def _client_event(item: Any, path: str) -> tuple[dict[str, Any] | None, list[dic
     return ({**item, "timestamp": parsed} if not problems else None), problems
 
 
-def _validate(items: list[Any], root: str | None, allowed: frozenset[str] | None
+def _validate(items: list[Any], root: str | None
               ) -> tuple[list[dict[str, Any] | None], list[dict[str, str]]]:
     """Each event validated (None where it is not valid), and every problem found."""
     events: list[dict[str, Any] | None] = []
@@ -55,9 +56,6 @@ def _validate(items: list[Any], root: str | None, allowed: frozenset[str] | None
     for i, item in enumerate(items):
         path = root or f"$[{i}]"
         event, found = _client_event(item, path)
-        if event is not None and allowed is not None and event["source"] not in allowed:
-            found = [{"path": f"{path}.source", "problem": "not a source this connector"
-                      " may write"}]
         problems.extend(found)
         events.append(event)
     if not items:
@@ -97,9 +95,11 @@ class ApiEvents:
 
     def _build(self, connector: PushSource[Any], events: list[dict[str, Any] | None],
                request: InboundRequest, root: str | None, problems: list[dict[str, str]],
-               trace: Headers) -> tuple[list[Record], list[str]]:
+               forbidden: list[dict[str, str]], trace: Headers
+               ) -> tuple[list[Record], list[str]]:
         """Records and deduplication keys of the valid events; an event whose payload
-        cannot be encoded adds a problem. Raises PayloadTooLarge."""
+        cannot be encoded adds a problem, one outside the connector's ACL a refusal.
+        Raises PayloadTooLarge."""
         cid = connector.connector_id
         records, keys = [], []
         for i, event in enumerate(events):
@@ -116,6 +116,8 @@ class ApiEvents:
                 problems.extend({"path": f"{root or f'$[{i}]'}.payload{v['path'][1:]}",
                                  "problem": f"schema_violation: {v['keyword']}"}
                                 for v in exc.violations)
+            except OutsideAcl as exc:
+                forbidden.append({"path": root or f"$[{i}]", "problem": str(exc)})
             except Unnormalizable as exc:
                 problems.append({"path": f"{root or f'$[{i}]'}.payload", "problem": str(exc)})
             keys.append(f"{cid}:{delivery}")
@@ -145,14 +147,20 @@ class ApiEvents:
             return Answer.error(400, "malformed", "body is not JSON", "rejected")
         items = body if isinstance(body, list) else [body]
         root = "$" if not isinstance(body, list) else None
-        events, problems = _validate(items, root, connector.sources)
+        events, problems = _validate(items, root)
+        forbidden: list[dict[str, str]] = []
         try:  # every valid event is built, so that a 400 lists every problem
             records, keys = self._build(connector, events, request, root, problems,
-                                        trace.headers())
+                                        forbidden, trace.headers())
         except PayloadTooLarge as exc:
             return refuse(exc, audit)
         if problems:  # all or nothing
             return _malformed(problems, audit)
+        if forbidden:
+            audit("rejected", "forbidden")
+            return Answer.json(403, {"error": "forbidden", "detail": "outside this connector's"
+                                     " ACL (source, type or topic)",
+                                     "problems": forbidden[:MAX_PROBLEMS]}, "rejected")
         began = time.time_ns() if trace.span is not None else 0
         try:
             fresh = await p.buffer.outbox.submit_each(records, keys)

@@ -307,10 +307,10 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             relay = RelayMonitor(buffer)
         relay.start()
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
-                            audit, loaded.policies)
+                            audit, loaded.policies, loaded.acls)
         runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
-                            loaded.policies)
+                            loaded.policies, loaded.acls)
         sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
         certifier = None

@@ -157,7 +157,7 @@ def document(loaded: LoadedConfig) -> dict[str, Any]:
     for connector in sorted(loaded.connectors.values(), key=lambda c: c.connector_id):
         sources: list[str | None] = [connector.source_slug]
         if isinstance(connector, PushSource):  # its events name their source
-            sources = [*sorted(connector.sources or ())] or [None]
+            sources = [*loaded.acls[connector.connector_id].named_sources] or [None]
         for source in sources:
             address = _address(kafka, connector, source)
             name = _KEY_UNSAFE.sub("_", connector.connector_id + (f"-{source}" if source

@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectors.options import parse_networks
+from gateway.acl import Acl, AclConfig
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.governance import CertificationConfig, Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
@@ -95,6 +96,7 @@ class ConnectorEntry(_Strict):
     type: str
     config: dict[str, Any] = Field(default_factory=dict)
     governance: Governance | None = None  # gateway.governance
+    acl: AclConfig | None = None  # gateway.acl: what it may produce
 
 
 class GatewayConfig(_Strict):
@@ -121,10 +123,13 @@ class LoadedConfig:
     """A validated configuration plus its connectors, built and ready."""
 
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
-                 policies: dict[str, Policy] | None = None) -> None:
+                 policies: dict[str, Policy] | None = None,
+                 acls: dict[str, Acl] | None = None) -> None:
         self.settings = settings
         self.connectors = connectors  # every enabled connector, by id
         self.policies = policies or {}  # connector id -> its governance, compiled
+        # connector id -> what it may produce; every connector has one (gateway.acl)
+        self.acls = acls or {cid: Acl(c) for cid, c in connectors.items()}
 
     def fixed_topics(self) -> list[str]:
         """The topics named without placeholders: these must exist (or be auto-created)."""
@@ -277,10 +282,25 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
                 connectors[str(cid)] = connector
 
     policies = _policies(settings, entries, connectors, path.parent, problems)
+    acls = _acls(settings, entries, connectors, problems)
     if problems or settings is None:
         raise ConfigError(problems)
     settings = settings.model_copy(update={"connectors": entries})
-    return LoadedConfig(settings, connectors, policies)
+    return LoadedConfig(settings, connectors, policies, acls)
+
+
+def _acls(settings: GatewayConfig | None, entries: dict[str, ConnectorEntry],
+          connectors: dict[str, Connector[Any]], problems: list[ConfigProblem]
+          ) -> dict[str, Acl]:
+    """Every enabled connector's ACL (the narrow default where none is configured); a
+    connector configured outside its own is a problem."""
+    acls = {}
+    for cid, connector in connectors.items():
+        acls[cid] = acl = Acl(connector, entries[cid].acl)
+        if settings is not None:
+            problems.extend(ConfigProblem(key_path(("connectors", cid, *where.split("."))), p)
+                            for where, p in acl.problems(connector, settings.kafka.topic))
+    return acls
 
 
 def _policies(settings: GatewayConfig | None, entries: dict[str, ConnectorEntry],

@@ -18,6 +18,7 @@ import structlog
 from connectors.base import Connector, PushSource, Webhook
 from connectors.ingress import Ingress
 from connectors.request import EventDraft, InboundRequest, event_id
+from gateway.acl import Acl
 from gateway.answers import (
     RECEIVED,
     UNKNOWN_CONNECTOR,
@@ -49,7 +50,8 @@ class Pipeline:
 
     def __init__(self, settings: GatewayConfig, connectors: Mapping[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None,
-                 policies: Mapping[str, Policy] | None = None) -> None:
+                 policies: Mapping[str, Policy] | None = None,
+                 acls: Mapping[str, Acl] | None = None) -> None:
         self.settings = settings
         self.telemetry = telemetry
         self.webhooks = {cid: c for cid, c in connectors.items() if isinstance(c, Webhook)}
@@ -57,7 +59,7 @@ class Pipeline:
                              if isinstance(c, PushSource)}
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka, policies)
+        self.records = Records(settings.kafka, policies, acls)
         self.limits = RateLimits(connectors)
         self.ingress = {cid: guard for cid, c in connectors.items()
                         if (guard := Ingress.from_config(c.config)) is not None}

@@ -42,6 +42,7 @@ from connectors.base import Connector
 from connectors.polling import Polled, PollHttp, PollingConnector
 from connectors.request import event_id
 from gateway import tracing
+from gateway.acl import Acl
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
@@ -73,13 +74,14 @@ class _Backoff:
 class PollRunner:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog,
-                 policies: Mapping[str, Policy] | None = None) -> None:
+                 policies: Mapping[str, Policy] | None = None,
+                 acls: Mapping[str, Acl] | None = None) -> None:
         self.settings = settings
         self.pollers = {cid: c for cid, c in connectors.items()
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
         self.audit = audit
-        self.records = Records(settings.kafka, policies)
+        self.records = Records(settings.kafka, policies, acls)
         self.health: dict[str, dict[str, Any]] = {
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None, "last_event_at": None,

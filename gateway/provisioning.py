@@ -77,9 +77,10 @@ def planned(loaded: LoadedConfig) -> tuple[list[Planned], list[str]]:
     dynamic = set()
     for connector in loaded.connectors.values():
         template = connector.config.topic or kafka.topic
-        # A push source's events name their own source: known only from its allow-list.
+        # A push source's events name their own source: known from its ACL, when it
+        # names them
         sources = ([connector.source_slug] if not isinstance(connector, PushSource)
-                   else sorted(connector.sources or ()))
+                   else loaded.acls[connector.connector_id].named_sources)
         if "{type}" in template or ("{source}" in template and not sources):
             dynamic.add(template)
             continue

@@ -11,6 +11,7 @@ import orjson
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from connectors.base import Connector
+from gateway.acl import Acl, OutsideAcl
 from gateway.buffer import Record
 from gateway.buffer.codec import CLOUDEVENTS_BINARY, DEAD_LETTER, ENVELOPE, Headers
 from gateway.envelope import encode_envelope, rfc3339, topic_for
@@ -29,17 +30,19 @@ class Records:
     and headers in that topic's ``kafka.format`` (both cached per connector, source and
     type), the trace context's headers added.
     A record the broker would refuse as too large raises PayloadTooLarge (413); an event
-    type longer than ``MAX_EVENT_TYPE`` raises Unnormalizable (dead letter)."""
+    type longer than ``MAX_EVENT_TYPE`` raises Unnormalizable (dead letter), an event
+    outside its connector's ACL OutsideAcl (403 for push, else a dead letter)."""
 
-    def __init__(self, kafka: KafkaConfig, policies: Mapping[str, Policy] | None = None
-                 ) -> None:
+    def __init__(self, kafka: KafkaConfig, policies: Mapping[str, Policy] | None = None,
+                 acls: Mapping[str, Acl] | None = None) -> None:
         self.kafka = kafka
         self.policies = policies or {}  # connector id -> governance (gateway.governance)
+        self.acls = dict(acls or {})  # connector id -> what it may produce (gateway.acl)
         self.template = kafka.topic
         self.dead_letter_topic = kafka.dead_letter_topic
         # the schema registry's frame (5 bytes) is added when the relay sends the value
         self.limit = kafka.max_message_bytes - (5 if kafka.schema_registry else 0)
-        self._topics: dict[tuple[str, str, str], tuple[str, Format]] = {}
+        self._topics: dict[tuple[str, str, str], tuple[str, Format, OutsideAcl | None]] = {}
 
     def check_size(self, record: Record) -> None:
         """What the broker counts against ``message.max.bytes``: the record batch around
@@ -58,16 +61,27 @@ class Records:
 
     def topic(self, connector: Connector[Any], source: str, event_type: str
               ) -> tuple[str, Format]:
-        """The topic of ``connector``'s events of this source and type, and its format."""
+        """The topic of ``connector``'s events of this source and type, and its format;
+        OutsideAcl when the connector may not produce them (``gateway.acl``)."""
         cache_key = (connector.connector_id, source, event_type)
         found = self._topics.get(cache_key)
         if found is None:
             topic = connector.topic or topic_for(self.template, source=source, type=event_type,
                                                  connector_id=connector.connector_id)
-            found = topic, self.kafka.format_for(topic)
+            acl = self.acls.get(connector.connector_id)
+            if acl is None:  # not configured: the narrow default, never everything
+                acl = self.acls[connector.connector_id] = Acl(connector)
+            try:
+                acl.check(source, event_type, topic)
+                refusal = None
+            except OutsideAcl as exc:
+                refusal = exc
+            found = topic, self.kafka.format_for(topic), refusal
             if len(self._topics) < 10_000:
                 self._topics[cache_key] = found
-        return found
+        if found[2] is not None:
+            raise found[2]
+        return found[0], found[1]
 
     def build(self, connector: Connector[Any], eid: str, *, source: str, type: str,
               timestamp: datetime, received_at: datetime, payload: dict[str, Any],

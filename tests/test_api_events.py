@@ -112,10 +112,11 @@ def test_credentials_sources_and_webhook_route(server: tuple[ThreadServer, str])
     assert post(s, event(), token="wrong").status_code == 401
     missing = post(s, event(), token=None)
     assert missing.status_code == 401
-    wrong_source = post(s, event(source="crm"))
-    assert wrong_source.status_code == 400
-    assert wrong_source.json()["problems"][0]["path"] == "$.source"
+    wrong_source = post(s, event(source="crm"))  # outside its ACL: sources [billing]
+    assert wrong_source.status_code == 403
+    assert wrong_source.json()["error"] == "forbidden"
+    assert wrong_source.json()["problems"][0]["path"] == "$"
     assert httpx.post(f"{s.url}/webhooks/billing", content=b"{}").status_code == 404
     lines = s.wait_audit(lambda line: line["outcome"] == "rejected", count=3)
     assert {line["reason"] for line in lines} >= {"invalid_signature", "missing_signature",
-                                                  "malformed"}
+                                                  "forbidden"}

@@ -92,7 +92,9 @@ def config(tmp_path: Path) -> Path:
                                                   "topic": "orders.structured"}},
             "old": {"type": "github", "config": {"secret": "s" * 24,
                                                  "topic": "legacy.{type}"}},
-            "ingest": {"type": "push", "config": {"secret": "t" * 32}},
+            "ingest": {"type": "push", "config": {"secret": "t" * 32},
+                       "acl": {"sources": ["app-*"]}},  # patterns: named per event
+            "jobs": {"type": "push", "config": {"secret": "j" * 32}},  # its own id
         }})
 
 
@@ -121,6 +123,7 @@ def test_the_document_follows_formats_templates_allow_lists_and_security(
     pushed = by_address["events.{source}"]  # a push source names its own source
     assert set(pushed["parameters"]) == {"source"}
     assert "ingest" in pushed["messages"]
+    assert "jobs" in by_address["events.jobs"]["messages"]  # the ACL's narrow default
     assert "events.dlq" in by_address
 
     assert [s["host"] for s in doc["servers"].values()] == ["b1:9093", "b2:9093"]

@@ -168,7 +168,7 @@ def gateway(kafka_bootstrap: str, data_dir: Path, topic_prefix: str, tmp_path: P
             "event_type_pointer": "/type", "source": "shop"}},
         "pusher": {"type": "push", "governance": {**GOVERNANCE,
                                                   "classification": "confidential"},
-                   "config": {"secret": "p" * 32}},
+                   "config": {"secret": "p" * 32, "sources": ["shop"]}},
         "items": {**poller_config(api, f"{topic_prefix}.items"), "governance": {
             "pii": ["$.customer.email", "$.customer.name"], "pii_handling": "hash"}},
     }

@@ -45,7 +45,7 @@ def server(kafka_bootstrap: str, data_dir: Path, tmp_path: Path, topic_prefix: s
         "hook": {"type": "webhook", "config": {
             "secret": SECRET, "timestamp_header": "X-Timestamp",
             "id_header": "X-Delivery-Id", "event_type_pointer": "/type"}},
-        "pusher": {"type": "push", "config": {"secret": SECRET}},
+        "pusher": {"type": "push", "config": {"secret": SECRET, "sources": ["s"]}},
     }
     with thread_server(write_config(tmp_path / "gateway.yaml", cfg)) as s:
         yield s
