@@ -296,7 +296,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         buffer = Buffer(Path(settings.data_dir) / "buffer.db", settings.buffer)
-        audit = AuditLog.from_config(settings.audit_path, settings.audit)
+        audit = AuditLog.from_config(settings.audit_path, settings.audit,
+                                     loaded.audit_retention())
         await buffer.open()
         await audit.open()
         telemetry = Telemetry.from_config(settings.telemetry, "worker")

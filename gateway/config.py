@@ -131,6 +131,12 @@ class LoadedConfig:
         # connector id -> what it may produce; every connector has one (gateway.acl)
         self.acls = acls or {cid: Acl(c) for cid, c in connectors.items()}
 
+    def audit_retention(self) -> dict[str, float]:
+        """connector id -> seconds its audit lines are kept (governance.retention_days)."""
+        return {cid: entry.governance.retention_days * 86400.0
+                for cid, entry in self.settings.connectors.items()
+                if entry.governance is not None and entry.governance.retention_days}
+
     def fixed_topics(self) -> list[str]:
         """The topics named without placeholders: these must exist (or be auto-created)."""
         kafka = self.settings.kafka

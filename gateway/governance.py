@@ -146,6 +146,8 @@ class Governance(BaseModel):
 
     owner: str | None = None
     classification: Classification | None = None
+    # how long the audit trail (and the delivery store, when there is one) keeps its lines
+    retention_days: int | None = Field(default=None, ge=1, le=36500)
     pii: list[PiiField] = Field(default_factory=list)
     pii_handling: Handling = "mask"
     schemas: dict[str, str | dict[str, Any]] = Field(default_factory=dict)

@@ -338,7 +338,8 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
 
     settings = loaded.settings
     buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
-    audit = AuditLog.from_config(settings.audit_path, settings.audit)
+    audit = AuditLog.from_config(settings.audit_path, settings.audit,
+                                 loaded.audit_retention())
     await buffer.open()
     await audit.open()
     telemetry = Telemetry.from_config(settings.telemetry, "relay")

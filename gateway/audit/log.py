@@ -5,8 +5,9 @@ background task that hands lines to the audit-io thread every ``FLUSH_INTERVAL``
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from gateway.audit.retention import expire
 from gateway.audit.sink import Line, Sink, errno_name
 from gateway.tasks import cancel, supervised
 
@@ -36,6 +38,8 @@ MAX_RETRY = 5.0
 MAX_BYTES = 100 * 1024 * 1024
 KEEP = 5
 MAX_BACKLOG = 100_000
+# governance.retention_days is enforced by a sweep this often (across every process)
+RETENTION_INTERVAL = 3600.0
 
 
 
@@ -55,8 +59,13 @@ class AuditLog:
     audit-io thread. ``open`` and ``close`` belong to the lifespan."""
 
     def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, keep: int = KEEP,
-                 max_backlog: int = MAX_BACKLOG) -> None:
+                 max_backlog: int = MAX_BACKLOG, retention: Mapping[str, float] | None = None,
+                 retention_interval: float = RETENTION_INTERVAL) -> None:
         self.path = path
+        # connector id -> seconds its lines are kept (governance.retention_days)
+        self.retention = dict(retention or {})
+        self.retention_interval = retention_interval
+        self._expiry: asyncio.Task[None] | None = None
         self._lines: list[Line] = []
         self._ready = asyncio.Event()
         self._sink = Sink(path, max_bytes=max_bytes, keep=keep, max_backlog=max_backlog)
@@ -66,9 +75,10 @@ class AuditLog:
         self._retry = FIRST_RETRY
 
     @classmethod
-    def from_config(cls, path: Path, config: AuditConfig) -> AuditLog:
+    def from_config(cls, path: Path, config: AuditConfig,
+                    retention: Mapping[str, float] | None = None) -> AuditLog:
         return cls(path, max_bytes=config.max_bytes, keep=config.keep,
-                   max_backlog=config.max_backlog_lines)
+                   max_backlog=config.max_backlog_lines, retention=retention)
 
     @property
     def errors(self) -> int:
@@ -90,10 +100,13 @@ class AuditLog:
         fatal: it is logged and retried like any failed write."""
         await self._flush(write=True)
         self._task = supervised("audit-writer", self._run)
+        if self.retention:
+            self._expiry = supervised("audit-retention", self._expire)
 
     async def close(self) -> None:
+        await cancel(self._expiry)
         await cancel(self._task)
-        self._task = None
+        self._task = self._expiry = None
         await self._flush(write=True)
         lost = await asyncio.get_running_loop().run_in_executor(self._io, self._sink.close)
         if lost:
@@ -129,6 +142,16 @@ class AuditLog:
                     await self._flush(write=False)
             self._ready.clear()
             await self._flush(write=True)
+
+    async def _expire(self) -> None:
+        """Enforces ``retention`` on the audit-io thread, between writes."""
+        sweep = functools.partial(expire, self.path, self.retention,
+                                  interval=self.retention_interval)
+        while True:
+            removed = await asyncio.get_running_loop().run_in_executor(self._io, sweep)
+            if removed:
+                log.info("audit_lines_expired", path=str(self.path), lines=removed)
+            await asyncio.sleep(min(60.0, self.retention_interval))
 
     async def _flush(self, *, write: bool) -> None:
         lines, self._lines = self._lines, []
