@@ -44,6 +44,14 @@ class Records:
         self.limit = kafka.max_message_bytes - (5 if kafka.schema_registry else 0)
         self._topics: dict[tuple[str, str, str], tuple[str, Format, OutsideAcl | None]] = {}
 
+    def forget(self, connector_id: str, acl: Acl | None) -> None:
+        """A connector's options changed: its ACL is ``acl``, its cached topics go."""
+        if acl is not None:
+            self.acls[connector_id] = acl
+        else:
+            self.acls.pop(connector_id, None)
+        self._topics = {k: v for k, v in self._topics.items() if k[0] != connector_id}
+
     def check_size(self, record: Record) -> None:
         """What the broker counts against ``message.max.bytes``: the record batch around
         one record (value, key, headers and their overhead), as the producer estimates
@@ -68,9 +76,8 @@ class Records:
         if found is None:
             topic = connector.topic or topic_for(self.template, source=source, type=event_type,
                                                  connector_id=connector.connector_id)
-            acl = self.acls.get(connector.connector_id)
-            if acl is None:  # not configured: the narrow default, never everything
-                acl = self.acls[connector.connector_id] = Acl(connector)
+            # not configured (a Records made outside the gateway): the narrow default
+            acl = self.acls.get(connector.connector_id) or Acl(connector)
             try:
                 acl.check(source, event_type, topic)
                 refusal = None
