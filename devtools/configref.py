@@ -245,6 +245,27 @@ DESCRIPTIONS: dict[str, str] = {
     "connectors.<id>.type": "The implementation: a name in the `gateway.connectors`"
     " entry-point group (`gateway providers` lists them). An unknown type is an error"
     " that lists the available ones.",
+    "credentials": "Where secrets given as references come from (`gateway/credentials.py`):"
+    " `${NAME}` (environment), `${file:PATH}` (a mounted secret; relative to the config"
+    " file), `${vault:PATH#FIELD}` (a Vault or OpenBao KV v2 field). Files that change and"
+    " Vault secrets with a new version swap the connectors using them, without a restart.",
+    "credentials.vault": "The Vault (or OpenBao) server holding `${vault:...}` secrets (KV"
+    " v2). Its token goes to `address` only.",
+    "credentials.vault.address": "`https://vault.example:8200` (http only on a loopback"
+    " address).",
+    "credentials.vault.mount": "The KV v2 engine's mount path.",
+    "credentials.vault.namespace": "Sent as `X-Vault-Namespace` (Vault Enterprise, OpenBao).",
+    "credentials.vault.token": "Token auth (a secret; e.g. `${file:/var/run/vault/token}`)."
+    " Set this, or `role_id` and `secret_id`.",
+    "credentials.vault.role_id": "AppRole auth: the role id (logs in, renews before the"
+    " token's lease ends, logs in again when refused).",
+    "credentials.vault.secret_id": "AppRole auth: the secret id (a secret).",
+    "credentials.vault.approle_mount": "The AppRole auth method's mount path.",
+    "credentials.vault.ca_file": "A PEM bundle to verify the server's certificate with.",
+    "credentials.vault.timeout_seconds": "Per request to Vault.",
+    "credentials.refresh_seconds": "How often the Vault secrets in use are checked for a new"
+    " version.",
+    "credentials.watch_seconds": "How often the referenced files are checked for a change.",
     "connectors.<id>.acl": "What the connector may produce (glob patterns; `gateway/acl.py`)."
     " Left out, each key is the narrow default, never everything. An event outside is a 403"
     " for push (audited `rejected`/`forbidden`) and a dead letter (`forbidden`) for the"

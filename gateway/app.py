@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from connectors.base import Connector
 from connectors.request import InboundRequest
 from gateway import logging as gateway_logging
 from gateway.answers import UNKNOWN_CONNECTOR, Answer, client_request_id, shown_id
@@ -39,6 +41,8 @@ from gateway.metrics import METRICS, MetricsSync, render
 from gateway.pipeline import Pipeline
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
+from gateway.reloading import Reloader
+from gateway.tasks import cancel, supervised
 from gateway.telemetry import Telemetry
 from gateway.tracing import Trace, incoming
 
@@ -308,12 +312,20 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             relay = RelayMonitor(buffer)
         relay.start()
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
-                            audit, loaded.policies, loaded.acls)
+                            audit, loaded.policies, loaded.acls, loaded.write_back)
         runner.start()
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
                             loaded.policies, loaded.acls)
         sync = MetricsSync(METRICS, buffer, audit)
         sync.start()
+
+        async def swap(_: LoadedConfig, changed: dict[str, Connector[Any]]) -> None:
+            pipeline.swap(changed, loaded.acls)
+            await runner.swap(changed)
+
+        reloader = Reloader(loaded, swap)
+        reloading = supervised("credential-reload", reloader.run) if reloader.watching \
+            else None
         certifier = None
         if isinstance(relay, Relay):  # else the relay's process evaluates
             certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
@@ -326,6 +338,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         try:
             yield
         finally:
+            await cancel(reloading)
             if certifier is not None:
                 await certifier.stop()
             await sync.stop()
@@ -337,6 +350,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             await audit.close()
             if telemetry is not None:
                 await asyncio.to_thread(telemetry.close)
+            if loaded.credentials is not None:
+                await asyncio.to_thread(loaded.credentials.close)
             log.info("gateway_stopped")
 
     return Gateway(Starlette(

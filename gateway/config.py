@@ -1,4 +1,5 @@
-"""Configuration: YAML with ``${VAR}`` / ``${VAR:-default}``, validated by pydantic.
+"""Configuration: YAML with references (``${VAR}``, ``${file:PATH}``, ``${vault:PATH#FIELD}``:
+``gateway.credentials``), validated by pydantic.
 
 Every problem in a file is collected and reported at once with its key path
 (``connectors.github-main.config.secret``); the process never starts half-configured.
@@ -8,6 +9,7 @@ so a secret cannot leak through an error.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from pathlib import Path
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from connectors.options import parse_networks
 from gateway.acl import Acl, AclConfig
+from gateway.credentials import CredentialsConfig, Resolver, Vault
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.governance import CertificationConfig, Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
@@ -27,9 +30,6 @@ from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
     from connectors.base import Connector
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -107,6 +107,7 @@ class GatewayConfig(_Strict):
     telemetry: TelemetryConfig = TelemetryConfig()
     governance: GovernanceKeys = GovernanceKeys()
     certification: CertificationConfig = CertificationConfig()
+    credentials: CredentialsConfig = CredentialsConfig()  # gateway.credentials
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 
@@ -124,12 +125,23 @@ class LoadedConfig:
 
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
                  policies: dict[str, Policy] | None = None,
-                 acls: dict[str, Acl] | None = None) -> None:
+                 acls: dict[str, Acl] | None = None, *, path: Path | None = None,
+                 credentials: Resolver | None = None) -> None:
         self.settings = settings
+        self.path = path  # the file it was read from (read again when a secret changes)
+        self.credentials = credentials  # what the references resolved from
         self.connectors = connectors  # every enabled connector, by id
         self.policies = policies or {}  # connector id -> its governance, compiled
         # connector id -> what it may produce; every connector has one (gateway.acl)
         self.acls = acls or {cid: Acl(c) for cid, c in connectors.items()}
+
+    async def write_back(self, old: str, new: str) -> bool:
+        """A credential the source rotated, stored where its reference points (when the
+        backend allows; ``gateway.credentials``)."""
+        resolver = self.credentials
+        if resolver is None:
+            return False
+        return await asyncio.to_thread(resolver.write_back, old, new)
 
     def audit_retention(self) -> dict[str, float]:
         """connector id -> seconds its audit lines are kept (governance.retention_days)."""
@@ -166,32 +178,6 @@ def problems_from_validation(
             msg = "unknown key"
         problems.append(ConfigProblem(key_path(loc), msg))
     return problems
-
-
-def expand_env(
-    node: Any, env: dict[str, str], loc: tuple[int | str, ...], problems: list[ConfigProblem]
-) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree."""
-    if isinstance(node, str):
-
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            value = env.get(name)
-            if value is not None and (value != "" or default is None):
-                return value
-            if default is not None:
-                return default
-            problems.append(
-                ConfigProblem(key_path(loc), f"environment variable {name} is not set")
-            )
-            return ""
-
-        return _VAR.sub(repl, node)
-    if isinstance(node, dict):
-        return {k: expand_env(v, env, (*loc, str(k)), problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [expand_env(v, env, (*loc, i), problems) for i, v in enumerate(node)]
-    return node
 
 
 _PLACEHOLDER_SECRET = re.compile(
@@ -251,7 +237,7 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     env = dict(os.environ) if env is None else env
     dev = allow_placeholders or env.get("GATEWAY_DEV", "") in ("1", "true", "yes")
     problems: list[ConfigProblem] = []
-    tree: dict[str, Any] = expand_env(_read(path), env, (), problems)
+    tree, resolver = _expand(_read(path), env, path.parent, problems)
     if (kafka := from_environment(tree.get("kafka"), env)) is not tree.get("kafka"):
         tree["kafka"] = kafka
     if env.get("GATEWAY_DATA_DIR"):
@@ -292,7 +278,31 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     if problems or settings is None:
         raise ConfigError(problems)
     settings = settings.model_copy(update={"connectors": entries})
-    return LoadedConfig(settings, connectors, policies, acls)
+    return LoadedConfig(settings, connectors, policies, acls, path=path, credentials=resolver)
+
+
+def _expand(raw: dict[str, Any], env: dict[str, str], base: Path,
+            problems: list[ConfigProblem]) -> tuple[dict[str, Any], Resolver]:
+    """The tree with its references resolved (``gateway.credentials``): first the
+    ``credentials`` section (environment and files only: it says how to reach Vault),
+    then the rest."""
+    def problem(loc: tuple[int | str, ...], message: str) -> None:
+        problems.append(ConfigProblem(key_path(loc), message))
+
+    boot = Resolver(env, base)
+    section = boot.expand(raw.get("credentials") or {}, ("credentials",), problem)
+    vault = None
+    try:
+        vault_config = CredentialsConfig.model_validate(section).vault
+        vault = Vault(vault_config) if vault_config is not None else None
+    except ValidationError:
+        pass  # reported with the whole file's validation
+    resolver = Resolver(env, base, vault)
+    resolver.files.update(boot.files)
+    tree = resolver.expand({k: v for k, v in raw.items() if k != "credentials"}, (), problem)
+    if "credentials" in raw:
+        tree["credentials"] = section
+    return tree, resolver
 
 
 def _acls(settings: GatewayConfig | None, entries: dict[str, ConnectorEntry],

@@ -66,6 +66,25 @@ class Pipeline:
         self.acknowledgements = {cid: c.acknowledgement for cid, c in self.webhooks.items()
                                  if c.acknowledgement is not None}
 
+    def swap(self, connectors: Mapping[str, Connector[Any]],
+             acls: Mapping[str, Acl]) -> None:
+        """Takes these connectors (same ids, new options: a rotated secret) from the next
+        request on; a request already past its lookup finishes with the old one."""
+        for cid, c in connectors.items():
+            if isinstance(c, Webhook):
+                self.webhooks[cid] = c
+                if c.acknowledgement is not None:
+                    self.acknowledgements[cid] = c.acknowledgement
+            elif isinstance(c, PushSource):
+                self.push_sources[cid] = c
+            guard = Ingress.from_config(c.config)
+            if guard is None:
+                self.ingress.pop(cid, None)
+            else:
+                self.ingress[cid] = guard
+            self.limits.replace(cid, c)
+            self.records.forget(cid, acls.get(cid))
+
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str, trace: Trace) -> Answer:
         answer = await self._webhook(connector_id, request, request_id, trace)

@@ -24,7 +24,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,8 +75,10 @@ class PollRunner:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog,
                  policies: Mapping[str, Policy] | None = None,
-                 acls: Mapping[str, Acl] | None = None) -> None:
+                 acls: Mapping[str, Acl] | None = None,
+                 write_back: Callable[[str, str], Awaitable[bool]] | None = None) -> None:
         self.settings = settings
+        self.write_back = write_back  # a rotated credential, to the credential store
         self.pollers = {cid: c for cid, c in connectors.items()
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
@@ -86,24 +88,40 @@ class PollRunner:
             cid: {"last_success": None, "last_error": None, "last_error_at": None,
                   "events_polled": 0, "newest_event": None, "last_event_at": None,
                   "polls": 0, "polls_failed": 0, "dead_lettered": 0} for cid in self.pollers}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._https: list[PollHttp] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._https: dict[str, PollHttp] = {}
 
     def start(self) -> None:
         for cid, poller in self.pollers.items():
-            http = poller.open_http()
-            self._https.append(http)
-            self._tasks.append(supervised(f"poller-{cid}",
-                                          functools.partial(self._loop, cid, poller, http)))
+            self._start(cid, poller)
         if self.pollers:
-            self._tasks.append(supervised("poller-health", self._report))
+            self._tasks[""] = supervised("poller-health", self._report)
+
+    def _start(self, cid: str, poller: PollingConnector[Any]) -> None:
+        poller.write_back_to(self.write_back)
+        self._https[cid] = http = poller.open_http()
+        self._tasks[cid] = supervised(f"poller-{cid}",
+                                      functools.partial(self._loop, cid, poller, http))
+
+    async def swap(self, connectors: dict[str, Connector[Any]]) -> None:
+        """Runs these pollers (same ids, new options) instead: each one's loop stops
+        between polls or mid-poll (its cursor commits with its events, so the new one
+        goes on from there) and starts again with the new options."""
+        for cid, poller in connectors.items():
+            if not isinstance(poller, PollingConnector) or cid not in self.pollers:
+                continue
+            await cancel(self._tasks.pop(cid, None))
+            if (http := self._https.pop(cid, None)) is not None:
+                await http.aclose()
+            self.pollers[cid] = poller
+            self._start(cid, poller)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks.values():
             await cancel(task)
-        for http in self._https:
+        for http in self._https.values():
             await http.aclose()
-        self._tasks, self._https = [], []
+        self._tasks, self._https = {}, {}
 
     async def run_once(self, cid: str, poller: PollingConnector[Any], http: PollHttp) -> int:
         """Poll until the source has no more pages; returns how many events were new."""

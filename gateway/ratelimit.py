@@ -20,6 +20,7 @@ from gateway.errors import RateLimited
 
 class TokenBucket:
     def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
         self.rate = limit.per_second
         self.capacity = limit.capacity
         self.tokens = float(self.capacity)
@@ -40,6 +41,14 @@ class RateLimits:
     def __init__(self, connectors: Mapping[str, Connector[Any]]) -> None:
         self.buckets = {cid: TokenBucket(c.config.rate_limit)
                         for cid, c in connectors.items() if c.config.rate_limit is not None}
+
+    def replace(self, connector_id: str, connector: Connector[Any]) -> None:
+        """A connector's new options: its bucket starts again (or goes)."""
+        limit = connector.config.rate_limit
+        if limit is None:
+            self.buckets.pop(connector_id, None)
+        elif (old := self.buckets.get(connector_id)) is None or old.limit != limit:
+            self.buckets[connector_id] = TokenBucket(limit)
 
     def check(self, connector_id: str) -> None:
         """Count one delivery for ``connector_id``; RateLimited when its bucket is empty."""

@@ -346,7 +346,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
-                        loaded.policies, loaded.acls)
+                        loaded.policies, loaded.acls, loaded.write_back)
     runner.start()
     sync = MetricsSync(METRICS, buffer, role="relay")  # pollers' counts: /metrics, SLOs
     sync.start()

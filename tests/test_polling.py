@@ -328,7 +328,7 @@ def test_api_key_in_query_and_oauth2_token_refresh(api: Api, tmp_path: Path) -> 
     assert tokens == ["token client_credentials cid"]  # fetched once, reused for 3 pages
     assert all("auth=Bearer tok" in h for h in api.hits if "/styled/" in h and "offset" in h
                and "api_key" not in h)
-    o._token.expires = 0  # expired: the next request refreshes it
+    o.credentials.token.expires = 0  # expired: the next request refreshes it
     asyncio.run(_run_all(o, tmp_path))
     assert len([h for h in api.hits if h.startswith("token")]) == 2
 

@@ -1,13 +1,22 @@
 """How ``http_poll`` authenticates: bearer, api_key (header or query), basic, or OAuth2
-client credentials (a token fetched from ``token_url``, its own home, and refreshed
-before it expires). ``Credentials`` gives the headers and query of one request; they go
-only to the poller's home (``connectors.polling.http``)."""
+(an access token from ``token_url``, its own home, by the client-credentials grant, or
+the refresh-token grant when ``refresh_token`` is set; refreshed before it expires).
+``Credentials`` gives the headers and query of one request; they go only to the
+poller's home (``connectors.polling.http``).
+
+Access tokens are derived credentials: one per set of credentials, shared by every
+poller configured with the same ones (``TOKENS``), fetched once at a time. A token
+endpoint that rotates the refresh token is followed: the new one is used from then on
+and handed to ``on_rotation`` (the gateway writes it back where it came from)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import time
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,26 +41,54 @@ class Auth(BaseModel):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     scope: str | None = None
+    refresh_token: SecretStr | None = None  # oauth2: the refresh-token grant
 
     @model_validator(mode="after")
     def _complete(self) -> Auth:
         need = {"bearer": ("token",), "api_key": ("value",), "basic": ("username", "password"),
-                "oauth2": ("token_url", "client_id", "client_secret")}[self.type]
+                "oauth2": ("token_url", "client_id")}[self.type]
         missing = [n for n in need if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.type} auth needs {', '.join(missing)}")
         if self.type == "api_key" and (self.header is None) == (self.query is None):
             raise ValueError("api_key auth needs exactly one of header and query")
+        if self.type == "oauth2" and self.client_secret is None and self.refresh_token is None:
+            raise ValueError("oauth2 auth needs client_secret or refresh_token")
         return self
 
+    def token_key(self) -> str:
+        """Which access token these credentials share (a digest: no secret in it)."""
+        parts = [self.token_url or "", self.client_id or "", self.scope or "",
+                 self.client_secret.get_secret_value() if self.client_secret else "",
+                 self.refresh_token.get_secret_value() if self.refresh_token else ""]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-@dataclass
+
+@dataclass(eq=False)
 class Token:
-    """An OAuth2 access token and when to stop using it."""
+    """An OAuth2 access token and when to stop using it; the refresh token in use."""
 
     value: str = ""
     expires: float = 0.0
+    refresh: str = ""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+# credentials' token_key -> their token, while a poller uses them
+TOKENS: weakref.WeakValueDictionary[str, Token] = weakref.WeakValueDictionary()
+
+Rotation = Callable[[str, str], Awaitable[bool]]
+
+
+def shared_token(auth: Auth | None) -> Token:
+    if auth is None or auth.type != "oauth2":
+        return Token()
+    key = auth.token_key()
+    token = TOKENS.get(key)
+    if token is None:
+        token = TOKENS[key] = Token(
+            refresh=auth.refresh_token.get_secret_value() if auth.refresh_token else "")
+    return token
 
 
 class Credentials:
@@ -62,7 +99,8 @@ class Credentials:
         self.headers = headers
         self.query = query
         self.auth = auth
-        self.token = Token()
+        self.token = shared_token(auth)
+        self.on_rotation: Rotation | None = None  # set by the gateway
 
     async def __call__(self, http: PollHttp) -> tuple[dict[str, str], dict[str, str]]:
         """Fresh dicts of the headers and query parameters of one request."""
@@ -79,10 +117,10 @@ class Credentials:
         elif auth.type == "basic" and auth.password:
             raw = f"{auth.username}:{auth.password.get_secret_value()}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-        elif auth.type == "oauth2" and auth.token_url and auth.client_id and \
-                auth.client_secret:
-            form = {"grant_type": "client_credentials", "client_id": auth.client_id,
-                    "client_secret": auth.client_secret.get_secret_value()}
+        elif auth.type == "oauth2" and auth.token_url and auth.client_id:
+            form = {"client_id": auth.client_id}
+            if auth.client_secret:
+                form["client_secret"] = auth.client_secret.get_secret_value()
             if auth.scope:
                 form["scope"] = auth.scope
             headers["Authorization"] = "Bearer " + await self._oauth2(http, auth.token_url,
@@ -95,6 +133,9 @@ class Credentials:
         async with self.token.lock:
             if self.token.value and time.time() < self.token.expires:
                 return self.token.value
+            refresh = self.token.refresh
+            form = {**form, **({"grant_type": "refresh_token", "refresh_token": refresh}
+                               if refresh else {"grant_type": "client_credentials"})}
             response = await http.request("POST", token_url, data=form,
                                           home=Origin.of(token_url))
             if response.status_code != 200:
@@ -103,6 +144,11 @@ class Credentials:
             if not isinstance(body, dict) or not body.get("access_token"):
                 raise PollError("the token endpoint's answer has no access_token")
             self.token.value = str(body["access_token"])
+            rotated = body.get("refresh_token")
+            if refresh and isinstance(rotated, str) and rotated and rotated != refresh:
+                self.token.refresh = rotated  # the old one may be spent already
+                if self.on_rotation is not None:
+                    await self.on_rotation(refresh, rotated)
             try:
                 lifetime = float(body.get("expires_in", 3600))
             except (TypeError, ValueError):

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -91,6 +92,10 @@ class PollingConnector(Connector[P]):
     def __init__(self, connector_id: str, config: P) -> None:
         super().__init__(connector_id, config)
         self.min_interval = 0.0  # seconds; a source may ask for more (X-Poll-Interval)
+
+    def write_back_to(self, sink: Callable[[str, str], Awaitable[bool]] | None) -> None:
+        """Where to hand a credential the source rotated (old value, new value): the
+        gateway's credential store writes it back where it came from."""
 
     def open_http(self) -> PollHttp:
         return PollHttp.open(timeout=self.config.timeout_seconds,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.errors import PollError
-from connectors.polling.auth import Auth, Credentials
+from connectors.polling.auth import Auth, Credentials, Rotation
 from connectors.polling.base import Page, Polled, PollingConnector, PollSchedule
 from connectors.polling.http import PollHttp
 from connectors.polling.origins import HttpUrlText, Origin
@@ -60,7 +60,9 @@ class HttpPollConnector(PollingConnector[HttpPollConfig]):
         self.home = Origin.of(config.url)
         self.pages = config.pagination.paginator(self.home, config.origins)
         self.credentials = Credentials(config.headers, config.query, config.auth)
-        self._token = self.credentials.token  # the OAuth2 token, when auth is oauth2
+
+    def write_back_to(self, sink: Rotation | None) -> None:
+        self.credentials.on_rotation = sink
 
     async def poll(self, http: PollHttp, cursor: Cursor) -> Page:
         o = self.config

@@ -1,0 +1,92 @@
+"""Secrets that change are taken without a restart (``gateway.credentials``).
+
+Every ``credentials.watch_seconds`` the referenced files are checked (inode, mtime, size:
+a Kubernetes secret update swaps a symlink, which changes all three), and every
+``credentials.refresh_seconds`` the Vault secrets' versions; on a change the
+configuration file is read again whole. When it is valid, each connector whose resolved
+options changed is swapped in the running process (webhooks and push from the next
+request, pollers from their next poll); when it is not, its problems are logged and the
+running configuration stays until the next change. Connectors added or removed, and
+settings outside the connectors, need a restart (logged). Every worker process watches
+on its own, so all of them switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from connectors.base import Connector
+from gateway.config import LoadedConfig, load_config
+from gateway.credentials import fingerprint
+from gateway.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+Apply = Callable[[LoadedConfig, dict[str, Connector[Any]]], Awaitable[None]]
+
+
+class Reloader:
+    def __init__(self, loaded: LoadedConfig, apply: Apply) -> None:
+        self.loaded = loaded
+        self.apply = apply
+        self._vault_checked = time.monotonic()
+
+    @property
+    def watching(self) -> bool:
+        c = self.loaded.credentials
+        return self.loaded.path is not None and c is not None and bool(c.files or c.secrets)
+
+    async def run(self) -> None:
+        """The watch loop (run under ``gateway.tasks.supervised``)."""
+        settings = self.loaded.settings.credentials
+        while True:
+            await asyncio.sleep(settings.watch_seconds)
+            if await asyncio.to_thread(self._changed, settings.refresh_seconds):
+                await self.reload()
+
+    def _changed(self, refresh_seconds: float) -> bool:
+        resolver = self.loaded.credentials
+        if resolver is None:
+            return False
+        if resolver.files_changed():
+            return True
+        if time.monotonic() - self._vault_checked >= refresh_seconds:
+            self._vault_checked = time.monotonic()
+            return resolver.vault_changed()
+        return False
+
+    async def reload(self) -> list[str]:
+        """Reads the configuration again and swaps the changed connectors: their ids."""
+        old = self.loaded
+        assert old.path is not None
+        assert old.credentials is not None
+        try:
+            new = await asyncio.to_thread(load_config, old.path, old.credentials.env)
+        except ConfigError as exc:
+            log.error("reload_refused", problems=[str(p) for p in exc.problems])
+            files = old.credentials.files  # wait for the next change
+            for path in files:
+                files[path] = await asyncio.to_thread(fingerprint, path)
+            return []
+        changed = {cid: c for cid, c in new.connectors.items()
+                   if cid in old.connectors and type(c) is type(old.connectors[cid])
+                   and c.config != old.connectors[cid].config}
+        if set(new.connectors) != set(old.connectors):
+            log.warning("reload_needs_restart", detail="connectors were added or removed")
+        replaced = {cid: old.connectors[cid] for cid in changed}
+        for cid, connector in changed.items():
+            old.connectors[cid] = connector
+            old.acls[cid] = new.acls[cid]
+        if changed:
+            await self.apply(new, changed)
+        for connector in replaced.values():
+            await connector.aclose()
+        previous, old.credentials = old.credentials, new.credentials
+        await asyncio.to_thread(previous.close)
+        log.info("connectors_reloaded", connectors=sorted(changed))
+        return sorted(changed)
