@@ -335,6 +335,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     ``gateway relay`` / ``gateway poll``."""
     from gateway.certification import Certifier
     from gateway.polling import PollRunner
+    from gateway.reloading import Reloader
 
     settings = loaded.settings
     buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
@@ -352,10 +353,18 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     sync.start()
     certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
     certifier.start()
+
+    async def swap(_: LoadedConfig, changed: dict[str, Any]) -> None:
+        await runner.swap(changed)
+
+    reloader = Reloader(loaded, swap)  # pollers whose secrets change (gateway.credentials)
+    reloading = supervised("credential-reload", reloader.run) if pollers and \
+        reloader.watching else None
     log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:
         await stop.wait()
     finally:
+        await cancel(reloading)
         await certifier.stop()
         await sync.stop()
         await runner.stop()
