@@ -262,6 +262,34 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return asyncio.run(show())
 
 
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"gateway: {flag} takes KEY=VALUE, not {value!r}")
+        out[key] = rest
+    return out
+
+
+def cmd_connectors_add(args: argparse.Namespace) -> int:
+    from gateway.onboarding import OnboardingError, Terminal, add
+
+    path = resolve_path(args.config)
+    term = Terminal(interactive=not args.yes and sys.stdin.isatty())
+    try:
+        add(path, args.type, args.connector_id, term=term,
+            options=_pairs(args.set, "--set"), secret_env=_pairs(args.secret, "--secret"),
+            backend=args.backend, base_url=args.url, verify=not args.no_verify)
+    except OnboardingError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\ngateway: stopped; nothing was changed", file=sys.stderr)
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -351,6 +379,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("connector_id")
     show.add_argument("--config")
     show.set_defaults(func=cmd_connectors_show)
+    add = connectors_sub.add_parser(
+        "add", help="add a connector step by step: its options (secrets read hidden and"
+        " stored in a credential backend), a validation step, then the config check")
+    add.add_argument("type", help="a connector type (gateway providers)")
+    add.add_argument("connector_id", nargs="?", help="its id (default: the type)")
+    add.add_argument("--config", help="the configuration file to add it to")
+    add.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="an option's value, instead of asking")
+    add.add_argument("--secret", action="append", default=[], metavar="KEY=ENVVAR",
+                     help="a secret option's value, read from the environment variable")
+    add.add_argument("--backend", choices=["file", "vault", "env"], default="file",
+                     help="where secrets go: a 0600 file beside the config (default), Vault"
+                     " (credentials.vault), or a variable you set")
+    add.add_argument("--url", default="http://localhost:8080",
+                     help="the gateway's public base URL, for the webhook URL to print")
+    add.add_argument("--yes", action="store_true",
+                     help="never ask: what is missing is an error (for scripts)")
+    add.add_argument("--no-verify", action="store_true",
+                     help="skip the validation step (a poller's request to its source)")
+    add.set_defaults(func=cmd_connectors_add)
     status = connectors_sub.add_parser("status", help="each connector's SLOs against what"
                                        " was measured, and its certification")
     status.add_argument("--config")
