@@ -62,6 +62,11 @@ class Connector(Generic[C]):
             return True
         return any(event_type == e or event_type.startswith(e + ".") for e in allowed)
 
+    async def start(self) -> None:
+        """Open what the connector needs before its first request or poll; called at
+        startup after what it depends on (the credential store), before the pollers and
+        the listener. ``aclose`` runs in the reverse order at shutdown."""
+
     async def aclose(self) -> None:
         """Release what the connector opened (HTTP clients); called at shutdown."""
 

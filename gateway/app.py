@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from gateway.buffer import Buffer
 from gateway.certification import Certifier, read_state
 from gateway.config import LoadedConfig, load_config, resolve_path
 from gateway.errors import PayloadTooLarge, answer_for
+from gateway.lifecycle import Lifecycle
 from gateway.metrics import METRICS, MetricsSync, render
 from gateway.pipeline import Pipeline
 from gateway.polling import PollRunner
@@ -291,6 +293,20 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _started(start: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    """A synchronous start (it spawns its tasks) as a lifecycle step."""
+    async def step() -> None:
+        start()
+    return step
+
+
+def _closing(loaded: LoadedConfig) -> Callable[[], Awaitable[None]]:
+    async def step() -> None:
+        if loaded.credentials is not None:
+            await asyncio.to_thread(loaded.credentials.close)
+    return step
+
+
 def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gateway:
     """The gateway app. With ``relay_in_process=False`` the relay runs elsewhere
     (``gateway run`` starts ``gateway relay`` beside its workers) and this app only reads
@@ -299,37 +315,53 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        parts = Lifecycle()  # each part starts after what it needs, stops before it
         buffer = Buffer(Path(settings.data_dir) / "buffer.db", settings.buffer)
         audit = AuditLog.from_config(settings.audit_path, settings.audit,
                                      loaded.audit_retention())
-        await buffer.open()
-        await audit.open()
+        parts.add("buffer", start=buffer.open, stop=buffer.close)
+        parts.add("audit", start=audit.open, stop=audit.close)
+        parts.add("credentials", stop=_closing(loaded))
+        for cid, connector in loaded.connectors.items():
+            parts.add(f"connector:{cid}", start=connector.start, stop=connector.aclose,
+                      needs=["credentials"])
+        connectors = [f"connector:{cid}" for cid in loaded.connectors]
         telemetry = Telemetry.from_config(settings.telemetry, "worker")
+        if telemetry is not None:
+            parts.add("telemetry", stop=functools.partial(asyncio.to_thread, telemetry.close))
         relay: Relay | RelayMonitor
         if relay_in_process:
             relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
         else:
             relay = RelayMonitor(buffer)
-        relay.start()
+        parts.add("relay", start=_started(relay.start), stop=relay.stop,
+                  needs=["buffer", "audit", "telemetry"])
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
                             audit, loaded.policies, loaded.acls, loaded.write_back)
-        runner.start()
+        parts.add("pollers", start=_started(runner.start), stop=runner.stop,
+                  needs=["relay", *connectors])
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
                             loaded.policies, loaded.acls)
         sync = MetricsSync(METRICS, buffer, audit)
-        sync.start()
+        parts.add("metrics", start=_started(sync.start), stop=sync.stop,
+                  needs=["buffer", "audit"])
 
         async def swap(_: LoadedConfig, changed: dict[str, Connector[Any]]) -> None:
             pipeline.swap(changed, loaded.acls)
             await runner.swap(changed)
 
         reloader = Reloader(loaded, swap)
-        reloading = supervised("credential-reload", reloader.run) if reloader.watching \
-            else None
-        certifier = None
+        if reloader.watching:
+            reloading: list[asyncio.Task[None]] = []
+            parts.add("reloader", needs=["pollers", *connectors],
+                      start=_started(lambda: reloading.append(
+                          supervised("credential-reload", reloader.run))),
+                      stop=lambda: cancel(reloading.pop() if reloading else None))
         if isinstance(relay, Relay):  # else the relay's process evaluates
             certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
-            certifier.start()
+            parts.add("certifier", start=_started(certifier.start), stop=certifier.stop,
+                      needs=["pollers", "relay", "metrics"])
+        await parts.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
                                     sync, telemetry)
         _tune_gc()
@@ -338,20 +370,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         try:
             yield
         finally:
-            await cancel(reloading)
-            if certifier is not None:
-                await certifier.stop()
-            await sync.stop()
-            await runner.stop()
-            for connector in loaded.connectors.values():
-                await connector.aclose()
-            await relay.stop()
-            await buffer.close()
-            await audit.close()
-            if telemetry is not None:
-                await asyncio.to_thread(telemetry.close)
-            if loaded.credentials is not None:
-                await asyncio.to_thread(loaded.credentials.close)
+            await parts.stop()
             log.info("gateway_stopped")
 
     return Gateway(Starlette(
