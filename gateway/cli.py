@@ -272,6 +272,37 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from gateway import manifest
+
+    path = Path(args.path)
+    try:
+        document = manifest.read(path)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    found = manifest.problems(document)
+    if not found:
+        try:
+            declared = manifest.Manifest.model_validate(document)
+        except ValidationError as exc:
+            found = [f"$.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    if found:
+        print(f"{path}: {len(found)} problem(s)", file=sys.stderr)
+        for problem in found:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.manifest_command == "validate":
+        print(f"{path}: ok ({len(declared.entities)} entities)")
+        return 0
+    topic = _load(args.config, allow_placeholders=True).settings.kafka.topic \
+        if args.config else "events.{source}"
+    print("\n".join(manifest.explain(args.id or path.stem, declared, topic)))
+    return 0
+
+
 def cmd_connectors_add(args: argparse.Namespace) -> int:
     from gateway.onboarding import OnboardingError, Terminal, add
 
@@ -404,6 +435,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config")
     status.add_argument("--json", action="store_true", help="the whole state, as JSON")
     status.set_defaults(func=cmd_connectors_status)
+
+    manifest = sub.add_parser("manifest", help="a polling connector's manifest"
+                              " (connectors.<id>.manifest), read without starting anything")
+    manifest_sub = manifest.add_subparsers(dest="manifest_command", required=True)
+    for name, text in (("validate", "check it against schema/manifest.schema.json: every"
+                        " problem with its path"),
+                       ("explain", "print what will be polled, how, and where it goes")):
+        command = manifest_sub.add_parser(name, help=text)
+        command.add_argument("path", help="the manifest file")
+        if name == "explain":
+            command.add_argument("--id", help="the connector id (default: the file's name)")
+            command.add_argument("--config", help="for kafka.topic, when the manifest names"
+                                 " no destination topic")
+        command.set_defaults(func=cmd_manifest)
 
     decrypt = sub.add_parser("decrypt", help="the values behind enc: tokens (pii_handling"
                              " encrypt), with governance.encryption_keys from the config")

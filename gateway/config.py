@@ -232,7 +232,6 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     Secrets that look like placeholders (``change-me``, ...) are problems unless
     ``GATEWAY_DEV=1`` (``gateway run --dev``) or ``allow_placeholders`` (commands that
     only sign or read, never serve)."""
-    from connectors import registry
 
     env = dict(os.environ) if env is None else env
     dev = allow_placeholders or env.get("GATEWAY_DEV", "") in ("1", "true", "yes")
@@ -256,6 +255,22 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
                             for where, secret in secret_fields(getattr(settings, section))
                             if is_placeholder(secret))
 
+    entries, connectors = _connectors(raw_connectors, path.parent, resolver, dev, problems)
+
+    policies = _policies(settings, entries, connectors, path.parent, problems)
+    acls = _acls(settings, entries, connectors, problems)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    settings = settings.model_copy(update={"connectors": entries})
+    return LoadedConfig(settings, connectors, policies, acls, path=path, credentials=resolver)
+
+
+def _connectors(raw_connectors: Any, base: Path, resolver: Resolver, dev: bool,
+                problems: list[ConfigProblem]
+                ) -> tuple[dict[str, ConnectorEntry], dict[str, Connector[Any]]]:
+    """Every ``connectors`` entry (a manifest's: one per entity), validated one by one."""
+    from connectors import registry
+
     entries: dict[str, ConnectorEntry] = {}
     connectors: dict[str, Connector[Any]] = {}
     if not isinstance(raw_connectors, dict):
@@ -266,19 +281,49 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
     except InvalidConnector as exc:  # an installed type with a broken definition
         problems.append(ConfigProblem("connectors", str(exc)))
         available, raw_connectors = {}, {}
+    flat: dict[str, Any] = {}
     for cid, raw_entry in raw_connectors.items():
-        built = _connector(str(cid), raw_entry, available, dev, problems)
+        if isinstance(raw_entry, dict) and "manifest" in raw_entry:  # gateway.manifest
+            flat.update(_manifest(str(cid), raw_entry, base, resolver, problems))
+        else:
+            flat[str(cid)] = raw_entry
+    for cid, raw_entry in flat.items():
+        built = _connector(cid, raw_entry, available, dev, problems)
         if built is not None:
-            entries[str(cid)], connector = built
+            entries[cid], connector = built
             if connector is not None:
-                connectors[str(cid)] = connector
+                connectors[cid] = connector
+    return entries, connectors
 
-    policies = _policies(settings, entries, connectors, path.parent, problems)
-    acls = _acls(settings, entries, connectors, problems)
-    if problems or settings is None:
-        raise ConfigError(problems)
-    settings = settings.model_copy(update={"connectors": entries})
-    return LoadedConfig(settings, connectors, policies, acls, path=path, credentials=resolver)
+
+def _manifest(cid: str, raw_entry: dict[str, Any], base: Path, resolver: Resolver,
+              problems: list[ConfigProblem]) -> dict[str, Any]:
+    """The connectors a manifest declares (``gateway.manifest``), one per entity."""
+    from gateway import manifest
+
+    loc = key_path(("connectors", cid, "manifest"))
+    unknown = sorted(set(raw_entry) - {"manifest", "enabled"})
+    problems.extend(ConfigProblem(key_path(("connectors", cid, k)), "unknown key")
+                    for k in unknown)
+    if raw_entry.get("enabled") is False:
+        return {}
+    try:
+        document = manifest.read(base / str(raw_entry["manifest"]))
+    except ValueError as exc:
+        problems.append(ConfigProblem(loc, str(exc)))
+        return {}
+    found = manifest.problems(document)  # on the text as written: no secret in a message
+    if found:
+        problems.extend(ConfigProblem(loc, p) for p in found)
+        return {}
+    expanded = resolver.expand(document, ("connectors", cid, "manifest"),
+                               lambda where, m: problems.append(ConfigProblem(loc, m)))
+    try:
+        declared = manifest.Manifest.model_validate(expanded)
+    except ValidationError as exc:
+        problems.extend(ConfigProblem(loc, str(p)) for p in problems_from_validation(exc))
+        return {}
+    return manifest.compile_entries(cid, declared)
 
 
 def _expand(raw: dict[str, Any], env: dict[str, str], base: Path,

@@ -139,7 +139,7 @@ class PollRunner:
                     record = self.records.build(
                         poller, eid, source=poller.source_slug, type=polled.type,
                         timestamp=polled.timestamp or now, received_at=now,
-                        payload=polled.payload, trace=trace)
+                        payload=polled.payload, key=polled.key, trace=trace)
                     reason = None
                 except Unnormalizable as exc:  # e.g. an integer past 64 bits, too deep
                     reason = exc.reason

@@ -30,6 +30,7 @@ class Polled:
     type: str
     payload: dict[str, Any]
     timestamp: datetime | None = None
+    key: str | None = None  # the Kafka record key (default: the connector id)
 
 
 @dataclass(slots=True)
@@ -43,6 +44,7 @@ class PollSchedule(ConnectorConfig):
     interval_seconds: float | None = Field(default=None, gt=0)
     cron: str | None = None
     requests_per_second: float | None = Field(default=None, gt=0)
+    burst: int = Field(default=1, ge=1)  # requests that may go at once before the pacing
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     # Origins ("https://cdn.example.com") that next links and redirects may lead to; they
@@ -100,7 +102,7 @@ class PollingConnector(Connector[P]):
     def open_http(self) -> PollHttp:
         return PollHttp.open(timeout=self.config.timeout_seconds,
                              requests_per_second=self.config.requests_per_second,
-                             max_retries=self.config.max_retries)
+                             max_retries=self.config.max_retries, burst=self.config.burst)
 
     async def poll(self, http: PollHttp, cursor: Cursor) -> Page:
         """The page ``cursor`` points at, and the cursor to save once its events are

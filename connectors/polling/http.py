@@ -30,15 +30,16 @@ class Pacer:
     the last one, nor before a rate limit's reset (``note``). Hand-written: it spaces
     requests that succeed, which is pacing, not retrying."""
 
-    def __init__(self, requests_per_second: float | None) -> None:
+    def __init__(self, requests_per_second: float | None, burst: int = 1) -> None:
         self.spacing = 1.0 / requests_per_second if requests_per_second else 0.0
-        self._next_at = 0.0
+        self.slack = (burst - 1) * self.spacing  # ``burst`` requests may go at once
+        self._due = 0.0  # when the schedule is even again (GCRA's theoretical time)
 
     async def wait(self) -> None:
-        delay = self._next_at - time.monotonic()
+        delay = self._due - self.slack - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        self._next_at = max(self._next_at, time.monotonic()) + self.spacing
+        self._due = max(self._due, time.monotonic()) + self.spacing
 
     def note(self, response: httpx.Response) -> None:
         """``X-RateLimit-Remaining: 0`` with ``X-RateLimit-Reset`` (epoch seconds, or
@@ -50,7 +51,7 @@ class Pacer:
         value = float(reset)
         until = value if value > 1e9 else time.time() + value
         pause = min(max(0.0, until - time.time()), MAX_RATE_LIMIT_PAUSE)
-        self._next_at = max(self._next_at, time.monotonic() + pause)
+        self._due = max(self._due, time.monotonic() + pause + self.slack)
 
 
 class PollHttp:
@@ -58,19 +59,19 @@ class PollHttp:
     by ``open``, which owns its client and closes it in ``aclose``."""
 
     def __init__(self, client: httpx.AsyncClient, *, requests_per_second: float | None,
-                 max_retries: int, owns_client: bool = False) -> None:
+                 max_retries: int, owns_client: bool = False, burst: int = 1) -> None:
         self.client = client
         self.max_retries = max_retries
-        self.pacer = Pacer(requests_per_second)
+        self.pacer = Pacer(requests_per_second, burst)
         self._owns_client = owns_client
 
     @classmethod
     def open(cls, *, timeout: float, requests_per_second: float | None,
-             max_retries: int) -> PollHttp:
+             max_retries: int, burst: int = 1) -> PollHttp:
         # follow_redirects=False: ``request`` follows them, keeping credentials home
         client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         return cls(client, requests_per_second=requests_per_second, max_retries=max_retries,
-                   owns_client=True)
+                   owns_client=True, burst=burst)
 
     async def aclose(self) -> None:
         if self._owns_client:

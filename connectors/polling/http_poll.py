@@ -42,6 +42,7 @@ class HttpPollConfig(PollSchedule):
     event_type: str = "{source}.record"  # template over top-level record fields
     pagination: Pagination = Pagination()
     incremental: Incremental | None = None
+    key_field: str | None = None  # JSON pointer: the record key (default: the connector id)
     source: str = "http_poll"
 
 
@@ -106,7 +107,9 @@ class HttpPollConnector(PollingConnector[HttpPollConfig]):
             etype = o.event_type.format_map(_Fields(
                 {k: v for k, v in row.items() if isinstance(v, str | int | float)},
                 source=o.source))
-            events.append(Polled(str(rid), etype, row, stamp))
+            key = scalar(json_pointer(row, o.key_field)) if o.key_field else None
+            events.append(Polled(str(rid), etype, row, stamp,
+                                 None if key is None else str(key)))
             if o.incremental:
                 value = json_pointer(row, o.incremental.field)
                 if later(value, since):
