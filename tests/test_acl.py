@@ -31,15 +31,15 @@ def problems(tmp_path: Path, connectors: dict[str, Any], **kafka: Any) -> list[s
 
 def test_a_webhook_configured_outside_its_acl_does_not_start(tmp_path: Path) -> None:
     found = problems(tmp_path, {
-        "gh": {"type": "github", "config": {"secret": "s3cr3t-gh-value", "topic": "audit.gh",
+        "gh-acl": {"type": "github", "config": {"secret": "s3cr3t-gh-value", "topic": "audit.gh",
                                             "events": ["push", "issues"]},
                "acl": {"topics": ["events.*"], "event_types": ["push", "push.*"]}},
         "stripe": {"type": "stripe", "config": {"secret": "whsec-stripe-value"},
                    "acl": {"sources": ["billing"], "topics": ["billing.*"]}},
     })
     assert sorted(found) == [
-        "connectors.gh.config.events: 'issues' is outside acl.event_types",
-        "connectors.gh.config.topic: 'audit.gh' is outside acl.topics",
+        "connectors.gh-acl.config.events: 'issues' is outside acl.event_types",
+        "connectors.gh-acl.config.topic: 'audit.gh' is outside acl.topics",
         "connectors.stripe.acl.sources: the connector's own source 'stripe' is not in it",
         "connectors.stripe.acl.topics: its events go to 'events.stripe' (kafka.topic),"
         " which is not in it",
@@ -55,11 +55,11 @@ def test_a_push_connectors_declared_sources_must_be_inside_its_acl(tmp_path: Pat
 def test_without_an_acl_a_connector_gets_the_narrow_default(tmp_path: Path) -> None:
     cfg = base_config("127.0.0.1:9092", tmp_path / "data", "events.{source}")
     cfg["connectors"] = {"daemon": {"type": "push", "config": {"secret": TOKEN}},
-                         "gh": {"type": "github", "config": {"secret": "s3cr3t-gh-value"}}}
+                         "gh-acl": {"type": "github", "config": {"secret": "s3cr3t-gh-value"}}}
     loaded = load_config(write_config(tmp_path / "g.yaml", cfg), env={})
     assert loaded.acls["daemon"].sources == ["daemon"]  # its own id, never "anything"
-    assert loaded.acls["gh"].sources == ["github"]
-    assert loaded.acls["gh"].topics is None  # only where its own routing sends them
+    assert loaded.acls["gh-acl"].sources == ["github"]
+    assert loaded.acls["gh-acl"].topics is None  # only where its own routing sends them
 
 
 @pytest.mark.kafka
@@ -70,7 +70,7 @@ def test_push_outside_its_acl_is_a_403_and_a_webhook_event_a_dead_letter(
         "daemon": {"type": "push", "config": {"secret": TOKEN}},  # default: source daemon
         "billing": {"type": "push", "config": {"secret": TOKEN + "-billing"},
                     "acl": {"sources": ["billing"], "event_types": ["invoice.*"]}},
-        "gh": {"type": "github", "config": {"secret": "s3cr3t-gh-value"},
+        "gh-acl": {"type": "github", "config": {"secret": "s3cr3t-gh-value"},
                "acl": {"event_types": ["push"]}},
     }
 
@@ -89,7 +89,7 @@ def test_push_outside_its_acl_is_a_403_and_a_webhook_event_a_dead_letter(
         assert push(TOKEN + "-billing", "billing", "refund.issued").status_code == 403
 
         body = b'{"action":"opened","pull_request":{"number":1}}'
-        r = httpx.post(f"{server.url}/webhooks/gh", content=body,
+        r = httpx.post(f"{server.url}/webhooks/gh-acl", content=body,
                        headers=github_headers(body, "s3cr3t-gh-value"))
         assert r.status_code == 202, r.text
         assert r.json()["dead_lettered"] is True

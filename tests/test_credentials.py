@@ -118,13 +118,13 @@ def test_file_and_vault_references_resolve_and_never_show(
     (tmp_path / "gh.secret").write_text("file-secret-0a9b8c7d\n")
     vault.put("gateway/stripe", secret="vault-secret-1b2c3d4e")
     path = config(tmp_path, {
-        "gh": {"type": "github", "config": {"secret": "${file:gh.secret}"}},
+        "gh-cred": {"type": "github", "config": {"secret": "${file:gh.secret}"}},
         "stripe": {"type": "stripe", "config": {"secret": "${vault:gateway/stripe#secret}"}},
     }, credentials={"vault": {"address": vault.url, "role_id": "role-7",
                               "secret_id": "${file:approle.secret}"}})
     (tmp_path / "approle.secret").write_text("secret-id-9")
     loaded = load_config(path, env={})
-    assert loaded.connectors["gh"].config.secret.get_secret_value() == "file-secret-0a9b8c7d"
+    assert loaded.connectors["gh-cred"].config.secret.get_secret_value() == "file-secret-0a9b8c7d"
     assert loaded.connectors["stripe"].config.secret.get_secret_value() == \
         "vault-secret-1b2c3d4e"
     assert vault.seen_tokens
@@ -158,12 +158,12 @@ def test_unresolvable_references_are_config_errors_without_values(
 def test_a_rotated_secret_file_is_taken_without_a_restart(tmp_path: Path) -> None:
     secret_file = tmp_path / "gh.secret"
     secret_file.write_text("first-secret-5e6f7a8b\n")
-    path = config(tmp_path, {"gh": {"type": "github",
+    path = config(tmp_path, {"gh-cred": {"type": "github",
                                     "config": {"secret": "${file:gh.secret}"}}},
                   credentials={"watch_seconds": 0.1})
     def deliver(url: str, secret: str) -> int:
         body = b'{"action":"opened","n":"%s"}' % uuid.uuid4().hex.encode()
-        return httpx.post(f"{url}/webhooks/gh", content=body,
+        return httpx.post(f"{url}/webhooks/gh-cred", content=body,
                           headers=github_headers(body, secret)).status_code
 
     with thread_server(path) as server:

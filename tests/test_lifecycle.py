@@ -80,14 +80,14 @@ def test_gateway_run_starts_connectors_before_pollers_and_stops_them_after(
     monkeypatch.setattr(Resolver, "close", lambda self: order.append("close credentials"))
     cfg = base_config("127.0.0.1:1", tmp_path / "data", "events.{source}")
     cfg["connectors"] = {
-        "gh": {"type": "github", "config": {"secret": "gh-secret-value-1234"}},
+        "gh-life": {"type": "github", "config": {"secret": "gh-secret-value-1234"}},
         "items": {"type": "http_poll", "config": {"url": "http://127.0.0.1:9/items",
                                                   "interval_seconds": 3600}}}
     with thread_server(write_config(tmp_path / "g.yaml", cfg)):
-        assert {"start gh", "start items"} <= set(order)
-        assert order.index("start pollers") > max(order.index("start gh"),
+        assert {"start gh-life", "start items"} <= set(order)
+        assert order.index("start pollers") > max(order.index("start gh-life"),
                                                   order.index("start items"))
     stopping = order[order.index("stop pollers"):]
-    assert set(stopping[1:3]) == {"close gh", "close items"}
-    assert stopping.index("close credentials") > max(stopping.index("close gh"),
+    assert set(stopping[1:3]) == {"close gh-life", "close items"}
+    assert stopping.index("close credentials") > max(stopping.index("close gh-life"),
                                                      stopping.index("close items"))
