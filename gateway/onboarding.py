@@ -208,19 +208,22 @@ def validate(connector: Connector[Any], base_url: str, term: Terminal) -> None:
 def insert(text: str, connector_id: str, entry: dict[str, Any]) -> str:
     """``text`` with ``connectors.<id>: entry`` added, the rest of it unchanged."""
     block = yaml.safe_dump({connector_id: entry}, sort_keys=False, default_flow_style=False)
-    indented = "".join(f"  {line}\n" for line in block.splitlines())
     lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
         if re.match(r"connectors:\s*(\{\s*\}|null|~)?\s*(#.*)?$", line):
+            entries = [x for x in lines[i + 1:] if x.strip() and not x.lstrip().startswith("#")]
+            first = entries[0] if entries and entries[0][0] in " \t" else "  "
+            pad = first[:len(first) - len(first.lstrip())]  # the entries' own indentation
+            indented = "".join(f"{pad}{row}\n" for row in block.splitlines())
             end = i + 1
             while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t#"):
                 end += 1
-            while end > i + 1 and not lines[end - 1].strip():
-                end -= 1  # keep the blank lines after the block after it
+            while end > i + 1 and (not lines[end - 1].strip() or lines[end - 1][0] == "#"):
+                end -= 1  # blank lines and comments after the block stay after it
             head = "connectors:\n" if re.match(r"connectors:\s*(\{|null|~)", line) else line
             return "".join([*lines[:i], head, *lines[i + 1:end], indented, *lines[end:]])
     sep = "" if not text or text.endswith("\n") else "\n"
-    return f"{text}{sep}connectors:\n{indented}"
+    return f"{text}{sep}connectors:\n" + "".join(f"  {row}\n" for row in block.splitlines())
 
 
 def add(config_path: Path, type_name: str, connector_id: str | None, *, term: Terminal,

@@ -112,6 +112,24 @@ class ThreadServer:
 
 
 @contextlib.contextmanager
+def local_api(app: Any) -> Iterator[str]:
+    """Any ASGI ``app`` (a provider's API, a token endpoint, Vault's routes) on a real
+    uvicorn server in a thread: its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextlib.contextmanager
 def thread_server(config_path: Path) -> Iterator[ThreadServer]:
     loaded = load_config(config_path, env={})
     port = free_port()

@@ -11,7 +11,6 @@ as Vault's HTTP API documents them, on a real local listener."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,17 +21,15 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.polling.http import PollHttp
-from devtools.localkafka import free_port
 from gateway.config import load_config
 from gateway.errors import ConfigError
-from tests.helpers import base_config, github_headers, thread_server, write_config
+from tests.helpers import base_config, github_headers, local_api, thread_server, write_config
 
 ROOT_TOKEN = "hvs.test-root-token-4f1c"
 
@@ -86,24 +83,10 @@ class KvServer:
             Route("/v1/secret/data/{path:path}", data, methods=["GET", "POST"])])
 
 
-def serve(app: Starlette) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture
 def vault() -> Iterator[KvServer]:
     kv = KvServer()
-    for url in serve(kv.app()):
-        kv.url = url
+    with local_api(kv.app()) as kv.url:
         yield kv
 
 
@@ -212,8 +195,7 @@ class TokenApi:
 @pytest.fixture
 def token_api() -> Iterator[TokenApi]:
     api = TokenApi()
-    for url in serve(api.app()):
-        api.url = url
+    with local_api(api.app()) as api.url:
         yield api
 
 

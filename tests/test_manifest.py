@@ -7,27 +7,23 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devtools.localkafka import free_port
 from devtools.schema import manifest_text
 from gateway import manifest
 from gateway.config import load_config
 from gateway.errors import ConfigError
-from tests.helpers import ROOT, base_config, consume, thread_server, write_config
+from tests.helpers import ROOT, base_config, consume, local_api, thread_server, write_config
 
 HASH_KEY = "manifest-test-hash-key-0123456789abcdef"
 
@@ -72,17 +68,9 @@ def api() -> Iterator[tuple[str, list[str]]]:
             {"id": "d1", "amount": 100, "updated_at": "2026-01-01T00:00:00Z"},
             {"id": "d2", "amount": "lots", "updated_at": "2026-01-01T00:00:00Z"}]})
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        Starlette(routes=[Route("/contacts", contacts), Route("/deals", deals)]),
-        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", hits
-    server.should_exit = True
-    thread.join(10)
+    with local_api(Starlette(routes=[Route("/contacts", contacts),
+                                     Route("/deals", deals)])) as url:
+        yield url, hits
 
 
 def test_the_published_schema_is_the_one_the_gateway_validates_with() -> None:

@@ -8,22 +8,18 @@ import re
 import shlex
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pexpect
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devtools.localkafka import free_port
-from tests.helpers import ROOT, thread_server
+from tests.helpers import ROOT, local_api, thread_server
 
 CONFIG = """\
 # the team's gateway
@@ -96,17 +92,9 @@ def source() -> Iterator[str]:
     async def broken(request: Request) -> Response:
         return JSONResponse({"error": "down"}, 500)
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=[
-        Route("/items", items), Route("/broken", broken)]),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with local_api(Starlette(routes=[Route("/items", items),
+                                     Route("/broken", broken)])) as url:
+        yield url
 
 
 def test_a_poller_is_checked_against_its_source_before_it_is_written(
