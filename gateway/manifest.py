@@ -177,9 +177,10 @@ def compile_entries(cid: str, manifest: Manifest) -> dict[str, dict[str, Any]]:
             config["requests_per_second"] = src.rate_limit.requests_per_second
             config["burst"] = src.rate_limit.burst
         if strategy.type == "incremental":
-            config["incremental"] = {"field": "/" + (strategy.cursor_field or ""),
-                                     "param": strategy.param}
-            config["timestamp_field"] = "/" + (strategy.cursor_field or "")
+            cursor = "/" + (strategy.cursor_field or "")
+            config["incremental"] = {"field": cursor, "param": strategy.param}
+            config["timestamp_field"] = cursor
+            config["version_field"] = cursor  # a record updated since is a new event
         dest = manifest.destination
         if dest.topic:
             config["topic"] = dest.topic.replace("{entity}", entity.name)

@@ -142,3 +142,19 @@ def test_each_entity_is_polled_with_its_contract_and_personal_data_handled(
     assert ada["pii"] == [{"path": "$.email", "handling": "hash"}]
     assert orjson.loads(deals[0].value)["payload"]["id"] == "d1"
     assert orjson.loads(letter.value)["reason"] == "schema_violation"  # amount: "lots"
+
+
+def test_an_updated_record_is_a_new_event_and_the_same_one_is_not() -> None:
+    from connectors.registry import available
+
+    declared = manifest.Manifest.model_validate(crm_manifest("https://crm.example", "t"))
+    entry = manifest.compile_entries("crm", declared)["crm.contacts"]
+    cls = available()["http_poll"]
+    config = {**entry["config"], "auth": {"type": "bearer", "token": "t-0123456789"}}
+    poller = cls("crm.contacts", cls.Config.model_validate(config))
+    rows = [{"id": "c1", "updated_at": "2026-01-01T00:00:00Z"},
+            {"id": "c1", "updated_at": "2026-01-01T00:00:00Z"},  # the cursor's overlap
+            {"id": "c1", "updated_at": "2026-02-01T00:00:00Z"}]  # updated since
+    events, _ = poller._events(rows, None)  # type: ignore[attr-defined]
+    assert [e.id for e in events] == ["c1@2026-01-01T00:00:00Z", "c1@2026-01-01T00:00:00Z",
+                                      "c1@2026-02-01T00:00:00Z"]

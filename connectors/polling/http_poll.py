@@ -38,6 +38,9 @@ class HttpPollConfig(PollSchedule):
     auth: Auth | None = None
     records: str = ""  # JSON pointer to the list of records ("" = the body itself)
     id_field: str = "/id"
+    # A record seen again with another value here (updated_at) is a new event; without
+    # it, a record id is published once (within the deduplication window)
+    version_field: str | None = None
     timestamp_field: str | None = None
     event_type: str = "{source}.record"  # template over top-level record fields
     pagination: Pagination = Pagination()
@@ -108,8 +111,9 @@ class HttpPollConnector(PollingConnector[HttpPollConfig]):
                 {k: v for k, v in row.items() if isinstance(v, str | int | float)},
                 source=o.source))
             key = scalar(json_pointer(row, o.key_field)) if o.key_field else None
-            events.append(Polled(str(rid), etype, row, stamp,
-                                 None if key is None else str(key)))
+            version = scalar(json_pointer(row, o.version_field)) if o.version_field else None
+            events.append(Polled(str(rid) if version is None else f"{rid}@{version}", etype,
+                                 row, stamp, None if key is None else str(key)))
             if o.incremental:
                 value = json_pointer(row, o.incremental.field)
                 if later(value, since):
