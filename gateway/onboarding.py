@@ -103,8 +103,8 @@ def collect(plan: Plan, cls: type[Connector[Any]], term: Terminal) -> Connector[
         except Exception as exc:  # InvalidConnector: a value in the wrong format
             problems = [("", str(exc))]
         name, message = problems[0]
-        if not name and "secret" in message and "secret" in props:
-            name = "secret"  # "secret or secrets is required"
+        if not name:  # a rule over several fields: ask the first it names
+            name = next((p for p in props if re.search(rf"\b{p}\b", message)), "")
         if not term.interactive or not name or name not in props:
             raise OnboardingError("; ".join(f"{n or 'config'}: {m}" for n, m in problems))
         prop = props[name]

@@ -100,12 +100,16 @@ def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
         "$.entities[0]:") for p in err.value.problems)
 
 
-def test_explain_says_what_is_polled_how_and_where_it_goes(tmp_path: Path) -> None:
+def test_explain_says_what_is_polled_how_and_where_it_goes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
     path = tmp_path / "crm.yaml"
     path.write_text(yaml.safe_dump(crm_manifest("https://api.crm.example/v2", "sales")))
-    out = subprocess.run([sys.executable, "-m", "gateway", "manifest", "explain", str(path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-    text = out.stdout
+    assert main(["manifest", "validate", str(path)]) == 0
+    assert main(["manifest", "explain", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"{path}: ok (2 entities)" in text
     assert "source crm: https://api.crm.example/v2 (auth: bearer, 20.0/s, burst 5)" in text
     assert ("crm.contacts: GET https://api.crm.example/v2/contacts every 3600 s, records at"
             " /data, id id; incremental on updated_at (sent back as ?since=); events"

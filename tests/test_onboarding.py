@@ -124,3 +124,48 @@ def test_without_a_terminal_what_is_missing_is_an_error_and_nothing_changes(
     assert "connectors.gh already exists" in taken.stderr
     assert config.read_text() == before
     assert not (config.parent / "secrets").exists()
+
+
+def test_the_flow_asks_again_until_the_options_validate(config: Path) -> None:
+    """In-process, with the terminal's answers scripted: a wrong URL first, then the
+    schedule a rule over two fields asks for, then a secret for an env backend."""
+    import io
+
+    from gateway.onboarding import Terminal, add
+
+    answers = iter(["not a url", "http://127.0.0.1:9/items", "60"])
+    out = io.StringIO()
+    term = Terminal(interactive=True, out=out, ask_text=lambda _: next(answers),
+                    ask_hidden=lambda _: SECRET)
+    add(config, "http_poll", "items", term=term, options={"records": "/data"},
+        secret_env={}, backend="env", base_url="https://hooks.example.com", verify=False)
+    text = config.read_text()
+    assert "url: http://127.0.0.1:9/items" in text
+    assert "interval_seconds: 60" in text
+    assert next(answers, None) is None  # each answer was asked for
+    web = io.StringIO()
+    add(config, "twilio", "tw", term=Terminal(interactive=True, out=web,
+                                             ask_text=lambda _: "https://h.example/tw",
+                                             ask_hidden=lambda _: SECRET),
+        options={}, secret_env={}, backend="env", base_url="https://hooks.example.com")
+    text = config.read_text()
+    assert "${GATEWAY_TW_SECRET}" in text  # env backend: a variable, never the value
+    assert "set GATEWAY_TW_SECRET where the gateway runs" in web.getvalue()
+    assert "Give the provider this URL: https://hooks.example.com/webhooks/tw" in \
+        web.getvalue()
+    assert SECRET not in out.getvalue() + web.getvalue() + text
+
+
+def test_explain_in_process_names_each_entity(tmp_path: Path) -> None:
+    from gateway import manifest
+
+    declared = manifest.Manifest.model_validate({
+        "source": {"name": "crm", "base_url": "https://api.crm.example"},
+        "entities": [{"name": "contacts", "endpoint": "/contacts",
+                      "fields": {"email": {"type": "string", "pii": True}}}],
+        "schedule": {"cron": "*/5 * * * *"}, "governance": {"pii_handling": "exclude"}})
+    lines = manifest.explain("crm", declared, "events.{source}")
+    assert "crm.contacts: GET https://api.crm.example/contacts on cron '*/5 * * * *'" in \
+        lines[1]
+    assert "full refresh" in lines[1]
+    assert lines[2] == "    personal data: $.email (exclude)"
