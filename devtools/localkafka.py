@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from pathlib import Path
 
 from devtools.kafka import (
@@ -71,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.nodes == 1 else \
         LocalKafkaCluster(args.nodes, data_dir=data_dir, security=security,
                           ports=None if args.port is None else [args.port])
-    kafka.start()
+    try:
+        kafka.start()
+    except KafkaLaunchError as exc:
+        print(f"localkafka: {exc}", file=sys.stderr)
+        return 2
     print(kafka.bootstrap, flush=True)
     if security is not None:
         for key, value in vars(kafka.secure).items():

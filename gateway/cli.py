@@ -110,7 +110,11 @@ def cmd_sign(args: argparse.Namespace) -> int:
         print(f"no enabled webhook or push connector {args.connector_id!r}; configured: "
               f"{', '.join(signable) or '-'}", file=sys.stderr)
         return 2
-    body = Path(args.body).read_bytes() if args.body else connector.sample_body()
+    try:
+        body = Path(args.body).read_bytes() if args.body else connector.sample_body()
+    except OSError as exc:
+        print(f"gateway: cannot read {args.body}: {exc.strerror}", file=sys.stderr)
+        return 2
     try:
         headers = connector.sign(body)
     except NotImplementedError:
@@ -124,7 +128,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     parts = ["curl", "-sS", "-X", "POST", url]
     for name, value in {"Content-Type": "application/json", **headers}.items():
         parts += ["-H", f"{name}: {value}"]
-    parts += ["--data-binary", body.decode()]
+    # a file is sent as curl reads it (any bytes); the sample inline
+    parts += ["--data-binary", f"@{args.body}" if args.body else body.decode()]
     print(shlex.join(parts))
     return 0
 
@@ -321,14 +326,24 @@ def cmd_connectors_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("event-gateway")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="serve webhooks (and pollers) from a config file")
     run.add_argument("--config", help="config file (default: $GATEWAY_CONFIG)")
-    run.add_argument("--host")
-    run.add_argument("--port", type=int)
+    run.add_argument("--host", help="address to listen on (default: server.host)")
+    run.add_argument("--port", type=int, help="port to listen on (default: server.port)")
     run.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
     run.add_argument("--dev", action="store_true",
                      help="development only: accept placeholder secrets (change-me...)")
@@ -364,26 +379,29 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine = sub.add_parser("quarantine", help="list records Kafka and the dead-letter"
                                 " topic both refused (kept in the buffer)")
     quarantine.add_argument("--config")
-    quarantine.add_argument("--limit", type=int, default=1000)
+    quarantine.add_argument("--limit", type=int, default=1000,
+                            help="list at most this many records (default 1000)")
     quarantine.add_argument("--with-values", action="store_true",
                             help="print each record's value (the event) too")
     quarantine.set_defaults(func=cmd_quarantine)
 
     topics = sub.add_parser("topics", help="the topics the gateway writes, against the"
                             " cluster: check them, or create the missing ones")
-    topics.add_argument("action", choices=["check", "create"])
+    topics.add_argument("action", choices=["check", "create"],
+                        help="check: compare with the cluster; create: make the missing ones")
     topics.add_argument("--config")
     topics.set_defaults(func=cmd_topics)
 
     tail = sub.add_parser("tail", help="print records arriving on topics")
-    tail.add_argument("topic", nargs="+")
+    tail.add_argument("topic", nargs="+", help="topics to read (never created by tail)")
     tail.add_argument("--config")
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--from-beginning", action="store_true",
+                      help="start at the oldest record, not at the next one")
     tail.add_argument("--max", type=int, default=0, help="stop after this many records")
     tail.set_defaults(func=cmd_tail)
 
     sign = sub.add_parser("sign", help="print a curl command with a correctly signed delivery")
-    sign.add_argument("connector_id")
+    sign.add_argument("connector_id", help="a webhook or push connector of the config")
     sign.add_argument("--config")
     sign.add_argument("--body", help="file with the body to send (default: a sample)")
     sign.add_argument("--url", help="override the target URL")
@@ -407,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     connectors_sub = connectors.add_subparsers(dest="connectors_command", required=True)
     show = connectors_sub.add_parser("show", help="a connector's type, topic, format and"
                                      " governance (secrets masked)")
-    show.add_argument("connector_id")
+    show.add_argument("connector_id", help="a connector of the config")
     show.add_argument("--config")
     show.set_defaults(func=cmd_connectors_show)
     add = connectors_sub.add_parser(
@@ -452,10 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     decrypt = sub.add_parser("decrypt", help="the values behind enc: tokens (pii_handling"
                              " encrypt), with governance.encryption_keys from the config")
-    decrypt.add_argument("tokens", nargs="+", metavar="TOKEN")
+    decrypt.add_argument("tokens", nargs="+", metavar="TOKEN",
+                         help="enc: tokens from an envelope's payload")
     decrypt.add_argument("--config")
     decrypt.set_defaults(func=cmd_decrypt)
+    _default_help(parser)
     return parser
+
+
+def _default_help(parser: argparse.ArgumentParser) -> None:
+    """``--config`` means the same everywhere: said once, for every command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _default_help(sub)
+        elif action.option_strings == ["--config"] and not action.help:
+            action.help = "the configuration file (default: $GATEWAY_CONFIG)"
 
 
 def main(argv: list[str] | None = None) -> int:

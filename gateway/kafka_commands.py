@@ -139,13 +139,39 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from gateway.kafka import make_consumer
+    """``gateway tail``: records as they arrive. It never creates a topic: the ones that
+    do not exist yet are named and waited for (asked by listing every topic, since a
+    metadata request naming one may make a broker that auto-creates topics create it)."""
+    from aiokafka.errors import KafkaError
+
+    from gateway.kafka import explain, make_admin, make_consumer
 
     kafka = kafka_settings(args.config)
 
-    async def tail() -> None:
-        consumer = make_consumer(kafka, *args.topic, from_beginning=args.from_beginning)
-        await consumer.start()
+    async def existing() -> set[str]:
+        admin = make_admin(kafka)
+        try:
+            await asyncio.wait_for(admin.start(), 15)
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    async def tail() -> int:
+        try:
+            missing = sorted(set(args.topic) - await existing())
+            if missing:
+                print(f"gateway: not on the cluster yet: {', '.join(missing)} (the gateway"
+                      " writes them with their first event); waiting", file=sys.stderr)
+            while missing:
+                await asyncio.sleep(2)
+                missing = sorted(set(args.topic) - await existing())
+            consumer = make_consumer(kafka, *args.topic, from_beginning=args.from_beginning)
+            await consumer.start()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            reason, _ = await explain(kafka, exc)
+            print(f"gateway: cannot reach Kafka at {kafka.bootstrap_servers}: {reason}",
+                  file=sys.stderr)
+            return 2
         try:
             seen = 0
             async for msg in consumer:
@@ -155,10 +181,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 print((msg.value or b"").decode(errors="replace"), flush=True)
                 seen += 1
                 if args.max and seen >= args.max:
-                    return
+                    break
         finally:
             await consumer.stop()
+        return 0
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(tail())
-    return 0
+        return asyncio.run(tail())
+    return 130

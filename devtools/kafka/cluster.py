@@ -24,7 +24,13 @@ from typing import Any, Self
 from devtools.kafka import probe
 from devtools.kafka.node import KafkaNode
 from devtools.kafka.probe import PartitionState
-from devtools.kafka.runtime import QUICK_START, KafkaLaunchError, classpath, new_cluster_id
+from devtools.kafka.runtime import (
+    QUICK_START,
+    KafkaLaunchError,
+    classpath,
+    new_cluster_id,
+    port_free,
+)
 from devtools.kafka.security import (
     OAUTH_LISTENER,
     SecureAccess,
@@ -158,6 +164,10 @@ class LocalKafkaCluster:
         shared = self._shared_properties()
         for n in self.nodes:
             n.write_properties(shared)
+        busy = [f"{name} {port}" for n in self.nodes if not n.running
+                for name, port in n.ports.items() if not port_free(port)]
+        if busy:  # else the readiness probe could reach whatever listens there instead
+            raise KafkaLaunchError(f"in use by another process: port(s) {', '.join(busy)}")
         self._format(cp, [n for n in self.nodes if not n.formatted])
         for n in self.nodes:
             if not n.running:
