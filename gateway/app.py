@@ -160,16 +160,11 @@ class Gateway:
                 body = await read_body(headers, receive,
                                        rt.loaded.settings.server.max_body_bytes)
             except _Disconnected:  # the sender gave up mid-body: nothing was accepted
-                rt.audit.record("rejected", connector_id=shown, reason="client_disconnect",
-                                request_id=request_id, remote_addr=remote,
-                                client_request_id=client_request_id(headers))
+                _rejected(rt, shown, label, "client_disconnect", request_id, remote, headers)
                 return
             except PayloadTooLarge as exc:
                 refusal = answer_for(exc)
-                rt.audit.record("rejected", connector_id=shown, reason=refusal.reason,
-                                request_id=request_id, remote_addr=remote,
-                                client_request_id=client_request_id(headers))
-                METRICS.count(label, "rejected")
+                _rejected(rt, shown, label, refusal.reason, request_id, remote, headers)
                 await _answer(send, refusal.status, orjson.dumps({"error": refusal.code,
                                                                   "detail": refusal.detail}),
                               request_id, {"connection": "close"})
@@ -291,6 +286,19 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def _rejected(rt: Runtime, shown: str | None, label: str, reason: str, request_id: str,
+              remote: str | None, headers: Mapping[str, str]) -> None:
+    """A request refused before its body was whole: audited, counted and logged alike, as
+    ``answers.auditor`` does for the others."""
+    client = client_request_id(headers)
+    rt.audit.record("rejected", connector_id=shown, reason=reason, request_id=request_id,
+                    remote_addr=remote, client_request_id=client)
+    METRICS.count(label, "rejected")
+    METRICS.rejected(label, reason)
+    log.info("rejected", reason=reason, request_id=request_id, connector_id=shown,
+             client_request_id=client)
 
 
 def _started(start: Callable[[], object]) -> Callable[[], Awaitable[None]]:

@@ -50,6 +50,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str], int] = {}
+        # (connector label, reason): every rejection, whoever sent it (a bounded label)
+        self.rejections: dict[tuple[str, str], int] = {}
         self.latency_counts = [0] * (len(LATENCY_BOUNDS) + 1)
         self.latency_sum = 0.0
         self.published = 0  # events an in-process relay saw acknowledged
@@ -75,6 +77,8 @@ class Metrics:
         """One request's outcome: the requests counter under ``label``, and for a
         configured ``connector_id`` its events, bytes and rejections by reason."""
         self.count(label, outcome)
+        if outcome == "rejected":
+            self.rejected(label, reason)
         if connector_id is None or label != connector_id:
             return
         if outcome == "accepted":
@@ -99,6 +103,17 @@ class Metrics:
                 if null:
                     counts[f"nulls:{name}"] = counts.get(f"nulls:{name}", 0) + 1
 
+    def rejected(self, label: str, reason: str | None) -> None:
+        """One rejection by its reason (``gateway_rejections_total``)."""
+        key = (label, reason or "-")
+        if key in self.rejections:
+            self.rejections[key] += 1
+        elif len(self.rejections) < MAX_LABELS:
+            self.rejections[key] = 1
+        else:
+            other = ("_other", key[1])
+            self.rejections[other] = self.rejections.get(other, 0) + 1
+
     def count(self, connector_id: str, outcome: str) -> None:
         key = (connector_id, outcome)
         if key in self.requests:
@@ -115,6 +130,8 @@ class Metrics:
 
     def snapshot(self) -> dict[str, Any]:
         return {"requests": [[cid, outcome, n] for (cid, outcome), n in self.requests.items()],
+                "rejections": [[cid, reason, n]
+                               for (cid, reason), n in self.rejections.items()],
                 "latency_counts": list(self.latency_counts), "latency_sum": self.latency_sum,
                 "published": self.published, "connectors": self.connectors,
                 "started": self.started}
@@ -193,6 +210,7 @@ class _Families(Collector):
 
     def collect(self) -> Iterator[Metric]:
         requests: dict[tuple[str, str], int] = {}
+        rejections: dict[tuple[str, str], int] = {}
         counts = [0] * (len(LATENCY_BOUNDS) + 1)
         total, published = 0.0, 0
         audit = [0, 0, 0]  # write errors, dropped lines, backlog
@@ -205,6 +223,8 @@ class _Families(Collector):
             audit = [a + b for a, b in zip(audit, snap.get("audit", (0, 0, 0)), strict=True)]
             for cid, outcome, n in snap["requests"]:
                 requests[(cid, outcome)] = requests.get((cid, outcome), 0) + n
+            for cid, reason, n in snap.get("rejections", ()):
+                rejections[(cid, reason)] = rejections.get((cid, reason), 0) + n
             counts = [a + b for a, b in zip(counts, snap["latency_counts"], strict=True)]
             total += snap["latency_sum"]
             published += snap["published"]
@@ -213,6 +233,13 @@ class _Families(Collector):
         for (cid, outcome), n in sorted(requests.items()):
             family.add_metric([cid, outcome], n)
         yield family
+        rejected = CounterMetricFamily(
+            "gateway_rejections", "Rejected requests by connector (or _unknown / -) and"
+            " reason: the audit's rejected lines, and the logs' rejected events",
+            labels=["connector_id", "reason"])
+        for (cid, reason), n in sorted(rejections.items()):
+            rejected.add_metric([cid, reason], n)
+        yield rejected
         yield from _connector_families(connectors)
         cumulative, buckets = 0, []
         for bound, count in zip((*LATENCY_BOUNDS, float("inf")), counts, strict=True):
