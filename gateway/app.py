@@ -254,6 +254,7 @@ async def metrics(request: Request) -> Response:
     state = await asyncio.to_thread(read_state, rt.loaded.settings.data_dir)
     text = render(snapshots, {
         "gateway_buffer_events": buffer.events, "gateway_buffer_bytes": buffer.bytes,
+        "gateway_buffer_max_bytes": rt.loaded.settings.buffer.max_bytes,
         "gateway_buffer_dedup_bytes": buffer.dedup_bytes,
         "gateway_buffer_oldest_event_age_seconds": buffer.oldest_age(),
         "gateway_buffer_commit_failing": int(buffer.commit_error is not None),

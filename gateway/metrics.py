@@ -191,6 +191,7 @@ class _Certification(Collector):
 _GAUGES = {
     "gateway_buffer_events": "Events in the local buffer",
     "gateway_buffer_bytes": "Bytes in the local buffer",
+    "gateway_buffer_max_bytes": "buffer.max_bytes: past it, deliveries are answered 503",
     "gateway_buffer_dedup_bytes": "Bytes of deduplication state (counted in buffer.max_bytes)",
     "gateway_buffer_oldest_event_age_seconds": "Age of the oldest event not yet on Kafka",
     "gateway_buffer_commit_failing": "1 while the buffer's last commit failed",
