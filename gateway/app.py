@@ -160,11 +160,12 @@ class Gateway:
                 body = await read_body(headers, receive,
                                        rt.loaded.settings.server.max_body_bytes)
             except _Disconnected:  # the sender gave up mid-body: nothing was accepted
-                _rejected(rt, shown, label, "client_disconnect", request_id, remote, headers)
+                _rejected(rt, shown, label, request_id, remote, headers,
+                          reason="client_disconnect")
                 return
             except PayloadTooLarge as exc:
                 refusal = answer_for(exc)
-                _rejected(rt, shown, label, refusal.reason, request_id, remote, headers)
+                _rejected(rt, shown, label, request_id, remote, headers, reason=refusal.reason)
                 await _answer(send, refusal.status, orjson.dumps({"error": refusal.code,
                                                                   "detail": refusal.detail}),
                               request_id, {"connection": "close"})
@@ -289,8 +290,8 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _rejected(rt: Runtime, shown: str | None, label: str, reason: str, request_id: str,
-              remote: str | None, headers: Mapping[str, str]) -> None:
+def _rejected(rt: Runtime, shown: str | None, label: str, request_id: str,
+              remote: str | None, headers: Mapping[str, str], *, reason: str) -> None:
     """A request refused before its body was whole: audited, counted and logged alike, as
     ``answers.auditor`` does for the others."""
     client = client_request_id(headers)

@@ -56,7 +56,11 @@ SCHEMAS: dict[str, Any] = {
         "type": {"type": "string", "description": "a record Kafka refused: its type"},
         "event": {"description": "a record Kafka refused: its value"},
         "format": {"type": "string", "description": "a refused CloudEvent: its mode"},
-        "headers": {"type": "object", "description": "a refused CloudEvent: its headers"}},
+        "headers": {"type": "object", "description": "a refused CloudEvent: its headers;"
+                    " a webhook delivery: the request's headers, secret-bearing ones"
+                    " \"[redacted]\""},
+        "delivery_id": {"type": "string", "description": "the provider's delivery id (a"
+                        " polled record: its id), to normalize it again"}},
         "required": ["id", "connector_id", "source", "reason", "received_at"]},
 }
 _CONTENT = {"envelope": ("application/json", "EnvelopeHeaders"),

@@ -37,11 +37,17 @@ from gateway.config import GatewayConfig
 from gateway.errors import PayloadTooLarge, Rejected, Unavailable, UnknownConnector, Unnormalizable
 from gateway.governance import Policy, SchemaViolation
 from gateway.ratelimit import RateLimits
-from gateway.records import Records
+from gateway.records import Records, redacted
 from gateway.telemetry import Telemetry
 from gateway.tracing import Trace
 
 log = structlog.get_logger(__name__)
+
+
+def _secret_headers(connector: Connector[Any]) -> set[str]:
+    """Headers its configuration names as secret-bearing (an ingress API key's)."""
+    key = connector.config.api_key
+    return {key.header.lower()} if key is not None and key.header else set()
 
 
 class Pipeline:
@@ -227,4 +233,5 @@ class Pipeline:
             connector, eid, reason=problem.reason, received_at=request.received_at,
             request_id=request_id, content_type=request.header("content-type"), body=text,
             body_base64=b64, trace=trace,
-            violations=problem.violations if isinstance(problem, SchemaViolation) else None)
+            violations=problem.violations if isinstance(problem, SchemaViolation) else None,
+            delivery_id=delivery, headers=redacted(request.headers, _secret_headers(connector)))

@@ -192,7 +192,7 @@ class PollRunner:
             body = None
 
         def letter(body: str | None) -> Record:
-            return self.records.dead_letter(poller, eid, reason=reason,
+            return self.records.dead_letter(poller, eid, reason=reason, delivery_id=polled.id,
                                             received_at=received_at, request_id=None,
                                             content_type="application/json", body=body,
                                             trace=trace, violations=violations)

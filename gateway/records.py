@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,19 @@ from gateway.kafka_settings import Format, KafkaConfig
 from gateway.metrics import METRICS
 
 MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/events)
+
+# Header names whose values prove or carry a secret: never kept in a dead letter
+_SECRET_HEADER = re.compile(
+    r"authori[sz]ation|cookie|signature|\bsig\b|token|secret|passw|hmac|api-?key|"
+    r"(^|-)key$|sas-key|verification|passcode|credential", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redacted(headers: Mapping[str, str], also: Collection[str] = ()) -> dict[str, str]:
+    """A request's headers fit to keep: the values of secret-bearing ones replaced (and of
+    ``also``: lower-case names a connector was configured to read a secret from)."""
+    return {name: REDACTED if _SECRET_HEADER.search(name) or name in also else value
+            for name, value in headers.items()}
 
 
 class Records:
@@ -134,12 +148,15 @@ class Records:
     def dead_letter(self, connector: Connector[Any], eid: str, *, reason: str,
                     received_at: datetime, request_id: str | None, content_type: str | None,
                     body: str | None, body_base64: str | None = None, trace: Headers = (),
-                    violations: list[dict[str, str]] | None = None) -> Record:
+                    violations: list[dict[str, str]] | None = None,
+                    delivery_id: str | None = None,
+                    headers: Mapping[str, str] | None = None) -> Record:
         """The dead-letter record of a delivery or polled record that cannot become an
         envelope (PayloadTooLarge when the broker would refuse even that). With the
         connector's governance, the body's personal data is handled as in its events (a
         body that is not a JSON object is left out); ``violations``: where the payload
-        broke its contract."""
+        broke its contract; ``delivery_id`` and ``headers`` (redacted: ``redacted``) are
+        what normalizing it again needs (a redrive)."""
         cid = connector.connector_id
         policy = self.policies.get(cid)
         if policy is not None and policy.fields:
@@ -148,6 +165,8 @@ class Records:
             "id": eid, "connector_id": cid, "source": connector.source_slug,
             "reason": reason, "received_at": rfc3339(received_at), "request_id": request_id,
             "content_type": content_type, "body": body, "body_base64": body_base64,
+            **({"delivery_id": delivery_id} if delivery_id is not None else {}),
+            **({"headers": dict(headers)} if headers is not None else {}),
             **({"violations": violations} if violations is not None else {})})
         record = Record(self.dead_letter_topic, cid.encode(), value, eid, cid,
                         "gateway.dead_letter", connector.source_slug, DEAD_LETTER, trace)

@@ -211,13 +211,22 @@ def test_authentic_but_unparseable_goes_to_the_dead_letter_topic(
         gateway: tuple[ThreadServer, str], kafka_bootstrap: str) -> None:
     server, prefix = gateway
     body = b'{"action": "opened", "pull_request": '  # cut off: not JSON
+    delivery = str(uuid.uuid4())
+    headers = github_headers(body, "pull_request", delivery)
     r = httpx.post(f"{server.url}/webhooks/github-main", content=body,
-                   headers=github_headers(body, "pull_request", str(uuid.uuid4())))
+                   headers={**headers, "Authorization": "Bearer private-proxy-token"})
     assert r.status_code == 202
     assert r.json()["dead_lettered"] is True
     [record] = consume(kafka_bootstrap, f"{prefix}.dlq", expect=1)
     letter: dict[str, Any] = orjson.loads(record.value)
     assert letter["body"] == body.decode()
+    # what a redrive needs: the delivery id and the headers, their secrets redacted
+    assert letter["delivery_id"] == delivery
+    assert letter["headers"]["x-github-event"] == "pull_request"
+    assert letter["headers"]["x-hub-signature-256"] == "[redacted]"
+    assert letter["headers"]["authorization"] == "[redacted]"
+    assert "private-proxy-token" not in record.value.decode()
+    assert headers["X-Hub-Signature-256"].split("=")[1] not in record.value.decode()
     assert letter["connector_id"] == "github-main"
     assert letter["reason"] == "body is not valid JSON"
     assert letter["id"] == r.json()["event_ids"][0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -485,3 +486,24 @@ def test_docusign_reads_every_numbered_signature_one_per_key() -> None:
                                    "X-DocuSign-Signature-2": second})))
     with pytest.raises(SignatureError):
         settle(c.verify(request(body, {"X-DocuSign-Signature-1": first})))
+
+
+def test_every_proof_header_is_redacted_in_dead_letters() -> None:
+    """A dead letter keeps the request's headers for a redrive, never a signature or a
+    token: every scheme's proof header is one ``redacted`` replaces."""
+    from connectors.registry import definitions
+    from gateway.records import REDACTED, redacted
+
+    names = set()
+    for p in PRESETS:
+        names.add(p.scheme.header)
+        if isinstance(p.scheme, HmacScheme) and p.scheme.fallback_header:
+            names.add(p.scheme.fallback_header)
+    for d in definitions().values():  # the classes' proof headers, from their tables
+        if d.verification is not None:
+            names.update(re.findall(r"`([A-Za-z][A-Za-z0-9-]+)`", d.verification.proof))
+    # what proves nothing: timestamps, ids, versions; ?code= and a form's json field
+    nothing = r"timestamp|-id$|version|signed-headers|url$|^code$|^json$"
+    proofs = {n for n in names if not re.search(nothing, n, re.I)}
+    assert len(proofs) > 60
+    assert {n for n in proofs if redacted({n.lower(): "v"})[n.lower()] != REDACTED} == set()
