@@ -245,6 +245,18 @@ DESCRIPTIONS: dict[str, str] = {
     "connectors.<id>.type": "The implementation: a name in the `gateway.connectors`"
     " entry-point group (`gateway providers` lists them). An unknown type is an error"
     " that lists the available ones.",
+    "retention": "How long and how much the delivery store keeps (`gateway/deliveries.py`:"
+    " every request's outcome with its redacted headers and body, for the admin API's"
+    " search and replay). A connector's `governance.retention_days` shortens it.",
+    "retention.days": "Deliveries older than this are removed (checked every minute).",
+    "retention.max_bytes": "Past this size of `deliveries.db`, the oldest deliveries go.",
+    "admin": "The admin API (`gateway/admin.py`): search deliveries, replay, redrive dead"
+    " letters, pause and resume connectors, reload; on its own listener, where the relay"
+    " runs.",
+    "admin.host": "Where it listens (keep it on a private address).",
+    "admin.port": "Its port; never the webhook port.",
+    "admin.token": "Every call needs `Authorization: Bearer <token>` (a secret). Without"
+    " one the admin API is off.",
     "credentials": "Where secrets given as references come from (`gateway/credentials.py`):"
     " `${NAME}` (environment), `${file:PATH}` (a mounted secret; relative to the config"
     " file), `${vault:PATH#FIELD}` (a Vault or OpenBao KV v2 field). Files that change and"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -16,7 +17,12 @@ from connectors.request import HandshakeReply, InboundRequest
 from gateway.audit import AuditLog
 from gateway.errors import Rejected, Unavailable, answer_for
 from gateway.metrics import METRICS
+from gateway.records import redacted
 from gateway.tracing import Trace
+
+if TYPE_CHECKING:
+    from gateway.deliveries import DeliveryStore
+    from gateway.governance import Policy
 
 structlog_log = structlog.get_logger(__name__)
 
@@ -64,12 +70,25 @@ def shown_id(connector_id: str) -> str:
 
 def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
              request_id: str, body_sha256: str, label: str | None = None,
-             trace: Trace | None = None) -> Audit:
-    """Records one request's outcomes: the audit line (with the request's ``trace``) and
-    the outcome counter (under ``label``, default the connector id)."""
+             trace: Trace | None = None, store: DeliveryStore | None = None,
+             handle: Callable[[bytes], bytes] | None = None) -> Audit:
+    """Records one request's outcomes: the audit line (with the request's ``trace``), the
+    outcome counter (under ``label``, default the connector id) and, with a ``store``,
+    the delivery itself (headers redacted, the body through ``handle``: the connector's
+    personal data handled, ``kept_body``)."""
     label = label or connector_id or "-"
     client_rid = client_request_id(request.headers)
     traceparent = trace.traceparent if trace is not None else None
+    kept: list[tuple[dict[str, str], bytes, bool]] = []  # made once, for the first outcome
+
+    def keep(outcome: str, reason: str | None, ids: list[str]) -> None:
+        assert store is not None
+        if not kept:  # the raw values of personal data are never stored
+            body = request.body if handle is None else handle(request.body)
+            kept.append((redacted(request.headers), body, handle is not None))
+        headers, body, handled = kept[0]
+        store.record(request_id, outcome, connector_id, reason, ids, request.method,
+                     urlsplit(request.url).path, headers, body, handled)
 
     def audit(outcome: str, reason: str | None = None, ids: list[str] | None = None) -> None:
         log.record(outcome, connector_id=connector_id, reason=reason, event_ids=ids or (),
@@ -78,11 +97,46 @@ def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
                    client_request_id=client_rid, traceparent=traceparent)
         METRICS.outcome(connector_id, label, outcome, reason, len(ids or ()),
                         len(request.body))
+        if store is not None:
+            keep(outcome, reason, ids or [])
         if outcome == "rejected":  # logs, audit and metrics tell the same story
             structlog_log.info("rejected", reason=reason, request_id=request_id,
                                connector_id=connector_id, client_request_id=client_rid)
 
     return audit
+
+
+def webhook_body(policy: Policy | None) -> Callable[[bytes], bytes] | None:
+    """A webhook body as the delivery store keeps it: with the connector's personal data
+    handled (nothing, when it is not a JSON object in which to find it)."""
+    if policy is None or not policy.fields:
+        return None
+
+    def handle(body: bytes) -> bytes:
+        text = policy.handle_text(body.decode("utf-8", "replace"))
+        return text.encode() if text is not None else b""
+    return handle
+
+
+def events_body(policy: Policy | None) -> Callable[[bytes], bytes] | None:
+    """An ``/api/events`` body as the delivery store keeps it: each event's payload
+    handled (nothing, when the body is not events in which to find it)."""
+    if policy is None or not policy.fields:
+        return None
+
+    def handle(body: bytes) -> bytes:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return b""
+        items = parsed if isinstance(parsed, list) else [parsed]
+        if not all(isinstance(i, dict) and isinstance(i.get("payload"), dict)
+                   for i in items):
+            return b""
+        for item in items:
+            item["payload"] = policy.handle(item["payload"])
+        return orjson.dumps(parsed)
+    return handle
 
 
 def refuse(exc: Rejected, audit: Audit) -> Answer:

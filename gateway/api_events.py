@@ -9,16 +9,21 @@ from connectors.base import PushSource
 from connectors.errors import SignatureError
 from connectors.request import InboundRequest, event_id, parse_time
 from gateway.acl import OutsideAcl
-from gateway.answers import Answer, Audit, auditor, refuse, retry_later
+from gateway.answers import Answer, Audit, auditor, events_body, refuse, retry_later
 from gateway.buffer import Record
 from gateway.buffer.codec import Headers
-from gateway.errors import PayloadTooLarge, Rejected, Unavailable, Unnormalizable
+from gateway.errors import Paused, PayloadTooLarge, Rejected, Unavailable, Unnormalizable
 from gateway.governance import SchemaViolation
 from gateway.pipeline import Pipeline
 from gateway.records import MAX_EVENT_TYPE
 from gateway.tracing import Trace
 
 MAX_PROBLEMS = 100  # problems listed in a 400 from /api/events; the rest are counted
+
+
+def _nothing(body: bytes) -> bytes:
+    """The body the delivery store keeps of a request no connector authenticated."""
+    return b""
 
 
 def _client_event(item: Any, path: str) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
@@ -123,23 +128,35 @@ class ApiEvents:
             keys.append(f"{cid}:{delivery}")
         return records, keys
 
+    def _admit(self, connector_id: str, request: InboundRequest) -> None:
+        """A paused connector, the ingress checks, the rate limit: raises to refuse."""
+        p = self.pipeline
+        if connector_id in p.paused():
+            raise Paused(f"connector {connector_id!r} is paused", retry_after=30)
+        guard = p.ingress.get(connector_id)
+        if guard is not None:
+            guard.check(request)
+        p.limits.check(connector_id)
+
     async def handle(self, request: InboundRequest, request_id: str, trace: Trace) -> Answer:
         p = self.pipeline
         body_sha256 = request.sha256()
-        audit = auditor(p.audit, None, request, request_id, body_sha256, trace=trace)
+        audit = auditor(p.audit, None, request, request_id, body_sha256, trace=trace,
+                        store=p.deliveries, handle=_nothing)  # whose governance: unknown
         try:
             connector = await self._authenticate(request)
         except SignatureError as exc:
             return refuse(exc, audit)
         connector_id = connector.connector_id
-        audit = auditor(p.audit, connector_id, request, request_id, body_sha256, trace=trace)
+        audit = auditor(p.audit, connector_id, request, request_id, body_sha256, trace=trace,
+                        store=p.deliveries,
+                        handle=events_body(p.records.policies.get(connector_id)))
         try:
-            guard = p.ingress.get(connector_id)
-            if guard is not None:
-                guard.check(request)
-            p.limits.check(connector_id)
+            self._admit(connector_id, request)
         except Rejected as exc:
             return refuse(exc, audit)
+        except Unavailable as paused:
+            return retry_later(paused, audit)
         try:
             body = request.json()
         except Unnormalizable:

@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from connectors.base import Connector
 from connectors.request import InboundRequest
 from gateway import logging as gateway_logging
+from gateway.admin import AdminServer, Controls, create_admin
 from gateway.answers import UNKNOWN_CONNECTOR, Answer, client_request_id, shown_id
 from gateway.api_events import ApiEvents
 from gateway.audit import AuditLog
@@ -330,6 +331,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         audit = AuditLog.from_config(settings.audit_path, settings.audit,
                                      loaded.audit_retention())
         parts.add("buffer", start=buffer.open, stop=buffer.close)
+        deliveries = loaded.delivery_store()
+        parts.add("deliveries", start=deliveries.open, stop=deliveries.close)
         parts.add("audit", start=audit.open, stop=audit.close)
         parts.add("credentials", stop=_closing(loaded))
         for cid, connector in loaded.connectors.items():
@@ -341,32 +344,41 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             parts.add("telemetry", stop=functools.partial(asyncio.to_thread, telemetry.close))
         relay: Relay | RelayMonitor
         if relay_in_process:
-            relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
+            relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry,
+                          deliveries)
         else:
             relay = RelayMonitor(buffer)
         parts.add("relay", start=_started(relay.start), stop=relay.stop,
-                  needs=["buffer", "audit", "telemetry"])
+                  needs=["buffer", "audit", "telemetry", "deliveries"])
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
                             audit, loaded.policies, loaded.acls, loaded.write_back)
         parts.add("pollers", start=_started(runner.start), stop=runner.stop,
                   needs=["relay", *connectors])
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
-                            loaded.policies, loaded.acls)
+                            loaded.policies, loaded.acls, deliveries)
         sync = MetricsSync(METRICS, buffer, audit)
         parts.add("metrics", start=_started(sync.start), stop=sync.stop,
                   needs=["buffer", "audit"])
 
         async def swap(_: LoadedConfig, changed: dict[str, Connector[Any]]) -> None:
-            pipeline.swap(changed, loaded.acls)
+            pipeline.swap(changed, loaded.acls, loaded.policies)
             await runner.swap(changed)
 
-        reloader = Reloader(loaded, swap)
+        controls = Controls(settings.data_path)
+        pipeline.paused = controls.paused
+        reloader = Reloader(loaded, swap, controls.reload_requested_at)
         if reloader.watching:
             reloading: list[asyncio.Task[None]] = []
             parts.add("reloader", needs=["pollers", *connectors],
                       start=_started(lambda: reloading.append(
                           supervised("credential-reload", reloader.run))),
                       stop=lambda: cancel(reloading.pop() if reloading else None))
+        token = settings.admin.token
+        if isinstance(relay, Relay) and token is not None:  # where the relay runs
+            admin = AdminServer(settings.admin, create_admin(
+                token.get_secret_value(), deliveries, pipeline, controls, reloader.reload))
+            parts.add("admin", start=admin.start, stop=admin.stop,
+                      needs=["deliveries", "relay", "pollers"])
         if isinstance(relay, Relay):  # else the relay's process evaluates
             certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
             parts.add("certifier", start=_started(certifier.start), stop=certifier.stop,

@@ -468,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  " no destination topic")
         command.set_defaults(func=cmd_manifest)
 
+    from gateway.admin_cli import add_parsers
+
+    add_parsers(sub, connectors_sub)
+
     decrypt = sub.add_parser("decrypt", help="the values behind enc: tokens (pii_handling"
                              " encrypt), with governance.encryption_keys from the config")
     decrypt.add_argument("tokens", nargs="+", metavar="TOKEN",

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from connectors.options import parse_networks
 from gateway.acl import Acl, AclConfig
+from gateway.admin_settings import AdminConfig
 from gateway.credentials import CredentialsConfig, Resolver, Vault
+from gateway.deliveries import RetentionConfig
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.governance import CertificationConfig, Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
@@ -30,6 +32,7 @@ from gateway.topics import is_fixed, template_problem
 
 if TYPE_CHECKING:
     from connectors.base import Connector
+    from gateway.deliveries import DeliveryStore
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -108,6 +111,8 @@ class GatewayConfig(_Strict):
     governance: GovernanceKeys = GovernanceKeys()
     certification: CertificationConfig = CertificationConfig()
     credentials: CredentialsConfig = CredentialsConfig()  # gateway.credentials
+    retention: RetentionConfig = RetentionConfig()  # gateway.deliveries
+    admin: AdminConfig = AdminConfig()  # gateway.admin
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 
@@ -142,6 +147,16 @@ class LoadedConfig:
         if resolver is None:
             return False
         return await asyncio.to_thread(resolver.write_back, old, new)
+
+    def delivery_store(self) -> DeliveryStore:
+        """The delivery store, its retention per connector from governance."""
+        from gateway.deliveries import DeliveryStore
+
+        days = {cid: float(entry.governance.retention_days)
+                for cid, entry in self.settings.connectors.items()
+                if entry.governance is not None and entry.governance.retention_days}
+        return DeliveryStore(self.settings.data_path / "deliveries.db",
+                             self.settings.retention, days)
 
     def audit_retention(self) -> dict[str, float]:
         """connector id -> seconds its audit lines are kept (governance.retention_days)."""

@@ -15,7 +15,8 @@ the service); the service adds its branches under the same root:
      │    └── RateLimited         429 rate_limited, with Retry-After
      ├── Unnormalizable           authentic, but cannot become an envelope: dead-letter it
      ├── Unavailable              503 with Retry-After: cannot make the event durable now
-     │    └── BufferFull          503 buffer_full: the local buffer reached its bound
+     │    ├── BufferFull          503 buffer_full: the local buffer reached its bound
+     │    └── Paused              503 paused: an operator paused the connector
      ├── KeyFetchError            (inside key caches; becomes Unavailable or SignatureError)
      ├── PollError                a poll failed; the poller backs off
      └── InvalidConnector         a connector's options cannot be used (reported as ConfigError)
@@ -87,6 +88,12 @@ class RateLimited(Rejected):
 
 class BufferFull(Unavailable):
     code = "buffer_full"
+
+
+class Paused(Unavailable):
+    """An operator paused the connector (``POST /admin/connectors/{id}/pause``)."""
+
+    code = "paused"
 
 
 # The HTTP status of each refusal; the most specific class wins.

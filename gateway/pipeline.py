@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,12 +29,21 @@ from gateway.answers import (
     refuse,
     retry_later,
     shown_id,
+    webhook_body,
 )
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
-from gateway.errors import PayloadTooLarge, Rejected, Unavailable, UnknownConnector, Unnormalizable
+from gateway.deliveries import DeliveryStore
+from gateway.errors import (
+    Paused,
+    PayloadTooLarge,
+    Rejected,
+    Unavailable,
+    UnknownConnector,
+    Unnormalizable,
+)
 from gateway.governance import Policy, SchemaViolation
 from gateway.ratelimit import RateLimits
 from gateway.records import Records, redacted
@@ -57,8 +66,11 @@ class Pipeline:
     def __init__(self, settings: GatewayConfig, connectors: Mapping[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None,
                  policies: Mapping[str, Policy] | None = None,
-                 acls: Mapping[str, Acl] | None = None) -> None:
+                 acls: Mapping[str, Acl] | None = None,
+                 deliveries: DeliveryStore | None = None) -> None:
         self.settings = settings
+        self.deliveries = deliveries  # every request's outcome, kept (gateway.deliveries)
+        self.paused: Callable[[], frozenset[str]] = frozenset  # gateway.admin.Controls
         self.telemetry = telemetry
         self.webhooks = {cid: c for cid, c in connectors.items() if isinstance(c, Webhook)}
         self.push_sources = {cid: c for cid, c in connectors.items()
@@ -72,8 +84,8 @@ class Pipeline:
         self.acknowledgements = {cid: c.acknowledgement for cid, c in self.webhooks.items()
                                  if c.acknowledgement is not None}
 
-    def swap(self, connectors: Mapping[str, Connector[Any]],
-             acls: Mapping[str, Acl]) -> None:
+    def swap(self, connectors: Mapping[str, Connector[Any]], acls: Mapping[str, Acl],
+             policies: Mapping[str, Policy] | None = None) -> None:
         """Takes these connectors (same ids, new options: a rotated secret) from the next
         request on; a request already past its lookup finishes with the old one."""
         for cid, c in connectors.items():
@@ -89,7 +101,7 @@ class Pipeline:
             else:
                 self.ingress[cid] = guard
             self.limits.replace(cid, c)
-            self.records.forget(cid, acls.get(cid))
+            self.records.forget(cid, acls.get(cid), (policies or {}).get(cid))
 
     async def webhook(self, connector_id: str, request: InboundRequest,
                       request_id: str, trace: Trace) -> Answer:
@@ -107,12 +119,15 @@ class Pipeline:
         if connector is None:
             # Any URL can name a connector: bounded in the audit, one label in metrics.
             audit = auditor(self.audit, shown_id(connector_id), request, request_id,
-                            body_sha256, UNKNOWN_CONNECTOR, trace)
+                            body_sha256, UNKNOWN_CONNECTOR, trace, self.deliveries)
             return refuse(UnknownConnector("no enabled webhook connector with this id"),
                           audit)
         audit = auditor(self.audit, connector_id, request, request_id, body_sha256,
-                        trace=trace)
+                        trace=trace, store=self.deliveries,
+                        handle=webhook_body(self.records.policies.get(connector_id)))
         try:
+            if connector_id in self.paused():
+                raise Paused(f"connector {connector_id!r} is paused", retry_after=30)
             ended = await self._admit(connector, request, audit)
         except Rejected as exc:
             return refuse(exc, audit)

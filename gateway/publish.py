@@ -73,6 +73,8 @@ class Outcome:
 
     done: list[Item] = field(default_factory=list)  # acknowledged, dead-lettered, kept aside
     published: list[Record] = field(default_factory=list)
+    # where Kafka put them: (event id, topic, partition, offset)
+    offsets: list[tuple[str, str, int, int]] = field(default_factory=list)
     dead_lettered: list[tuple[Record, str]] = field(default_factory=list)
     quarantined: list[tuple[Record, str]] = field(default_factory=list)
     error: str | None = None  # the first retriable failure: back off, then try again
@@ -209,17 +211,19 @@ class Publisher:
             await self._dead_letter(item, reason, out)
         return out
 
-    async def _send(self, builder: Any, tp: tuple[str, int]) -> None:
+    async def _send(self, builder: Any, tp: tuple[str, int]) -> int:
+        """Sends one batch; the offset Kafka gave its first record."""
         builder.close()
         future = await self.producer.send_batch(builder, tp[0], partition=tp[1])
-        await future
+        metadata = await future
+        return int(getattr(metadata, "offset", -1))
 
     async def _send_chain(self, tp: tuple[str, int], chain: list[tuple[list[Item], Any]],
                           out: Outcome) -> None:
         """One partition's batches, each sent once the one before it was acknowledged."""
         for items, builder in chain:
             try:
-                await self._send(builder, tp)
+                base = await self._send(builder, tp)
             except KafkaError as exc:
                 if refusal(exc) is None:
                     out.error = out.error or type(exc).__name__
@@ -229,6 +233,8 @@ class Publisher:
                 continue
             out.done.extend(items)
             out.published.extend(item[2] for item in items)
+            out.offsets.extend((item[2].event_id, tp[0], tp[1], base + i)
+                               for i, item in enumerate(items))
 
     async def _one_by_one(self, tp: tuple[str, int], items: list[Item], out: Outcome) -> bool:
         """A refused batch's records, each alone: the refused ones are dead-lettered.
@@ -239,7 +245,7 @@ class Publisher:
             builder.append(key=record.key, value=self._wire(record), timestamp=None,
                            headers=record.headers())
             try:
-                await self._send(builder, tp)
+                offset = await self._send(builder, tp)
             except KafkaError as exc:
                 reason = refusal(exc)
                 if reason is None:
@@ -250,6 +256,7 @@ class Publisher:
                 continue
             out.done.append(item)
             out.published.append(record)
+            out.offsets.append((record.event_id, tp[0], tp[1], offset))
         return True
 
     async def _dead_letter(self, item: Item, reason: str, out: Outcome) -> bool:

@@ -50,7 +50,7 @@ class Records:
     def __init__(self, kafka: KafkaConfig, policies: Mapping[str, Policy] | None = None,
                  acls: Mapping[str, Acl] | None = None) -> None:
         self.kafka = kafka
-        self.policies = policies or {}  # connector id -> governance (gateway.governance)
+        self.policies = dict(policies or {})  # connector id -> governance (gateway.governance)
         self.acls = dict(acls or {})  # connector id -> what it may produce (gateway.acl)
         self.template = kafka.topic
         self.dead_letter_topic = kafka.dead_letter_topic
@@ -58,12 +58,18 @@ class Records:
         self.limit = kafka.max_message_bytes - (5 if kafka.schema_registry else 0)
         self._topics: dict[tuple[str, str, str], tuple[str, Format, OutsideAcl | None]] = {}
 
-    def forget(self, connector_id: str, acl: Acl | None) -> None:
-        """A connector's options changed: its ACL is ``acl``, its cached topics go."""
+    def forget(self, connector_id: str, acl: Acl | None, policy: Policy | None = None
+               ) -> None:
+        """A connector's options changed: its ACL and governance are these, its cached
+        topics go."""
         if acl is not None:
             self.acls[connector_id] = acl
         else:
             self.acls.pop(connector_id, None)
+        if policy is not None:
+            self.policies[connector_id] = policy
+        else:
+            self.policies.pop(connector_id, None)
         self._topics = {k: v for k, v in self._topics.items() if k[0] != connector_id}
 
     def check_size(self, record: Record) -> None:
@@ -106,8 +112,10 @@ class Records:
 
     def build(self, connector: Connector[Any], eid: str, *, source: str, type: str,
               timestamp: datetime, received_at: datetime, payload: dict[str, Any],
-              raw: bytes | None = None, key: str | None = None, trace: Headers = ()
-              ) -> Record:
+              raw: bytes | None = None, key: str | None = None, trace: Headers = (),
+              handled: bool = False) -> Record:
+        """``handled``: the payload's personal data was handled already (a replay of a
+        stored delivery): it is not handled twice."""
         cid = connector.connector_id
         if len(type) > MAX_EVENT_TYPE:
             raise Unnormalizable(f"the event type is longer than {MAX_EVENT_TYPE} characters")
@@ -124,7 +132,8 @@ class Records:
             if declared:  # data quality: how often declared fields come empty
                 METRICS.fields(cid, [(f, payload.get(f) is None) for f in declared])
             if policy.fields:
-                payload, raw, pii = policy.handle(payload), None, policy.manifest
+                payload = payload if handled else policy.handle(payload)
+                raw, pii = None, policy.manifest
         try:
             if fmt == ENVELOPE:
                 value = encode_envelope(id=eid, source=source, type=type, timestamp=timestamp,

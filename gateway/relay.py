@@ -33,6 +33,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_ex
 from gateway.audit import AuditLog
 from gateway.buffer import Buffer, RelayStatus, Segment
 from gateway.config import LoadedConfig
+from gateway.deliveries import DeliveryStore
 from gateway.kafka import describe, explain, make_admin, make_producer, refuses_us
 from gateway.kafka_settings import KafkaConfig
 from gateway.metrics import METRICS, MetricsSync
@@ -61,8 +62,10 @@ class _Stalled(Exception):
 
 class Relay:
     def __init__(self, buffer: Buffer, kafka: KafkaConfig, audit: AuditLog,
-                 fixed_topics: Iterable[str] = (), telemetry: Telemetry | None = None) -> None:
+                 fixed_topics: Iterable[str] = (), telemetry: Telemetry | None = None,
+                 deliveries: DeliveryStore | None = None) -> None:
         self.buffer = buffer
+        self.deliveries = deliveries  # where each published event landed (its offset)
         self.telemetry = telemetry
         self.registry = (SchemaRegistry(kafka.schema_registry)
                          if kafka.schema_registry is not None else None)
@@ -280,6 +283,9 @@ class Relay:
             METRICS.published += len(out.published)
         for connector_id, ids in published.items():
             self.audit.record("published", connector_id=connector_id, event_ids=ids)
+        if self.deliveries is not None:
+            for event_id, topic, partition, offset in out.offsets:
+                self.deliveries.published(event_id, topic, partition, offset)
         for record, reason in out.dead_lettered:
             log.warning("kafka_refused", connector_id=record.connector_id,
                         event_id=record.event_id, topic=record.topic, reason=reason)
@@ -333,7 +339,9 @@ class RelayMonitor:
 async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> None:
     """The relay (and, with ``pollers``, the polling connectors) until ``stop`` is set:
     ``gateway relay`` / ``gateway poll``."""
+    from gateway.admin import AdminServer, Controls, create_admin
     from gateway.certification import Certifier
+    from gateway.pipeline import Pipeline
     from gateway.polling import PollRunner
     from gateway.reloading import Reloader
 
@@ -344,7 +352,10 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     await buffer.open()
     await audit.open()
     telemetry = Telemetry.from_config(settings.telemetry, "relay")
-    relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry)
+    deliveries = loaded.delivery_store()
+    await deliveries.open()
+    relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry,
+                  deliveries)
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
                         loaded.policies, loaded.acls, loaded.write_back)
@@ -354,21 +365,35 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     certifier = Certifier(loaded, buffer, runner, lambda: relay.leader)
     certifier.start()
 
+    pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
+                        loaded.policies, loaded.acls, deliveries)  # replays, from the admin
+    controls = Controls(settings.data_path)
+    pipeline.paused = controls.paused
+
     async def swap(_: LoadedConfig, changed: dict[str, Any]) -> None:
+        pipeline.swap(changed, loaded.acls, loaded.policies)
         await runner.swap(changed)
 
-    reloader = Reloader(loaded, swap)  # pollers whose secrets change (gateway.credentials)
-    reloading = supervised("credential-reload", reloader.run) if pollers and \
-        reloader.watching else None
+    reloader = Reloader(loaded, swap, controls.reload_requested_at)  # secrets, admin reloads
+    reloading = supervised("credential-reload", reloader.run) if reloader.watching else None
+    admin = None
+    if settings.admin.token is not None:
+        admin = AdminServer(settings.admin, create_admin(
+            settings.admin.token.get_secret_value(), deliveries, pipeline, controls,
+            reloader.reload))
+        await admin.start()
     log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:
         await stop.wait()
     finally:
+        if admin is not None:
+            await admin.stop()
         await cancel(reloading)
         await certifier.stop()
         await sync.stop()
         await runner.stop()
         await relay.stop()
+        await deliveries.close()
         await buffer.close()
         await audit.close()
         if telemetry is not None:

@@ -31,15 +31,19 @@ Apply = Callable[[LoadedConfig, dict[str, Connector[Any]]], Awaitable[None]]
 
 
 class Reloader:
-    def __init__(self, loaded: LoadedConfig, apply: Apply) -> None:
+    def __init__(self, loaded: LoadedConfig, apply: Apply,
+                 requested: Callable[[], float] | None = None) -> None:
         self.loaded = loaded
         self.apply = apply
+        self.requested = requested  # when a reload was last asked for (gateway.admin)
+        self._asked = requested() if requested is not None else 0.0
         self._vault_checked = time.monotonic()
 
     @property
     def watching(self) -> bool:
         c = self.loaded.credentials
-        return self.loaded.path is not None and c is not None and bool(c.files or c.secrets)
+        return self.loaded.path is not None and c is not None and (
+            bool(c.files or c.secrets) or self.requested is not None)
 
     async def run(self) -> None:
         """The watch loop (run under ``gateway.tasks.supervised``)."""
@@ -54,6 +58,9 @@ class Reloader:
         if resolver is None:
             return False
         if resolver.files_changed():
+            return True
+        if self.requested is not None and (asked := self.requested()) != self._asked:
+            self._asked = asked
             return True
         if time.monotonic() - self._vault_checked >= refresh_seconds:
             self._vault_checked = time.monotonic()
@@ -75,13 +82,18 @@ class Reloader:
             return []
         changed = {cid: c for cid, c in new.connectors.items()
                    if cid in old.connectors and type(c) is type(old.connectors[cid])
-                   and c.config != old.connectors[cid].config}
+                   and (c.config != old.connectors[cid].config
+                        or new.settings.connectors[cid] != old.settings.connectors[cid])}
         if set(new.connectors) != set(old.connectors):
             log.warning("reload_needs_restart", detail="connectors were added or removed")
         replaced = {cid: old.connectors[cid] for cid in changed}
         for cid, connector in changed.items():
             old.connectors[cid] = connector
             old.acls[cid] = new.acls[cid]
+            if cid in new.policies:
+                old.policies[cid] = new.policies[cid]
+            else:
+                old.policies.pop(cid, None)
         if changed:
             await self.apply(new, changed)
         for connector in replaced.values():

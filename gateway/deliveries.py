@@ -1,0 +1,269 @@
+"""The delivery store: every request's outcome, kept to be found and replayed.
+
+``<data_dir>/deliveries.db`` (SQLite, WAL, shared by every process of the gateway): one
+row per outcome of a request (accepted, duplicate, rejected with its reason, handshake,
+filtered, dead-lettered, failed) with its headers (the secret-bearing ones redacted, as
+in dead letters) and its raw body (with the connector's personal data handled first, as
+everywhere: ``governance``), and one row per event the relay saw Kafka acknowledge, with
+its topic, partition and offset.
+
+The request path only appends to a list; a writer task hands the list to a thread that
+inserts it in one transaction every ``FLUSH_SECONDS`` (at most ``MAX_PENDING`` rows wait:
+past that the newest are dropped and counted, never the request). Retention
+(``retention.days``, a connector's ``governance.retention_days``, and
+``retention.max_bytes``) is enforced every ``PRUNE_SECONDS``: old rows first, then the
+oldest until the file fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.tasks import cancel, supervised
+
+log = structlog.get_logger(__name__)
+
+FLUSH_SECONDS = 0.2
+PRUNE_SECONDS = 60.0
+MAX_PENDING = 50_000
+PAGE = 100  # rows per page of a search, at most
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    request_id TEXT NOT NULL, outcome TEXT NOT NULL, at REAL NOT NULL,
+    connector_id TEXT, reason TEXT, event_ids TEXT NOT NULL, method TEXT, path TEXT,
+    headers TEXT NOT NULL, body BLOB NOT NULL, handled INTEGER NOT NULL,
+    PRIMARY KEY (request_id, outcome));
+CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at);
+CREATE INDEX IF NOT EXISTS deliveries_connector ON deliveries (connector_id, at);
+CREATE TABLE IF NOT EXISTS published (
+    event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS published_at ON published (at);
+"""
+
+
+class RetentionConfig(BaseModel):
+    """Top-level ``retention``: how long and how much the delivery store keeps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    days: float = Field(default=7.0, gt=0)
+    max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    request_id: str
+    outcome: str
+    at: float
+    connector_id: str | None
+    reason: str | None
+    event_ids: list[str]
+    method: str | None
+    path: str | None
+    headers: dict[str, str]
+    body: bytes
+    handled: bool  # its personal data was handled before it was stored
+
+    def summary(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "outcome": self.outcome, "at": self.at,
+                "connector_id": self.connector_id, "reason": self.reason,
+                "event_ids": self.event_ids, "bytes": len(self.body)}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # an operator's record: a crash may lose the last
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+class DeliveryStore:
+    """One process's side of the store: ``record`` and ``published`` from the event
+    loop, everything else on its own thread."""
+
+    def __init__(self, path: Path, retention: RetentionConfig,
+                 connector_days: Mapping[str, float] | None = None) -> None:
+        self.path = path
+        self.retention = retention
+        self.connector_days = dict(connector_days or {})
+        self.dropped = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._published: list[tuple[str, str, int, int, float]] = []
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deliveries")
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- the request path and the relay: appends only ------------------------------------
+
+    def record(self, request_id: str, outcome: str, connector_id: str | None,
+               reason: str | None, event_ids: list[str], method: str | None,
+               path: str | None, headers: Mapping[str, str], body: bytes,
+               handled: bool = False) -> None:
+        if len(self._rows) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._rows.append((request_id, outcome, time.time(), connector_id, reason,
+                           orjson.dumps(event_ids).decode(), method, path,
+                           orjson.dumps(dict(headers)).decode(), body, int(handled)))
+
+    def published(self, event_id: str, topic: str, partition: int, offset: int) -> None:
+        if len(self._published) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._published.append((event_id, topic, partition, offset, time.time()))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await self._run(_connect, self.path)
+        self._tasks = [supervised("deliveries-writer", self._write_loop),
+                       supervised("deliveries-retention", self._prune_loop)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            await cancel(task)
+        self._tasks = []
+        await self.flush()
+        if self._db is not None:
+            db, self._db = self._db, None
+            await self._run(db.close)
+        self._io.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        published, self._published = self._published, []
+        if (rows or published) and self._db is not None:
+            await self._run(self._insert, rows, published)
+
+    def _insert(self, rows: list[tuple[Any, ...]],
+                published: list[tuple[str, str, int, int, float]]) -> None:
+        assert self._db is not None
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO published VALUES (?,?,?,?,?)", published)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    async def _write_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            removed = await self._run(self.prune, time.time())
+            if removed:
+                log.info("deliveries_expired", rows=removed)
+            await asyncio.sleep(PRUNE_SECONDS)
+
+    def prune(self, now: float) -> int:
+        """Rows past their retention, then the oldest until the file fits max_bytes."""
+        assert self._db is not None
+        with self._lock:
+            db = self._db
+            removed = db.execute("DELETE FROM deliveries WHERE at < ?",
+                                 (now - self.retention.days * 86400,)).rowcount
+            for cid, days in self.connector_days.items():
+                removed += db.execute("DELETE FROM deliveries WHERE connector_id = ? AND at < ?",
+                                      (cid, now - days * 86400)).rowcount
+            db.execute("DELETE FROM published WHERE at < ?",
+                       (now - self.retention.days * 86400,))
+            while self._bytes() > self.retention.max_bytes:
+                gone = db.execute("DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM"
+                                  " deliveries ORDER BY at LIMIT 1000)").rowcount
+                db.execute("PRAGMA incremental_vacuum")
+                removed += gone
+                if not gone:
+                    break
+            if removed:
+                db.execute("PRAGMA incremental_vacuum")
+            return removed
+
+    def _bytes(self) -> int:
+        assert self._db is not None
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    # -- reading (the admin API) ---------------------------------------------------------
+
+    async def search(self, **filters: Any) -> list[Delivery]:
+        await self.flush()  # what was just answered is found
+        return list(await self._run(self._search, filters))
+
+    def _search(self, f: dict[str, Any]) -> list[Delivery]:
+        assert self._db is not None
+        where, args = ["1"], []
+        for column in ("connector_id", "outcome", "reason"):
+            if f.get(column):
+                where.append(f"{column} = ?")
+                args.append(f[column])
+        if f.get("since") is not None:
+            where.append("at >= ?")
+            args.append(f["since"])
+        if f.get("until") is not None:
+            where.append("at < ?")
+            args.append(f["until"])
+        if f.get("before") is not None:  # paging: older than the last row seen
+            where.append("at < ?")
+            args.append(f["before"])
+        if f.get("q"):
+            where.append("instr(body, ?) > 0")
+            args.append(str(f["q"]).encode())
+        if f.get("type"):
+            where.append("instr(body, ?) > 0")  # the type is in the body: a first cut
+            args.append(str(f["type"]).encode())
+        if f.get("request_ids"):
+            ids = list(f["request_ids"])[:1000]
+            where.append(f"request_id IN ({','.join('?' * len(ids))})")
+            args.extend(ids)
+        limit = min(int(f.get("limit") or PAGE), 1000 if f.get("request_ids") else PAGE)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM deliveries WHERE {' AND '.join(where)}"  # noqa: S608
+                " ORDER BY at DESC LIMIT ?", (*args, limit)).fetchall()
+        return [Delivery(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6], r[7],
+                         orjson.loads(r[8]), bytes(r[9]), bool(r[10])) for r in rows]
+
+    async def path_of(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Where each event went: its topic, partition and offset once published."""
+        await self.flush()
+        return dict(await self._run(self._path_of, event_ids))
+
+    def _path_of(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        assert self._db is not None
+        ids = event_ids[:1000]
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT event_id, topic, partition, \"offset\", at FROM published"  # noqa: S608
+                f" WHERE event_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+        return {r[0]: {"topic": r[1], "partition": r[2], "offset": r[3], "at": r[4]}
+                for r in rows}
