@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import itertools
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -304,6 +306,14 @@ def _rejected(rt: Runtime, shown: str | None, label: str, request_id: str,
              client_request_id=client)
 
 
+def _on_sighup(controls: Controls) -> None:
+    """``kill -HUP``: a reload, in every process (through ``Controls``), as ``POST
+    /admin/reload`` does. Only where the loop may take signals (the main thread)."""
+    with contextlib.suppress(RuntimeError, ValueError, NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP,
+                                                      controls.request_reload)
+
+
 def _started(start: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     """A synchronous start (it spawns its tasks) as a lifecycle step."""
     async def step() -> None:
@@ -366,6 +376,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
 
         controls = Controls(settings.data_path)
         pipeline.paused = controls.paused
+        _on_sighup(controls)
         reloader = Reloader(loaded, swap, controls.reload_requested_at)
         if reloader.watching:
             reloading: list[asyncio.Task[None]] = []

@@ -133,3 +133,34 @@ def test_find_replay_redrive_pause_and_reload(
         assert main(["connectors", "resume", "gh", "--config", str(path)]) == 0
         assert main(["reload", "--config", str(path)]) == 0
         assert "paused: none" in capsys.readouterr().out
+
+
+def test_sighup_reloads_gateway_run_without_a_restart(kafka_bootstrap: str, tmp_path: Path,
+                                                      topic_prefix: str) -> None:
+    import os
+    import signal
+
+    from tests.helpers import GatewayProcess
+
+    cfg = base_config(kafka_bootstrap, tmp_path / "data", f"{topic_prefix}.{{source}}")
+    cfg["connectors"] = {"gh": {"type": "github", "config": {"secret": SECRET}}}
+    path = write_config(tmp_path / "g.yaml", cfg)
+    gateway = GatewayProcess(path, kafka_bootstrap).start()
+    try:
+        def deliver(secret: str) -> int:
+            body = b'{"ref": "%s"}' % uuid.uuid4().hex.encode()
+            return httpx.post(f"{gateway.url}/webhooks/gh", content=body,
+                              headers=github_headers(body, secret, event="push")).status_code
+
+        assert deliver(SECRET) == 202
+        cfg["connectors"]["gh"]["config"]["secret"] = SECRET + "-rotated"
+        path.write_text(yaml.safe_dump(cfg))
+        assert gateway.proc is not None
+        pid = gateway.proc.pid
+        os.kill(pid, signal.SIGHUP)
+        assert wait_for(lambda: deliver(SECRET + "-rotated") == 202, timeout=15)
+        assert deliver(SECRET) == 401
+        assert gateway.proc.poll() is None  # the same process: no restart
+        assert gateway.proc.pid == pid
+    finally:
+        gateway.stop()
