@@ -292,9 +292,10 @@ DESCRIPTIONS: dict[str, str] = {
     " personal data is handled before anything is stored, and the payload contract"
     " (`docs/governance.md`). Shown by `gateway connectors show ID`.",
     "connectors.<id>.governance.owner": "The team or person answerable for it.",
-    "connectors.<id>.governance.retention_days": "How many days the audit trail keeps the"
-    " connector's lines (and the delivery store its deliveries, when there is one): older"
-    " lines leave every audit file, swept hourly. Default: as long as the files are kept.",
+    "connectors.<id>.governance.retention_days": "How many days the delivery store keeps the"
+    " connector's deliveries and the audit trail its lines (older lines leave every audit"
+    " file, swept hourly). Default: `retention.days` for the store; for the audit, as long"
+    " as its files are kept.",
     "connectors.<id>.governance.classification": "`public`, `internal`, `confidential` or"
     " `restricted`; `restricted` connectors need `schemas` (or `allow_without_schema`).",
     "connectors.<id>.governance.pii": "Personal data in the payload: JSON paths (`$.a.b`,"

@@ -164,3 +164,38 @@ def test_sighup_reloads_gateway_run_without_a_restart(kafka_bootstrap: str, tmp_
         assert gateway.proc.pid == pid
     finally:
         gateway.stop()
+
+
+def test_the_store_keeps_deliveries_for_their_retention_and_within_its_size(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from gateway.deliveries import DeliveryStore, RetentionConfig
+
+    async def scenario() -> tuple[int, list[str], int, int]:
+        store = DeliveryStore(tmp_path / "deliveries.db",
+                              RetentionConfig(days=7, max_bytes=1 << 20),
+                              {"payments": 1.0})
+        await store.open()
+        try:
+            for i in range(3):
+                store.record(f"r{i}", "accepted", ["payments", "crm", "crm"][i], None, [],
+                             "POST", "/webhooks/x", {}, b"{}")
+            await store.flush()
+            day = 86400.0
+            kept_now = await store._run(store.prune, time.time() + 2 * day)  # payments: 1 d
+            left = sorted(d.request_id for d in await store.search())
+            for i in range(400):  # ~4 MB of bodies: past max_bytes
+                store.record(f"big{i}", "accepted", "crm", None, [], "POST", "/", {},
+                             b"x" * 10_000)
+            await store.flush()
+            removed = await store._run(store.prune, time.time())
+            return kept_now, left, removed, store._bytes()
+        finally:
+            await store.close()
+
+    expired, left, removed, size = asyncio.run(scenario())
+    assert expired == 1  # the payments delivery, past its connector's one day
+    assert left == ["r1", "r2"]
+    assert removed > 0
+    assert size <= 1 << 20
