@@ -126,3 +126,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             "these tests use a broker fixture without @pytest.mark.kafka (or a "
             "module's pytestmark = pytest.mark.kafka):\n  " + "\n  ".join(unmarked))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connector_metrics() -> None:
+    """Per-connector counters are process-wide (``gateway.metrics.METRICS``): a test
+    starts without the counts another test's connector of the same id left."""
+    from gateway.metrics import METRICS
+
+    METRICS.connectors.clear()
+    METRICS.rejections.clear()

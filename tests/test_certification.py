@@ -92,7 +92,7 @@ def test_the_state_machine() -> None:
 
 
 def deliver(url: str, body: bytes, *, good: bool = True) -> int:
-    return httpx.post(f"{url}/webhooks/gh", content=body, headers=github_headers(
+    return httpx.post(f"{url}/webhooks/cert-gh", content=body, headers=github_headers(
         body, SECRET if good else "wrong", event="push")).status_code
 
 
@@ -114,7 +114,7 @@ def test_certification_follows_the_slo_and_survives_a_restart(
                       certification={"window_seconds": WINDOW, "measure_seconds": WINDOW,
                                      "evaluate_seconds": 0.2})
     cfg["connectors"] = {
-        "gh": {"type": "github", "config": {"secret": SECRET}, "governance": {
+        "cert-gh": {"type": "github", "config": {"secret": SECRET}, "governance": {
             "owner": "platform", "slo": {"error_rate_percent": 20,
                                          "availability_percent": 99}}},
         "quiet": {"type": "github", "config": {"secret": SECRET}},
@@ -124,37 +124,38 @@ def test_certification_follows_the_slo_and_survives_a_restart(
         assert wait_state(server.url, "quiet", "pending")["breaches"] == []
         for n in range(3):
             assert deliver(server.url, b'{"ref": "refs/heads/main", "n": %d}' % n) == 202
-        wait_state(server.url, "gh", "monitoring")
-        certified = wait_state(server.url, "gh", "certified")
+        wait_state(server.url, "cert-gh", "monitoring")
+        certified = wait_state(server.url, "cert-gh", "certified")
         assert certified["objectives"]["error_rate_percent"] == 20
         assert certified["breaches"] == []
 
         for n in range(3):  # rejected: more than 20 % of the window's requests
             assert deliver(server.url, b'{"n": %d}' % n, good=False) == 401
-        failed = wait_state(server.url, "gh", "failed", timeout=10)
+        failed = wait_state(server.url, "cert-gh", "failed", timeout=10)
         assert "error_rate_percent" in failed["breaches"]
         assert failed["measured"]["rejected"] == {"invalid_signature": 3}
         assert failed["health"]["status"] == "degraded"
         metrics = httpx.get(f"{server.url}/metrics").text
-        assert 'gateway_connector_certification{connector_id="gh",state="failed"} 1.0' in metrics
-        assert ('gateway_connector_slo_breached{connector_id="gh",objective='
+        assert ('gateway_connector_certification{connector_id="cert-gh",state="failed"} 1.0'
+                in metrics)
+        assert ('gateway_connector_slo_breached{connector_id="cert-gh",objective='
                 '"error_rate_percent"} 1.0') in metrics
-        assert ('gateway_connector_rejections_total{connector_id="gh",reason='
+        assert ('gateway_connector_rejections_total{connector_id="cert-gh",reason='
                 '"invalid_signature"} 3.0') in metrics
-        assert 'gateway_connector_events_accepted_total{connector_id="gh"} 3.0' in metrics
-        assert 'gateway_connector_health{connector_id="gh",status="degraded"} 1.0' in metrics
+        assert 'gateway_connector_events_accepted_total{connector_id="cert-gh"} 3.0' in metrics
+        assert 'gateway_connector_health{connector_id="cert-gh",status="degraded"} 1.0' in metrics
 
         # the rejections leave the window, then a clean window certifies it again
-        wait_state(server.url, "gh", "certified", timeout=20)
+        wait_state(server.url, "cert-gh", "certified", timeout=20)
 
-    history = read_state(data_dir)["connectors"]["gh"]["certification"]["history"]
+    history = read_state(data_dir)["connectors"]["cert-gh"]["certification"]["history"]
     assert [h["to"] for h in history] == ["monitoring", "certified", "failed", "certified"]
     with thread_server(config) as server:  # a restart keeps the state and its history
-        view = wait_state(server.url, "gh", "certified", timeout=10)
+        view = wait_state(server.url, "cert-gh", "certified", timeout=10)
         assert len(view["certification"]["history"]) == 4
     out = subprocess.run([sys.executable, "-m", "gateway", "connectors", "status", "--config",
                           str(config)], cwd=ROOT, capture_output=True, text=True,
                          timeout=60, check=True)
     assert [line.split()[:2] for line in out.stdout.splitlines()
-            if line.startswith(("gh ", "quiet "))] == [["gh", "certified"],
+            if line.startswith(("cert-gh ", "quiet "))] == [["cert-gh", "certified"],
                                                         ["quiet", "pending"]]

@@ -164,8 +164,8 @@ class LocalKafkaCluster:
         shared = self._shared_properties()
         for n in self.nodes:
             n.write_properties(shared)
-        busy = [f"{name} {port}" for n in self.nodes if not n.running
-                for name, port in n.ports.items() if not port_free(port)]
+        busy = [f"{name} {port}" for n in self.nodes if not n.running and not n.formatted
+                for name, port in n.ports.items() if not port_free(port)]  # a first start
         if busy:  # else the readiness probe could reach whatever listens there instead
             raise KafkaLaunchError(f"in use by another process: port(s) {', '.join(busy)}")
         self._format(cp, [n for n in self.nodes if not n.formatted])
