@@ -40,18 +40,18 @@ PRUNE_SECONDS = 60.0
 MAX_PENDING = 50_000
 PAGE = 100  # rows per page of a search, at most
 
+# Rows go in in time order, so a time maps to a rowid by a binary search (``_first``):
+# one index per table (a request's id, an event's id) is all the writes pay for.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     request_id TEXT NOT NULL, outcome TEXT NOT NULL, at REAL NOT NULL,
     connector_id TEXT, reason TEXT, event_ids TEXT NOT NULL, method TEXT, path TEXT,
-    headers TEXT NOT NULL, body BLOB NOT NULL, handled INTEGER NOT NULL,
-    PRIMARY KEY (request_id, outcome));
-CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at);
-CREATE INDEX IF NOT EXISTS deliveries_connector ON deliveries (connector_id, at);
+    headers TEXT NOT NULL, body BLOB NOT NULL, handled INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_request ON deliveries (request_id);
 CREATE TABLE IF NOT EXISTS published (
-    event_id TEXT PRIMARY KEY, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    event_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     "offset" INTEGER NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS published_at ON published (at);
+CREATE INDEX IF NOT EXISTS published_event ON published (event_id);
 """
 
 
@@ -163,9 +163,9 @@ class DeliveryStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO published VALUES (?,?,?,?,?)", published)
+                    "INSERT INTO published VALUES (?,?,?,?,?)", published)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -188,16 +188,18 @@ class DeliveryStore:
         assert self._db is not None
         with self._lock:
             db = self._db
-            removed = db.execute("DELETE FROM deliveries WHERE at < ?",
-                                 (now - self.retention.days * 86400,)).rowcount
+            cutoff = now - self.retention.days * 86400
+            removed = db.execute("DELETE FROM deliveries WHERE rowid < ?",
+                                 (self._first("deliveries", cutoff),)).rowcount
             for cid, days in self.connector_days.items():
-                removed += db.execute("DELETE FROM deliveries WHERE connector_id = ? AND at < ?",
-                                      (cid, now - days * 86400)).rowcount
-            db.execute("DELETE FROM published WHERE at < ?",
-                       (now - self.retention.days * 86400,))
+                removed += db.execute(
+                    "DELETE FROM deliveries WHERE rowid < ? AND connector_id = ?",
+                    (self._first("deliveries", now - days * 86400), cid)).rowcount
+            db.execute("DELETE FROM published WHERE rowid < ?",
+                       (self._first("published", cutoff),))
             while self._bytes() > self.retention.max_bytes:
-                gone = db.execute("DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM"
-                                  " deliveries ORDER BY at LIMIT 1000)").rowcount
+                gone = db.execute("DELETE FROM deliveries WHERE rowid < ?", (
+                    self._first("deliveries", 0.0) + 1000,)).rowcount
                 db.execute("PRAGMA incremental_vacuum")
                 removed += gone
                 if not gone:
@@ -205,6 +207,27 @@ class DeliveryStore:
             if removed:
                 db.execute("PRAGMA incremental_vacuum")
             return removed
+
+    def _first(self, table: str, at: float) -> int:
+        """The first rowid of ``table`` at or after time ``at`` (one past the last row
+        when none is): a binary search over rowids, rows being in time order."""
+        assert self._db is not None
+        db = self._db
+        assert table in ("deliveries", "published")  # names, never input
+        low, high = db.execute(
+            f"SELECT min(rowid), max(rowid) FROM {table}").fetchone()  # noqa: S608
+        if low is None:
+            return 0
+        high += 1
+        while low < high:
+            mid = (low + high) // 2
+            row = db.execute(f"SELECT at FROM {table} WHERE rowid >= ? ORDER BY rowid"  # noqa: S608
+                             " LIMIT 1", (mid,)).fetchone()
+            if row is not None and row[0] < at:
+                low = mid + 1
+            else:
+                high = mid
+        return int(low)
 
     def _bytes(self) -> int:
         assert self._db is not None
@@ -226,15 +249,11 @@ class DeliveryStore:
             if f.get(column):
                 where.append(f"{column} = ?")
                 args.append(f[column])
-        if f.get("since") is not None:
-            where.append("at >= ?")
-            args.append(f["since"])
-        if f.get("until") is not None:
-            where.append("at < ?")
-            args.append(f["until"])
-        if f.get("before") is not None:  # paging: older than the last row seen
-            where.append("at < ?")
-            args.append(f["before"])
+        with self._lock:
+            for key, op in (("since", ">="), ("until", "<"), ("before", "<")):
+                if f.get(key) is not None:  # before: paging, older than the last row seen
+                    where.append(f"rowid {op} ?")
+                    args.append(self._first("deliveries", float(f[key])))
         if f.get("q"):
             where.append("instr(body, ?) > 0")
             args.append(str(f["q"]).encode())
@@ -249,7 +268,7 @@ class DeliveryStore:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT * FROM deliveries WHERE {' AND '.join(where)}"  # noqa: S608
-                " ORDER BY at DESC LIMIT ?", (*args, limit)).fetchall()
+                " ORDER BY rowid DESC LIMIT ?", (*args, limit)).fetchall()
         return [Delivery(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6], r[7],
                          orjson.loads(r[8]), bytes(r[9]), bool(r[10])) for r in rows]
 
@@ -262,8 +281,9 @@ class DeliveryStore:
         assert self._db is not None
         ids = event_ids[:1000]
         with self._lock:
-            rows = self._db.execute(
+            rows = self._db.execute(  # the last publication of each (a replay's)
                 f"SELECT event_id, topic, partition, \"offset\", at FROM published"  # noqa: S608
-                f" WHERE event_id IN ({','.join('?' * len(ids))})", ids).fetchall()
+                f" WHERE event_id IN ({','.join('?' * len(ids))}) ORDER BY rowid",
+                ids).fetchall()
         return {r[0]: {"topic": r[1], "partition": r[2], "offset": r[3], "at": r[4]}
                 for r in rows}

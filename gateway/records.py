@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
@@ -31,10 +32,17 @@ _SECRET_HEADER = re.compile(
 REDACTED = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret(name: str) -> bool:
+    return _SECRET_HEADER.search(name) is not None
+
+
 def redacted(headers: Mapping[str, str], also: Collection[str] = ()) -> dict[str, str]:
     """A request's headers fit to keep: the values of secret-bearing ones replaced (and of
-    ``also``: lower-case names a connector was configured to read a secret from)."""
-    return {name: REDACTED if _SECRET_HEADER.search(name) or name in also else value
+    ``also``: lower-case names a connector was configured to read a secret from). Header
+    names repeat from request to request: each is judged once."""
+    return {name: REDACTED if (len(name) <= 100 and _secret(name)) or name in also
+            or (len(name) > 100 and _SECRET_HEADER.search(name)) else value
             for name, value in headers.items()}
 
 
