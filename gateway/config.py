@@ -156,7 +156,7 @@ class LoadedConfig:
                 for cid, entry in self.settings.connectors.items()
                 if entry.governance is not None and entry.governance.retention_days}
         return DeliveryStore(self.settings.data_path / "deliveries.db",
-                             self.settings.retention, days)
+                             self.settings.retention, days, self.connectors)
 
     def audit_retention(self) -> dict[str, float]:
         """connector id -> seconds its audit lines are kept (governance.retention_days)."""

@@ -3,9 +3,11 @@
 ``<data_dir>/deliveries.db`` (SQLite, WAL, shared by every process of the gateway): one
 row per outcome of a request (accepted, duplicate, rejected with its reason, handshake,
 filtered, dead-lettered, failed) with its headers (the secret-bearing ones redacted, as
-in dead letters) and its raw body (with the connector's personal data handled first, as
-everywhere: ``governance``), and one row per event the relay saw Kafka acknowledge, with
-its topic, partition and offset.
+in dead letters), and one row per event the relay saw Kafka acknowledge, with its topic,
+partition and offset. The raw bodies (the connector's personal data handled first, as
+everywhere: ``governance``) go to ``<data_dir>/deliveries.bodies/<connector>/<hour>.seg``,
+appended in one write per flush; a row says where its body is. Retention deletes whole
+hours of a connector's bodies, so a shorter ``retention_days`` is kept exactly.
 
 The request path only appends to a list; a writer task hands the list to a thread that
 inserts it in one transaction every ``FLUSH_SECONDS`` (at most ``MAX_PENDING`` rows wait:
@@ -18,10 +20,12 @@ oldest until the file fits.
 from __future__ import annotations
 
 import asyncio
+import calendar
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,7 @@ FLUSH_SECONDS = 0.2
 PRUNE_SECONDS = 60.0
 MAX_PENDING = 50_000
 PAGE = 100  # rows per page of a search, at most
+SCAN = 200_000  # rows a search reads at most (a text in the body is looked for in each)
 
 # Rows go in in time order, so a time maps to a rowid by a binary search (``_first``):
 # one index per table (a request's id, an event's id) is all the writes pay for.
@@ -46,7 +51,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     request_id TEXT NOT NULL, outcome TEXT NOT NULL, at REAL NOT NULL,
     connector_id TEXT, reason TEXT, event_ids TEXT NOT NULL, method TEXT, path TEXT,
-    headers TEXT NOT NULL, body BLOB NOT NULL, handled INTEGER NOT NULL);
+    headers TEXT NOT NULL, segment TEXT NOT NULL, start INTEGER NOT NULL,
+    length INTEGER NOT NULL, handled INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_request ON deliveries (request_id);
 CREATE TABLE IF NOT EXISTS published (
     event_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
@@ -98,10 +104,13 @@ class DeliveryStore:
     loop, everything else on its own thread."""
 
     def __init__(self, path: Path, retention: RetentionConfig,
-                 connector_days: Mapping[str, float] | None = None) -> None:
+                 connector_days: Mapping[str, float] | None = None,
+                 connectors: Collection[str] = ()) -> None:
         self.path = path
+        self.segments = path.with_suffix(".bodies")  # <connector>/<hour>.seg: the bodies
         self.retention = retention
         self.connector_days = dict(connector_days or {})
+        self.connectors = frozenset(connectors)  # others' bodies share one directory
         self.dropped = 0
         self._rows: list[tuple[Any, ...]] = []
         self._published: list[tuple[str, str, int, int, float]] = []
@@ -159,17 +168,60 @@ class DeliveryStore:
     def _insert(self, rows: list[tuple[Any, ...]],
                 published: list[tuple[str, str, int, int, float]]) -> None:
         assert self._db is not None
+        rows = self._append_bodies(rows)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
-                    "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self._db.executemany(
                     "INSERT INTO published VALUES (?,?,?,?,?)", published)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _segment(self, connector_id: str | None, at: float) -> str:
+        """Where a body goes: its connector's directory (ids not configured share one:
+        a URL can name any), one file per hour (retention deletes whole files)."""
+        folder = connector_id if connector_id in self.connectors else "_other"
+        return f"{folder}/{time.strftime('%Y%m%d%H', time.gmtime(at))}.seg"
+
+    def _append_bodies(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows with each body appended to its segment file (one write per file per
+        flush; ``O_APPEND`` places it atomically beside other processes' writes), and
+        replaced by (segment, start, length)."""
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(self._segment(row[3], row[2]), []).append(i)
+        placed: dict[int, tuple[str, int, int]] = {}
+        for segment, indexes in groups.items():
+            target = self.segments / segment
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = b"".join(rows[i][9] for i in indexes)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                written = 0
+                while written < len(data):  # a short write continues where it stopped
+                    written += os.write(fd, memoryview(data)[written:])
+                start = os.lseek(fd, 0, os.SEEK_CUR) - len(data)
+            finally:
+                os.close(fd)
+            for i in indexes:
+                length = len(rows[i][9])
+                placed[i] = (segment, start, length)
+                start += length
+        return [(*row[:9], *placed[i], row[10]) for i, row in enumerate(rows)]
+
+    def _body(self, segment: str, start: int, length: int) -> bytes:
+        try:
+            fd = os.open(self.segments / segment, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return b""  # expired
+        try:
+            return os.pread(fd, length, start)
+        finally:
+            os.close(fd)
 
     async def _write_loop(self) -> None:
         while True:
@@ -197,16 +249,33 @@ class DeliveryStore:
                     (self._first("deliveries", now - days * 86400), cid)).rowcount
             db.execute("DELETE FROM published WHERE rowid < ?",
                        (self._first("published", cutoff),))
-            while self._bytes() > self.retention.max_bytes:
-                gone = db.execute("DELETE FROM deliveries WHERE rowid < ?", (
-                    self._first("deliveries", 0.0) + 1000,)).rowcount
-                db.execute("PRAGMA incremental_vacuum")
-                removed += gone
-                if not gone:
-                    break
+            segments = self._expire_segments(now)
+            while segments and self._bytes(segments) > self.retention.max_bytes:
+                oldest = segments.pop(0)  # the whole hour goes, its rows with it
+                removed += db.execute("DELETE FROM deliveries WHERE segment = ?",
+                                      (oldest[1],)).rowcount
+                (self.segments / oldest[1]).unlink(missing_ok=True)
             if removed:
                 db.execute("PRAGMA incremental_vacuum")
             return removed
+
+    def _expire_segments(self, now: float) -> list[tuple[str, str, int]]:
+        """Deletes the segment files past their connector's retention (whole hours);
+        returns the others, oldest first, as (hour, segment, size)."""
+        left = []
+        for file in self.segments.glob("*/*.seg"):
+            folder, hour = file.parent.name, file.stem
+            days = self.connector_days.get(folder, self.retention.days)
+            try:
+                ends = calendar.timegm(time.strptime(hour, "%Y%m%d%H")) + 3600
+                size = file.stat().st_size
+            except (ValueError, OSError):
+                continue
+            if ends < now - days * 86400:
+                file.unlink(missing_ok=True)
+            else:
+                left.append((hour, f"{folder}/{file.name}", size))
+        return sorted(left)
 
     def _first(self, table: str, at: float) -> int:
         """The first rowid of ``table`` at or after time ``at`` (one past the last row
@@ -229,12 +298,15 @@ class DeliveryStore:
                 high = mid
         return int(low)
 
-    def _bytes(self) -> int:
+    def _bytes(self, segments: list[tuple[str, str, int]] | None = None) -> int:
+        """The store's size: the database's used pages and the segment files."""
         assert self._db is not None
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         size = self._db.execute("PRAGMA page_size").fetchone()[0]
-        return int((pages - free) * size)
+        bodies = sum(s[2] for s in segments) if segments is not None else sum(
+            f.stat().st_size for f in self.segments.glob("*/*.seg"))
+        return int((pages - free) * size) + bodies
 
     # -- reading (the admin API) ---------------------------------------------------------
 
@@ -254,23 +326,26 @@ class DeliveryStore:
                 if f.get(key) is not None:  # before: paging, older than the last row seen
                     where.append(f"rowid {op} ?")
                     args.append(self._first("deliveries", float(f[key])))
-        if f.get("q"):
-            where.append("instr(body, ?) > 0")
-            args.append(str(f["q"]).encode())
-        if f.get("type"):
-            where.append("instr(body, ?) > 0")  # the type is in the body: a first cut
-            args.append(str(f["type"]).encode())
+        # text in the body (the type is in the body too: a first cut), read from segments
+        texts = [str(f[k]).encode() for k in ("q", "type") if f.get(k)]
         if f.get("request_ids"):
             ids = list(f["request_ids"])[:1000]
             where.append(f"request_id IN ({','.join('?' * len(ids))})")
             args.extend(ids)
         limit = min(int(f.get("limit") or PAGE), 1000 if f.get("request_ids") else PAGE)
+        found: list[Delivery] = []
         with self._lock:
             rows = self._db.execute(
                 f"SELECT * FROM deliveries WHERE {' AND '.join(where)}"  # noqa: S608
-                " ORDER BY rowid DESC LIMIT ?", (*args, limit)).fetchall()
-        return [Delivery(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]), r[6], r[7],
-                         orjson.loads(r[8]), bytes(r[9]), bool(r[10])) for r in rows]
+                " ORDER BY rowid DESC", args)
+            for scanned, r in enumerate(rows):
+                body = self._body(r[9], r[10], r[11])
+                if all(t in body for t in texts):
+                    found.append(Delivery(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5]),
+                                          r[6], r[7], orjson.loads(r[8]), body, bool(r[12])))
+                if len(found) >= limit or scanned >= SCAN:
+                    break
+        return found
 
     async def path_of(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Where each event went: its topic, partition and offset once published."""
