@@ -7,7 +7,7 @@ in dead letters), and one row per event the relay saw Kafka acknowledge, with it
 partition and offset. The raw bodies (the connector's personal data handled first, as
 everywhere: ``governance``) go to ``<data_dir>/deliveries.bodies/<connector>/<hour>.seg``,
 appended in one write per flush; a row says where its body is. Retention deletes whole
-hours of a connector's bodies, so a shorter ``retention_days`` is kept exactly.
+hours of a connector's bodies: a shorter ``retention_days`` is kept to the hour.
 
 The request path only appends to a list; a writer task hands the list to a thread that
 inserts it in one transaction every ``FLUSH_SECONDS`` (at most ``MAX_PENDING`` rows wait:
