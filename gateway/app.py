@@ -314,6 +314,17 @@ def _on_sighup(controls: Controls) -> None:
                                                       controls.request_reload)
 
 
+async def _close_current(loaded: LoadedConfig, connector_id: str) -> None:
+    connector = loaded.connectors.get(connector_id)
+    if connector is not None:
+        await connector.aclose()
+
+
+async def _close_added(loaded: LoadedConfig, initial: set[str]) -> None:
+    for cid in set(loaded.connectors) - initial:
+        await loaded.connectors[cid].aclose()
+
+
 def _started(start: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     """A synchronous start (it spawns its tasks) as a lifecycle step."""
     async def step() -> None:
@@ -345,10 +356,12 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         parts.add("deliveries", start=deliveries.open, stop=deliveries.close)
         parts.add("audit", start=audit.open, stop=audit.close)
         parts.add("credentials", stop=_closing(loaded))
-        for cid, connector in loaded.connectors.items():
-            parts.add(f"connector:{cid}", start=connector.start, stop=connector.aclose,
-                      needs=["credentials"])
+        for cid, connector in loaded.connectors.items():  # stopped: the one a reload left
+            parts.add(f"connector:{cid}", start=connector.start, needs=["credentials"],
+                      stop=functools.partial(_close_current, loaded, cid))
         connectors = [f"connector:{cid}" for cid in loaded.connectors]
+        parts.add("connectors-added", needs=connectors,  # by a reload: stopped first
+                  stop=functools.partial(_close_added, loaded, set(loaded.connectors)))
         telemetry = Telemetry.from_config(settings.telemetry, "worker")
         if telemetry is not None:
             parts.add("telemetry", stop=functools.partial(asyncio.to_thread, telemetry.close))
@@ -361,7 +374,8 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         parts.add("relay", start=_started(relay.start), stop=relay.stop,
                   needs=["buffer", "audit", "telemetry", "deliveries"])
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
-                            audit, loaded.policies, loaded.acls, loaded.write_back)
+                            audit, loaded.policies, loaded.acls, loaded.write_back,
+                            runs_pollers=relay_in_process)
         parts.add("pollers", start=_started(runner.start), stop=runner.stop,
                   needs=["relay", *connectors])
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
@@ -370,9 +384,10 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
         parts.add("metrics", start=_started(sync.start), stop=sync.stop,
                   needs=["buffer", "audit"])
 
-        async def swap(_: LoadedConfig, changed: dict[str, Connector[Any]]) -> None:
-            pipeline.swap(changed, loaded.acls, loaded.policies)
-            await runner.swap(changed)
+        async def swap(_: LoadedConfig, changed: dict[str, Connector[Any]],
+                       removed: list[str]) -> None:
+            pipeline.swap(changed, loaded.acls, loaded.policies, removed)
+            await runner.swap(changed, removed, loaded.acls, loaded.policies)
 
         controls = Controls(settings.data_path)
         pipeline.paused = controls.paused

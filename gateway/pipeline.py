@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -85,10 +85,22 @@ class Pipeline:
                                  if c.acknowledgement is not None}
 
     def swap(self, connectors: Mapping[str, Connector[Any]], acls: Mapping[str, Acl],
-             policies: Mapping[str, Policy] | None = None) -> None:
-        """Takes these connectors (same ids, new options: a rotated secret) from the next
-        request on; a request already past its lookup finishes with the old one."""
+             policies: Mapping[str, Policy] | None = None,
+             removed: Collection[str] = ()) -> None:
+        """Takes these connectors (new ones, or new options: a rotated secret) from the
+        next request on, and no more the ``removed``; a request already past its lookup
+        finishes with the old one."""
+        for cid in removed:
+            for table in (self.webhooks, self.push_sources, self.ingress,
+                          self.acknowledgements, self.limits.buckets):
+                table.pop(cid, None)
+            self.records.forget(cid, None, None)
         for cid, c in connectors.items():
+            if not isinstance(c, Webhook):
+                self.webhooks.pop(cid, None)  # a type that changed kind
+            if not isinstance(c, PushSource):
+                self.push_sources.pop(cid, None)
+            self.acknowledgements.pop(cid, None)
             if isinstance(c, Webhook):
                 self.webhooks[cid] = c
                 if c.acknowledgement is not None:

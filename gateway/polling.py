@@ -24,7 +24,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -71,23 +71,28 @@ class _Backoff:
         return min(_DOUBLING(retry_state), self.poller.next_delay())
 
 
+_HEALTH: dict[str, Any] = {  # a poller's health before its first poll
+    "last_success": None, "last_error": None, "last_error_at": None, "events_polled": 0,
+    "newest_event": None, "last_event_at": None, "polls": 0, "polls_failed": 0,
+    "dead_lettered": 0}
+
+
 class PollRunner:
     def __init__(self, settings: GatewayConfig, connectors: dict[str, Connector[Any]],
                  buffer: Buffer, audit: AuditLog,
                  policies: Mapping[str, Policy] | None = None,
                  acls: Mapping[str, Acl] | None = None,
-                 write_back: Callable[[str, str], Awaitable[bool]] | None = None) -> None:
+                 write_back: Callable[[str, str], Awaitable[bool]] | None = None,
+                 runs_pollers: bool = True) -> None:
         self.settings = settings
+        self.runs_pollers = runs_pollers  # else another process does (gateway relay)
         self.write_back = write_back  # a rotated credential, to the credential store
         self.pollers = {cid: c for cid, c in connectors.items()
                         if isinstance(c, PollingConnector)}
         self.buffer = buffer
         self.audit = audit
         self.records = Records(settings.kafka, policies, acls)
-        self.health: dict[str, dict[str, Any]] = {
-            cid: {"last_success": None, "last_error": None, "last_error_at": None,
-                  "events_polled": 0, "newest_event": None, "last_event_at": None,
-                  "polls": 0, "polls_failed": 0, "dead_lettered": 0} for cid in self.pollers}
+        self.health: dict[str, dict[str, Any]] = {cid: dict(_HEALTH) for cid in self.pollers}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._https: dict[str, PollHttp] = {}
 
@@ -103,18 +108,27 @@ class PollRunner:
         self._tasks[cid] = supervised(f"poller-{cid}",
                                       functools.partial(self._loop, cid, poller, http))
 
-    async def swap(self, connectors: dict[str, Connector[Any]]) -> None:
-        """Runs these pollers (same ids, new options) instead: each one's loop stops
-        between polls or mid-poll (its cursor commits with its events, so the new one
-        goes on from there) and starts again with the new options."""
-        for cid, poller in connectors.items():
-            if not isinstance(poller, PollingConnector) or cid not in self.pollers:
-                continue
+    async def swap(self, connectors: dict[str, Connector[Any]],
+                   removed: Collection[str] = (), acls: Mapping[str, Acl] | None = None,
+                   policies: Mapping[str, Policy] | None = None) -> None:
+        """Runs these pollers (new ones, or new options) instead, and no more the
+        ``removed``: each one's loop stops between polls or mid-poll (its cursor commits
+        with its events, so a new one goes on from there). Only where pollers run."""
+        if not self.runs_pollers:
+            return
+        for cid in [*removed, *connectors]:
             await cancel(self._tasks.pop(cid, None))
             if (http := self._https.pop(cid, None)) is not None:
                 await http.aclose()
-            self.pollers[cid] = poller
-            self._start(cid, poller)
+            self.pollers.pop(cid, None)
+            self.records.forget(cid, (acls or {}).get(cid), (policies or {}).get(cid))
+        for cid, poller in connectors.items():
+            if isinstance(poller, PollingConnector):
+                self.pollers[cid] = poller
+                self.health.setdefault(cid, dict(_HEALTH))
+                self._start(cid, poller)
+        if self.pollers and "" not in self._tasks:
+            self._tasks[""] = supervised("poller-health", self._report)
 
     async def stop(self) -> None:
         for task in self._tasks.values():

@@ -358,7 +358,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
                   deliveries)
     relay.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
-                        loaded.policies, loaded.acls, loaded.write_back)
+                        loaded.policies, loaded.acls, loaded.write_back, runs_pollers=pollers)
     runner.start()
     sync = MetricsSync(METRICS, buffer, role="relay")  # pollers' counts: /metrics, SLOs
     sync.start()
@@ -370,9 +370,9 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     controls = Controls(settings.data_path)
     pipeline.paused = controls.paused
 
-    async def swap(_: LoadedConfig, changed: dict[str, Any]) -> None:
-        pipeline.swap(changed, loaded.acls, loaded.policies)
-        await runner.swap(changed)
+    async def swap(_: LoadedConfig, changed: dict[str, Any], removed: list[str]) -> None:
+        pipeline.swap(changed, loaded.acls, loaded.policies, removed)
+        await runner.swap(changed, removed, loaded.acls, loaded.policies)
 
     reloader = Reloader(loaded, swap, controls.reload_requested_at)  # secrets, admin reloads
     reloading = supervised("credential-reload", reloader.run) if reloader.watching else None

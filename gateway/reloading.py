@@ -5,10 +5,10 @@ a Kubernetes secret update swaps a symlink, which changes all three), and every
 ``credentials.refresh_seconds`` the Vault secrets' versions; on a change the
 configuration file is read again whole. When it is valid, each connector whose resolved
 options changed is swapped in the running process (webhooks and push from the next
-request, pollers from their next poll); when it is not, its problems are logged and the
-running configuration stays until the next change. Connectors added or removed, and
-settings outside the connectors, need a restart (logged). Every worker process watches
-on its own, so all of them switch.
+request, pollers from their next poll); connectors added start, connectors removed stop
+(their URL answers 404 from then on). When it is not valid, its problems are logged and
+the running configuration stays until the next change. Settings outside the connectors
+need a restart. Every worker process watches on its own, so all of them switch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from gateway.errors import ConfigError
 
 log = structlog.get_logger(__name__)
 
-Apply = Callable[[LoadedConfig, dict[str, Connector[Any]]], Awaitable[None]]
+# (the new configuration, the connectors added or changed, the ids removed)
+Apply = Callable[[LoadedConfig, dict[str, Connector[Any]], list[str]], Awaitable[None]]
 
 
 class Reloader:
@@ -38,6 +39,7 @@ class Reloader:
         self.requested = requested  # when a reload was last asked for (gateway.admin)
         self._asked = requested() if requested is not None else 0.0
         self._vault_checked = time.monotonic()
+        self._lock = asyncio.Lock()  # one reload at a time (the loop, the admin API)
 
     @property
     def watching(self) -> bool:
@@ -69,6 +71,10 @@ class Reloader:
 
     async def reload(self) -> list[str]:
         """Reads the configuration again and swaps the changed connectors: their ids."""
+        async with self._lock:
+            return await self._reload()
+
+    async def _reload(self) -> list[str]:
         old = self.loaded
         assert old.path is not None
         assert old.credentials is not None
@@ -81,12 +87,13 @@ class Reloader:
                 files[path] = await asyncio.to_thread(fingerprint, path)
             return []
         changed = {cid: c for cid, c in new.connectors.items()
-                   if cid in old.connectors and type(c) is type(old.connectors[cid])
-                   and (c.config != old.connectors[cid].config
-                        or new.settings.connectors[cid] != old.settings.connectors[cid])}
-        if set(new.connectors) != set(old.connectors):
-            log.warning("reload_needs_restart", detail="connectors were added or removed")
-        replaced = {cid: old.connectors[cid] for cid in changed}
+                   if cid not in old.connectors or type(c) is not type(old.connectors[cid])
+                   or c.config != old.connectors[cid].config
+                   or new.settings.connectors[cid] != old.settings.connectors[cid]}
+        removed = sorted(set(old.connectors) - set(new.connectors))
+        for cid in changed:  # in dependency order: the new ones start before they serve
+            await changed[cid].start()
+        gone = [old.connectors[cid] for cid in [*changed, *removed] if cid in old.connectors]
         for cid, connector in changed.items():
             old.connectors[cid] = connector
             old.acls[cid] = new.acls[cid]
@@ -94,11 +101,18 @@ class Reloader:
                 old.policies[cid] = new.policies[cid]
             else:
                 old.policies.pop(cid, None)
-        if changed:
-            await self.apply(new, changed)
-        for connector in replaced.values():
+        for cid in removed:
+            del old.connectors[cid]
+            old.acls.pop(cid, None)
+            old.policies.pop(cid, None)
+        entries = {cid: e for cid, e in old.settings.connectors.items() if cid not in removed}
+        entries.update({cid: new.settings.connectors[cid] for cid in changed})
+        old.settings = old.settings.model_copy(update={"connectors": entries})
+        if changed or removed:
+            await self.apply(new, changed, removed)
+        for connector in gone:
             await connector.aclose()
         previous, old.credentials = old.credentials, new.credentials
         await asyncio.to_thread(previous.close)
-        log.info("connectors_reloaded", connectors=sorted(changed))
-        return sorted(changed)
+        log.info("connectors_reloaded", connectors=sorted(changed), removed=removed)
+        return sorted([*changed, *removed])

@@ -93,10 +93,15 @@ def test_find_replay_redrive_pause_and_reload(
         records = consume(kafka_bootstrap, f"{topic_prefix}.github", expect=2)
         assert [orjson.loads(r.value)["id"] for r in records] == [event_id, event_id]
 
-        # fix the connector (its ACL), reload, redrive the dead letter: it is published
+        # fix the connector (its ACL), add another; reload; redrive the dead letter
         cfg["connectors"]["gh"]["acl"] = {"event_types": ["push", "pull_request*"]}
+        cfg["connectors"]["later"] = {"type": "github", "config": {"secret": SECRET}}
         path.write_text(yaml.safe_dump(cfg))
-        assert httpx.post(f"{admin}/reload", headers=auth).json() == {"reloaded": ["gh"]}
+        assert httpx.post(f"{admin}/reload", headers=auth).json() == {
+            "reloaded": ["gh", "later"]}
+        body = b'{"ref": "added"}'
+        assert httpx.post(f"{server.url}/webhooks/later", content=body, headers=github_headers(
+            body, SECRET, event="push")).status_code == 202  # added without a restart
         redriven = httpx.post(f"{admin}/dlq/redrive", headers=auth,
                               json={"filter": {"connector_id": "gh"}}).json()
         assert [r["request_id"] for r in redriven["replayed"]] == [
@@ -120,6 +125,12 @@ def test_find_replay_redrive_pause_and_reload(
                         timeout=5)
         lines = server.wait_audit(lambda line: line["outcome"] == "replayed", count=2)
         assert sorted(line["reason"] or "-" for line in lines) == ["-", "redrive"]
+
+        del cfg["connectors"]["later"]  # removed: its URL answers 404 from then on
+        path.write_text(yaml.safe_dump(cfg))
+        assert httpx.post(f"{admin}/reload", headers=auth).json() == {"reloaded": ["later"]}
+        assert httpx.post(f"{server.url}/webhooks/later", content=body, headers=github_headers(
+            body, SECRET, event="push")).status_code == 404
 
         # the same from the command line
         capsys.readouterr()
