@@ -227,8 +227,9 @@ class AdminApi:
         return _json(200, {"paused": sorted(self.controls.set_paused(cid, action == "pause"))})
 
     async def reload_all(self, request: Request) -> Response:
-        self.controls.request_reload()  # the workers' reloaders see it
-        return _json(200, {"reloaded": await self.reload()})
+        swapped = await self.reload()  # here first: its answer says what changed
+        self.controls.request_reload()  # then the workers' reloaders (theirs, a no-op here)
+        return _json(200, {"reloaded": swapped})
 
 
 def create_admin(token: str, store: DeliveryStore, pipeline: Pipeline, controls: Controls,
