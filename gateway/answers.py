@@ -5,7 +5,7 @@ refusals, handshakes and a buffer that cannot take the event now."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -71,11 +71,12 @@ def shown_id(connector_id: str) -> str:
 def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
              request_id: str, body_sha256: str, label: str | None = None,
              trace: Trace | None = None, store: DeliveryStore | None = None,
-             handle: Callable[[bytes], bytes] | None = None) -> Audit:
+             handle: Callable[[bytes], bytes] | None = None,
+             secret_headers: Collection[str] = ()) -> Audit:
     """Records one request's outcomes: the audit line (with the request's ``trace``), the
     outcome counter (under ``label``, default the connector id) and, with a ``store``,
-    the delivery itself (headers redacted, the body through ``handle``: the connector's
-    personal data handled, ``kept_body``)."""
+    the delivery itself (headers redacted, ``secret_headers`` too: the connector's own;
+    the body through ``handle``: its personal data handled, ``webhook_body``)."""
     label = label or connector_id or "-"
     client_rid = client_request_id(request.headers)
     traceparent = trace.traceparent if trace is not None else None
@@ -85,7 +86,7 @@ def auditor(log: AuditLog, connector_id: str | None, request: InboundRequest,
         assert store is not None
         if not kept:  # the raw values of personal data are never stored
             body = request.body if handle is None else handle(request.body)
-            kept.append((redacted(request.headers), body, handle is not None))
+            kept.append((redacted(request.headers, secret_headers), body, handle is not None))
         headers, body, handled = kept[0]
         store.record(request_id, outcome, connector_id, reason, ids, request.method,
                      urlsplit(request.url).path, headers, body, handled)

@@ -15,7 +15,7 @@ from gateway.buffer.codec import Headers
 from gateway.errors import Paused, PayloadTooLarge, Rejected, Unavailable, Unnormalizable
 from gateway.governance import SchemaViolation
 from gateway.pipeline import Pipeline
-from gateway.records import MAX_EVENT_TYPE
+from gateway.records import MAX_EVENT_TYPE, secret_headers
 from gateway.tracing import Trace
 
 MAX_PROBLEMS = 100  # problems listed in a 400 from /api/events; the rest are counted
@@ -150,7 +150,8 @@ class ApiEvents:
         connector_id = connector.connector_id
         audit = auditor(p.audit, connector_id, request, request_id, body_sha256, trace=trace,
                         store=p.deliveries,
-                        handle=events_body(p.records.policies.get(connector_id)))
+                        handle=events_body(p.records.policies.get(connector_id)),
+                        secret_headers=secret_headers(connector))
         try:
             self._admit(connector_id, request)
         except Rejected as exc:

@@ -46,17 +46,11 @@ from gateway.errors import (
 )
 from gateway.governance import Policy, SchemaViolation
 from gateway.ratelimit import RateLimits
-from gateway.records import Records, redacted
+from gateway.records import Records, redacted, secret_headers
 from gateway.telemetry import Telemetry
 from gateway.tracing import Trace
 
 log = structlog.get_logger(__name__)
-
-
-def _secret_headers(connector: Connector[Any]) -> set[str]:
-    """Headers its configuration names as secret-bearing (an ingress API key's)."""
-    key = connector.config.api_key
-    return {key.header.lower()} if key is not None and key.header else set()
 
 
 class Pipeline:
@@ -136,7 +130,8 @@ class Pipeline:
                           audit)
         audit = auditor(self.audit, connector_id, request, request_id, body_sha256,
                         trace=trace, store=self.deliveries,
-                        handle=webhook_body(self.records.policies.get(connector_id)))
+                        handle=webhook_body(self.records.policies.get(connector_id)),
+                        secret_headers=secret_headers(connector))
         try:
             if connector_id in self.paused():
                 raise Paused(f"connector {connector_id!r} is paused", retry_after=30)
@@ -261,4 +256,4 @@ class Pipeline:
             request_id=request_id, content_type=request.header("content-type"), body=text,
             body_base64=b64, trace=trace,
             violations=problem.violations if isinstance(problem, SchemaViolation) else None,
-            delivery_id=delivery, headers=redacted(request.headers, _secret_headers(connector)))
+            delivery_id=delivery, headers=redacted(request.headers, secret_headers(connector)))

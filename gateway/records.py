@@ -37,6 +37,13 @@ def _secret(name: str) -> bool:
     return _SECRET_HEADER.search(name) is not None
 
 
+def secret_headers(connector: Connector[Any]) -> set[str]:
+    """Headers its configuration names as secret-bearing (an ingress API key's), in
+    lower case: ``redacted``'s ``also``."""
+    key = connector.config.api_key
+    return {key.header.lower()} if key is not None and key.header else set()
+
+
 def redacted(headers: Mapping[str, str], also: Collection[str] = ()) -> dict[str, str]:
     """A request's headers fit to keep: the values of secret-bearing ones replaced (and of
     ``also``: lower-case names a connector was configured to read a secret from). Header

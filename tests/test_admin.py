@@ -210,3 +210,25 @@ def test_the_store_keeps_deliveries_for_their_retention_and_within_its_size(
     assert left == ["r1", "r2"]
     assert removed > 0
     assert size <= 1 << 20
+
+
+def test_a_connectors_own_secret_header_is_redacted_in_the_store(
+        kafka_bootstrap: str, tmp_path: Path, topic_prefix: str) -> None:
+    """A header the connector's configuration names as secret (an ingress api_key) is
+    redacted in the delivery store as in dead letters, whatever its name."""
+    port = free_port()
+    cfg = base_config(kafka_bootstrap, tmp_path / "data", f"{topic_prefix}.{{source}}",
+                      admin={"port": port, "token": TOKEN})
+    cfg["connectors"] = {"gh": {"type": "github", "config": {
+        "secret": SECRET, "api_key": {"header": "X-Partner-Pass", "value": "pp-5e6f7a8b9c"}}}}
+    with thread_server(write_config(tmp_path / "g.yaml", cfg)) as server:
+        body = b'{"ref": "main"}'
+        r = httpx.post(f"{server.url}/webhooks/gh", content=body, headers={
+            **github_headers(body, SECRET, event="push"), "X-Partner-Pass": "pp-5e6f7a8b9c"})
+        assert r.status_code == 202, r.text
+        detail = httpx.get(f"http://127.0.0.1:{port}/admin/deliveries/"
+                           f"{r.headers['x-request-id']}",
+                           headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert detail["headers"]["x-partner-pass"] == "[redacted]"
+    assert b"pp-5e6f7a8b9c" not in b"".join(
+        p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
