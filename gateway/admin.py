@@ -73,8 +73,11 @@ class Controls:
         return self._paused
 
     def set_paused(self, connector_id: str, paused: bool) -> frozenset[str]:
-        current = set(self.paused()) | ({connector_id} if paused else set())
-        current -= set() if paused else {connector_id}
+        current = set(self.paused())
+        if paused:
+            current.add(connector_id)
+        else:
+            current.discard(connector_id)
         tmp = self.paused_path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(sorted(current)))
         tmp.replace(self.paused_path)

@@ -98,7 +98,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any, connectors_sub: Any) -> None:
     """The commands, on ``gateway``'s parser (``sub``) and ``gateway connectors``'s."""
     def filters(p: argparse.ArgumentParser, outcome: bool = True) -> None:
-        p.add_argument("--config", help="the configuration file (default: $GATEWAY_CONFIG)")
+        p.add_argument("--config")  # its help: cli._default_help
         p.add_argument("--connector", help="only this connector id")
         if outcome:
             p.add_argument("--outcome", help="accepted, duplicate, rejected, handshake,"
@@ -117,7 +117,7 @@ def add_parsers(sub: Any, connectors_sub: Any) -> None:
     show = dsub.add_parser("show", help="one delivery: outcomes, headers, body, and where"
                            " its events went (topic, partition, offset)")
     show.add_argument("request_id", help="its X-Request-Id")
-    show.add_argument("--config", help="the configuration file (default: $GATEWAY_CONFIG)")
+    show.add_argument("--config")  # its help: cli._default_help
     show.set_defaults(func=cmd_show)
 
     replay = sub.add_parser("replay", help="stored deliveries through their connector"
@@ -135,7 +135,7 @@ def add_parsers(sub: Any, connectors_sub: Any) -> None:
 
     reload = sub.add_parser("reload", help="read the configuration again, in every"
                             " process, without a restart (admin API)")
-    reload.add_argument("--config", help="the configuration file (default: $GATEWAY_CONFIG)")
+    reload.add_argument("--config")  # its help: cli._default_help
     reload.set_defaults(func=cmd_reload)
 
     for name, text in (("pause", "answer a connector's deliveries 503 with Retry-After"
@@ -143,5 +143,5 @@ def add_parsers(sub: Any, connectors_sub: Any) -> None:
                        ("resume", "take a paused connector's deliveries again")):
         p = connectors_sub.add_parser(name, help=text + " (admin API)")
         p.add_argument("connector_id", help="a connector of the config")
-        p.add_argument("--config", help="the configuration file (default: $GATEWAY_CONFIG)")
+        p.add_argument("--config")  # its help: cli._default_help
         p.set_defaults(func=cmd_pause)

@@ -300,8 +300,7 @@ def _rejected(rt: Runtime, shown: str | None, label: str, request_id: str,
     client = client_request_id(headers)
     rt.audit.record("rejected", connector_id=shown, reason=reason, request_id=request_id,
                     remote_addr=remote, client_request_id=client)
-    METRICS.count(label, "rejected")
-    METRICS.rejected(label, reason)
+    METRICS.outcome(None, label, "rejected", reason, 0, None)
     log.info("rejected", reason=reason, request_id=request_id, connector_id=shown,
              client_request_id=client)
 
