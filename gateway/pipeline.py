@@ -151,8 +151,8 @@ class Pipeline:
         headers = trace.headers()
         try:
             drafts = connector.normalize(request)
-            records = [self._record(connector, draft, delivery, i, request.received_at,
-                                    headers)
+            records = [self.record(connector, draft, delivery, i, request.received_at,
+                                   headers)
                        for i, draft in enumerate(drafts) if connector.allows(draft.type)]
         except PayloadTooLarge as exc:
             return refuse(exc, audit)
@@ -234,13 +234,16 @@ class Pipeline:
         return Answer.json(202, {"event_ids": [record.event_id], "dead_lettered": True},
                            "dead_lettered")
 
-    def _record(self, connector: Webhook[Any], draft: EventDraft, delivery: str, index: int,
-                received_at: datetime, trace: Headers) -> Record:
+    def record(self, connector: Webhook[Any], draft: EventDraft, delivery: str, index: int,
+               received_at: datetime, trace: Headers = (), handled: bool = False) -> Record:
+        """The record of a delivery's ``index``-th event (``handled``: a stored delivery's
+        personal data was handled already: ``Records.build``)."""
         return self.records.build(
             connector, event_id(connector.connector_id, delivery, index),
             source=connector.source_slug, type=draft.type,
             timestamp=draft.timestamp or received_at, received_at=received_at,
-            payload=draft.payload, raw=draft.raw, key=draft.key, trace=trace)
+            payload=draft.payload, raw=draft.raw, key=draft.key, trace=trace,
+            handled=handled)
 
     def _dead_letter(self, connector: Webhook[Any], request: InboundRequest, delivery: str,
                      problem: Unnormalizable, request_id: str, trace: Headers) -> Record:

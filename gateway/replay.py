@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Webhook
-from connectors.request import InboundRequest, event_id
+from connectors.request import InboundRequest
 from gateway.deliveries import Delivery
 from gateway.errors import PayloadTooLarge, Unavailable, Unnormalizable
 from gateway.pipeline import Pipeline
@@ -89,12 +89,9 @@ async def _again(pipeline: Pipeline, connector: Webhook[Any], d: Delivery) -> li
                              datetime.fromtimestamp(d.at, UTC))
     delivery = connector.delivery_id(request)
     drafts = connector.normalize(request)
-    records = [pipeline.records.build(
-        connector, event_id(connector.connector_id, delivery, i),
-        source=connector.source_slug, type=draft.type,
-        timestamp=draft.timestamp or request.received_at, received_at=request.received_at,
-        payload=draft.payload, raw=draft.raw, key=draft.key, handled=d.handled)
-        for i, draft in enumerate(drafts) if connector.allows(draft.type)]
+    records = [pipeline.record(connector, draft, delivery, i, request.received_at,
+                               handled=d.handled)
+               for i, draft in enumerate(drafts) if connector.allows(draft.type)]
     if not records:
         raise Unnormalizable("no event the connector allows")
     marker = uuid.uuid4().hex  # a replay is asked for: past the deduplication window

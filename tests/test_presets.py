@@ -96,7 +96,7 @@ def test_a_signed_delivery_verifies_and_normalizes_to_a_valid_envelope(preset: P
                         cast(AuditLog, None))  # neither is used to build a record
     schema = json.loads(SCHEMA_PATH.read_text())
     for i, draft in enumerate(drafts):
-        record = pipeline._record(c, draft, c.delivery_id(r), i, r.received_at, ())
+        record = pipeline.record(c, draft, c.delivery_id(r), i, r.received_at, ())
         envelope = orjson.loads(record.value)
         jsonschema.validate(envelope, schema)
         assert envelope["source"] == preset.name
