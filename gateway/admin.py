@@ -8,10 +8,16 @@ token; never on the webhook port). Every call needs ``Authorization: Bearer <tok
                                       and its path: received, durable, published (topic,
                                       partition, offset)
     POST /admin/replay                {"request_ids": [...]} or {"filter": {...}}
-    POST /admin/dlq/redrive           {"filter": {...}}: dead letters normalized again
+    POST /admin/dlq/redrive           {"filter": {...}}: dead letters normalized again;
+                                      with "from_topic": true, read back from the
+                                      dead-letter topic from filter.since to .until
     POST /admin/connectors/{id}/pause and /resume: paused, a connector is answered 503
                                       with Retry-After (the provider retries: nothing lost)
     POST /admin/reload                read the configuration again (``gateway.reloading``)
+    GET  /admin/overview              connectors (health, rate, outcomes, last error),
+                                      pollers (freshness), buffer and Kafka: the dashboard's
+    GET  /                            the dashboard (``gateway.dashboard``): a login form
+                                      keeps a session cookie derived from the token
 
 It runs where the relay runs (one process for all workers); pauses and reloads reach the
 workers through the data directory (``Controls``).
@@ -24,9 +30,10 @@ import base64
 import contextlib
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -37,14 +44,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin_settings import AdminConfig
+from gateway.certification import read_state
+from gateway.config import LoadedConfig
+from gateway.dashboard import Dashboard
 from gateway.deliveries import PAGE, DeliveryStore
+from gateway.dlq import read_dead_letters
 from gateway.pipeline import Pipeline
 from gateway.replay import replay
+
+if TYPE_CHECKING:
+    from gateway.relay import Relay
 
 log = structlog.get_logger(__name__)
 
 FILTERS = ("connector_id", "outcome", "reason", "type", "since", "until", "q", "limit",
            "before")
+RATE_WINDOW = 300.0  # the overview's rates and ratios: the last five minutes
+FINE = ("accepted", "duplicate", "handshake", "filtered")
 
 
 class Controls:
@@ -141,19 +157,33 @@ def _filters(query: Any) -> dict[str, Any]:
     return out
 
 
-class AdminApi:
-    """The routes; ``reload``: an async callable that reloads and returns the ids of the
-    connectors it swapped."""
+@dataclass(frozen=True)
+class AdminParts:
+    """What the admin API works with; ``reload`` reloads the configuration here and
+    returns the ids of the connectors it swapped."""
 
-    def __init__(self, token: str, store: DeliveryStore, pipeline: Pipeline,
-                 controls: Controls, reload: Any) -> None:
-        self.expected = f"Bearer {token}".encode()
-        self.store, self.pipeline, self.controls, self.reload = (store, pipeline, controls,
-                                                                 reload)
+    token: str
+    loaded: LoadedConfig  # kept current by reloads
+    store: DeliveryStore
+    pipeline: Pipeline
+    controls: Controls
+    relay: Relay
+    reload: Callable[[], Awaitable[list[str]]]
+
+
+class AdminApi:
+    """The routes (see the module)."""
+
+    def __init__(self, parts: AdminParts) -> None:
+        self.parts = parts
+        self.expected = f"Bearer {parts.token}".encode()
+        self.dashboard = Dashboard(parts.token)
+        self.store, self.pipeline, self.controls = parts.store, parts.pipeline, parts.controls
 
     def app(self) -> Starlette:
         g = self.guarded
         return Starlette(routes=[
+            Route("/admin/overview", g(self.overview), methods=["GET"]),
             Route("/admin/deliveries", g(self.deliveries), methods=["GET"]),
             Route("/admin/deliveries/{request_id}", g(self.delivery), methods=["GET"]),
             Route("/admin/replay", g(self.replay), methods=["POST"]),
@@ -161,18 +191,61 @@ class AdminApi:
             Route("/admin/connectors/{connector_id}/{action:str}", g(self.pause),
                   methods=["POST"]),
             Route("/admin/reload", g(self.reload_all), methods=["POST"]),
+            *self.dashboard.routes(),
         ])
 
     def guarded(self, handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, self.expected):
+            if not (hmac.compare_digest(given, self.expected)
+                    or self.dashboard.signed_in(request)):
                 return _json(401, {"error": "unauthorized", "detail": "admin token needed"})
             try:
                 return await handler(request)  # type: ignore[no-any-return]
             except (ValueError, TypeError) as exc:
                 return _json(400, {"error": "malformed", "detail": str(exc)})
         return endpoint
+
+    async def overview(self, request: Request) -> Response:
+        now, parts = time.time(), self.parts
+        stats = await self.store.stats(now - RATE_WINDOW)
+        state = await asyncio.to_thread(read_state, parts.loaded.settings.data_dir)
+        outbox = self.pipeline.buffer.outbox
+        pollers = await self.pipeline.buffer.status.read_pollers()
+        paused = self.controls.paused()
+        connectors = []
+        for cid, entry in sorted(parts.loaded.settings.connectors.items()):
+            connector = parts.loaded.connectors.get(cid)
+            seen = stats.get(cid, {"outcomes": {}, "last_error": None})
+            total = sum(seen["outcomes"].values())
+            fine = sum(seen["outcomes"].get(o, 0) for o in FINE)
+            poller = pollers.get(cid) or {}
+            last_error = seen["last_error"] or ({
+                "outcome": "poll_failed", "reason": poller["last_error"],
+                "at": poller.get("last_error_at"), "request_id": None}
+                if poller.get("last_error") else None)
+            connectors.append({
+                "id": cid, "type": entry.type,
+                "kind": connector.kind if connector is not None else "disabled",
+                "paused": cid in paused,
+                "health": state.get("connectors", {}).get(cid, {}).get("health"),
+                "requests_per_minute": round(total * 60 / RATE_WINDOW, 2),
+                "outcomes": seen["outcomes"],
+                "accepted_ratio": round(fine / total, 4) if total else None,
+                "last_error": last_error})
+        relay = parts.relay
+        return _json(200, {
+            "at": now, "window_seconds": RATE_WINDOW, "connectors": connectors,
+            "pollers": pollers,
+            "dead_letters": sum(s["outcomes"].get("dead_lettered", 0)
+                                for s in stats.values()),
+            "buffer": {"events": outbox.events, "bytes": outbox.bytes,
+                       "max_bytes": parts.loaded.settings.buffer.max_bytes,
+                       "oldest_age_seconds": round(outbox.oldest_age(), 1),
+                       "has_room": outbox.has_room},
+            "kafka": {"ok": relay.kafka_ok, "error": relay.kafka_error,
+                      "refused": relay.kafka_refused, "missing_topics": relay.missing_topics,
+                      "published": relay.published}})
 
     async def deliveries(self, request: Request) -> Response:
         filters = _filters(request.query_params)
@@ -202,10 +275,13 @@ class AdminApi:
                            "path": first.path, "headers": first.headers, **body,
                            "journey": journey})
 
-    async def _rows(self, request: Request, outcome: str | None = None) -> list[Any]:
+    async def _ask(self, request: Request) -> dict[str, Any]:
         ask = orjson.loads(await request.body() or b"{}")
         if not isinstance(ask, dict):
             raise ValueError("the body must be a JSON object")
+        return ask
+
+    async def _rows(self, ask: dict[str, Any], outcome: str | None = None) -> list[Any]:
         if ask.get("request_ids"):
             return await self.store.search(request_ids=[str(i) for i in ask["request_ids"]])
         criteria = {k: v for k, v in (ask.get("filter") or {}).items() if k in FILTERS}
@@ -215,11 +291,28 @@ class AdminApi:
                                        **({"outcome": outcome} if outcome else {}))
 
     async def replay(self, request: Request) -> Response:
-        return _json(200, (await replay(self.pipeline, await self._rows(request))).json())
+        rows = await self._rows(await self._ask(request))
+        return _json(200, (await replay(self.pipeline, rows)).json())
 
     async def redrive(self, request: Request) -> Response:
-        rows = await self._rows(request, "dead_lettered")
-        return _json(200, (await replay(self.pipeline, rows, redrive=True)).json())
+        """From the store, or with ``from_topic: true`` read back from the dead-letter
+        topic over the filter's ``since`` (required) to ``until``."""
+        ask = await self._ask(request)
+        if not ask.get("from_topic"):
+            rows = await self._rows(ask, "dead_lettered")
+            return _json(200, (await replay(self.pipeline, rows, redrive=True)).json())
+        criteria = ask.get("filter") or {}
+        if criteria.get("since") is None:
+            raise ValueError("from_topic needs filter.since (epoch seconds)")
+        policies = self.pipeline.records.policies
+        read = await read_dead_letters(
+            self.parts.loaded.settings.kafka, float(criteria["since"]),
+            None if criteria.get("until") is None else float(criteria["until"]),
+            criteria.get("connector_id"),
+            lambda cid: bool(cid in policies and policies[cid].fields))
+        report = (await replay(self.pipeline, read.deliveries, redrive=True)).json()
+        report["skipped"] = read.skipped + report["skipped"]
+        return _json(200, {**report, "read": read.records, "truncated": read.truncated})
 
     async def pause(self, request: Request) -> Response:
         cid, action = request.path_params["connector_id"], request.path_params["action"]
@@ -230,12 +323,11 @@ class AdminApi:
         return _json(200, {"paused": sorted(self.controls.set_paused(cid, action == "pause"))})
 
     async def reload_all(self, request: Request) -> Response:
-        swapped = await self.reload()  # here first: its answer says what changed
+        swapped = await self.parts.reload()  # here first: its answer says what changed
         self.controls.request_reload()  # then the workers' reloaders (theirs, a no-op here)
         return _json(200, {"reloaded": swapped})
 
 
-def create_admin(token: str, store: DeliveryStore, pipeline: Pipeline, controls: Controls,
-                 reload: Any) -> Starlette:
+def create_admin(parts: AdminParts) -> Starlette:
     """The admin app (``AdminApi``)."""
-    return AdminApi(token, store, pipeline, controls, reload).app()
+    return AdminApi(parts).app()

@@ -80,7 +80,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    return _report(_call(args, "POST", "/dlq/redrive", json={"filter": _filters(args)}))
+    filters = _filters(args)
+    if args.from_topic and "since" not in filters:
+        raise SystemExit("gateway: --from-topic needs --since (the start of the range)")
+    report = _call(args, "POST", "/dlq/redrive",
+                   json={"filter": filters, "from_topic": args.from_topic})
+    if report.get("truncated"):
+        print(f"read the first {report['read']} dead letters of the range: redrive the"
+              " rest with a later --since", file=sys.stderr)
+    return _report(report)
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -131,6 +139,9 @@ def add_parsers(sub: Any, connectors_sub: Any) -> None:
     redrive = dlq_sub.add_parser("redrive", help="normalize stored dead letters again:"
                                  " those that now succeed are published, the rest stay")
     filters(redrive, outcome=False)
+    redrive.add_argument("--from-topic", action="store_true",
+                         help="read them back from kafka.dead_letter_topic (from --since to"
+                         " --until) instead of the delivery store")
     redrive.set_defaults(func=cmd_redrive)
 
     reload = sub.add_parser("reload", help="read the configuration again, in every"

@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 from connectors.base import Connector
 from connectors.request import InboundRequest
 from gateway import logging as gateway_logging
-from gateway.admin import AdminServer, Controls, create_admin
+from gateway.admin import AdminParts, AdminServer, Controls, create_admin
 from gateway.answers import UNKNOWN_CONNECTOR, Answer, client_request_id, shown_id
 from gateway.api_events import ApiEvents
 from gateway.audit import AuditLog
@@ -400,8 +400,9 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                       stop=lambda: cancel(reloading.pop() if reloading else None))
         token = settings.admin.token
         if isinstance(relay, Relay) and token is not None:  # where the relay runs
-            admin = AdminServer(settings.admin, create_admin(
-                token.get_secret_value(), deliveries, pipeline, controls, reloader.reload))
+            admin = AdminServer(settings.admin, create_admin(AdminParts(
+                token.get_secret_value(), loaded, deliveries, pipeline, controls, relay,
+                reloader.reload)))
             parts.add("admin", start=admin.start, stop=admin.stop,
                       needs=["deliveries", "relay", "pollers"])
         if isinstance(relay, Relay):  # else the relay's process evaluates

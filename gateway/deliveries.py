@@ -362,3 +362,31 @@ class DeliveryStore:
                 ids).fetchall()
         return {r[0]: {"topic": r[1], "partition": r[2], "offset": r[3], "at": r[4]}
                 for r in rows}
+
+    async def stats(self, since: float) -> dict[str, dict[str, Any]]:
+        """Per connector since ``since``: requests by outcome, and the last failure (its
+        outcome, reason, time and request id): the dashboard's rates and last error."""
+        await self.flush()
+        return dict(await self._run(self._stats, since))
+
+    def _stats(self, since: float) -> dict[str, dict[str, Any]]:
+        assert self._db is not None
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            first = self._first("deliveries", since)
+            counts = self._db.execute(
+                "SELECT connector_id, outcome, count(*) FROM deliveries WHERE rowid >= ?"
+                " GROUP BY connector_id, outcome", (first,)).fetchall()
+            # SQLite: with max(), the bare columns come from the row holding the maximum
+            failures = self._db.execute(
+                "SELECT connector_id, outcome, reason, max(rowid), at, request_id"
+                " FROM deliveries WHERE rowid >= ? AND outcome IN"
+                " ('rejected', 'failed', 'dead_lettered') GROUP BY connector_id",
+                (first,)).fetchall()
+        for cid, outcome, n in counts:
+            out.setdefault(cid or "", {"outcomes": {}, "last_error": None})[
+                "outcomes"][outcome] = n
+        for cid, outcome, reason, _, at, request_id in failures:
+            out[cid or ""]["last_error"] = {"outcome": outcome, "reason": reason, "at": at,
+                                            "request_id": request_id}
+        return out

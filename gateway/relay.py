@@ -339,7 +339,7 @@ class RelayMonitor:
 async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> None:
     """The relay (and, with ``pollers``, the polling connectors) until ``stop`` is set:
     ``gateway relay`` / ``gateway poll``."""
-    from gateway.admin import AdminServer, Controls, create_admin
+    from gateway.admin import AdminParts, AdminServer, Controls, create_admin
     from gateway.certification import Certifier
     from gateway.pipeline import Pipeline
     from gateway.polling import PollRunner
@@ -378,9 +378,9 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     reloading = supervised("credential-reload", reloader.run) if reloader.watching else None
     admin = None
     if settings.admin.token is not None:
-        admin = AdminServer(settings.admin, create_admin(
-            settings.admin.token.get_secret_value(), deliveries, pipeline, controls,
-            reloader.reload))
+        admin = AdminServer(settings.admin, create_admin(AdminParts(
+            settings.admin.token.get_secret_value(), loaded, deliveries, pipeline, controls,
+            relay, reloader.reload)))
         await admin.start()
     log.info("relay_started", data_dir=settings.data_dir, pollers=sorted(runner.pollers))
     try:

@@ -232,3 +232,51 @@ def test_a_connectors_own_secret_header_is_redacted_in_the_store(
     assert detail["headers"]["x-partner-pass"] == "[redacted]"
     assert b"pp-5e6f7a8b9c" not in b"".join(
         p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+
+
+def test_dead_letters_are_redriven_from_the_topic_when_the_store_has_none(
+        kafka_bootstrap: str, tmp_path: Path, topic_prefix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The way back for dead letters the delivery store no longer holds: read from the
+    dead-letter topic over a time range, normalized again, published when they now
+    pass; with the same event id as the dead letter's."""
+    from gateway.cli import main
+
+    port = free_port()
+    cfg = base_config(kafka_bootstrap, tmp_path / "first", f"{topic_prefix}.{{source}}",
+                      admin={"port": port, "token": TOKEN})
+    cfg["kafka"]["dead_letter_topic"] = f"{topic_prefix}.dlq"
+    cfg["connectors"] = {"dlq-gh": {"type": "github", "config": {"secret": SECRET},
+                                    "acl": {"event_types": ["push"]}}}
+    path = write_config(tmp_path / "g.yaml", cfg)
+    body = b'{"action": "opened", "number": 12}'
+    started = time.time()
+    with thread_server(path) as server:
+        dead = httpx.post(f"{server.url}/webhooks/dlq-gh", content=body,
+                          headers=github_headers(body, SECRET, event="pull_request"))
+        assert dead.json()["dead_lettered"] is True
+        [letter] = consume(kafka_bootstrap, f"{topic_prefix}.dlq", expect=1)
+
+    # another machine (a fresh store), the connector fixed
+    cfg["data_dir"] = str(tmp_path / "second")
+    cfg["connectors"]["dlq-gh"]["acl"] = {"event_types": ["push", "pull_request*"]}
+    write_config(path, cfg)
+    admin = f"http://127.0.0.1:{port}/admin"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with thread_server(path):
+        from_store = httpx.post(f"{admin}/dlq/redrive", headers=auth,
+                                json={"filter": {"connector_id": "dlq-gh"}}).json()
+        assert from_store["replayed"] == []  # this store never saw it
+        later = httpx.post(f"{admin}/dlq/redrive", headers=auth, json={
+            "from_topic": True, "filter": {"since": time.time() + 60}}).json()
+        assert (later["read"], later["replayed"]) == (0, [])  # outside the range
+        capsys.readouterr()
+        assert main(["dlq", "redrive", "--from-topic", "--since", str(started - 1),
+                     "--connector", "dlq-gh", "--config", str(path)]) == 0
+        out = capsys.readouterr()
+        assert f"replayed {dead.headers['x-request-id']}:" in out.out, out.err
+        [event] = consume(kafka_bootstrap, f"{topic_prefix}.github", expect=1)
+        assert orjson.loads(event.value)["type"] == "pull_request.opened"
+        assert orjson.loads(event.value)["id"] == orjson.loads(letter.value)["id"]
+        with pytest.raises(SystemExit, match="--from-topic needs --since"):
+            main(["dlq", "redrive", "--from-topic", "--config", str(path)])
