@@ -256,7 +256,26 @@ DESCRIPTIONS: dict[str, str] = {
     "admin.host": "Where it listens (keep it on a private address).",
     "admin.port": "Its port; never the webhook port.",
     "admin.token": "Every call needs `Authorization: Bearer <token>` (a secret). Without"
-    " one the admin API is off.",
+    " one the admin API is off; the dashboard at the listener's `/` signs in with it.",
+    "redis": "State shared by several replicas (`gateway/shared.py`): deduplication claims,"
+    " one rate-limit bucket per connector for the cluster, and one owner per poller (a"
+    " lease with a fencing token; the cursor shared). Off without a URL: each replica then"
+    " keeps its own, as one node does. See `docs/scaling.md`.",
+    "redis.url": "`redis://[:password@]host:port/db`, `rediss://` for TLS, or `unix://`;"
+    " held as a secret (it may carry the password). `REDIS_URL` sets it too.",
+    "redis.on_redis_down": "Redis unreachable: `accept` goes on with each replica's own"
+    " deduplication and rate limits (event ids stay deterministic, so consumers can still"
+    " deduplicate), `reject` answers 503 with `Retry-After` and `/readyz` says not ready."
+    " Pollers pause either way (no replica can hold a lease).",
+    "redis.key_prefix": "Prefix of every key the gateway writes (several gateways can share"
+    " one Redis).",
+    "redis.claim_seconds": "How long a replica's claim on a delivery blocks the others while"
+    " it makes the event durable: a replica that dies holding one blocks the provider's"
+    " retry this long at most, never the whole deduplication window.",
+    "redis.lease_seconds": "A poller's lease; renewed every third of it. Another replica"
+    " takes a poller over within this after its owner is gone.",
+    "redis.timeout_seconds": "Each Redis call's timeout; past it Redis counts as down (then"
+    " calls fail at once for a second before one tries again).",
     "credentials": "Where secrets given as references come from (`gateway/credentials.py`):"
     " `${NAME}` (environment), `${file:PATH}` (a mounted secret; relative to the config"
     " file), `${vault:PATH#FIELD}` (a Vault or OpenBao KV v2 field). Files that change and"
@@ -387,6 +406,9 @@ DESCRIPTIONS: dict[str, str] = {
 # Environment variables the code reads, and what they do. The generator checks this
 # against the string literals the code passes to os.environ / env lookups.
 ENVIRONMENT: dict[str, str] = {
+    "GATEWAY_INSTANCE": "Set by `gateway run` for its workers and relay: their metrics are"
+    " summed together, never with another instance's sharing the data directory.",
+    "REDIS_URL": "Sets `redis.url` (state shared by replicas), over the file's.",
     "GATEWAY_CONFIG": "The configuration file when `--config` is not given (`gateway run`"
     " sets it for its worker processes).",
     "KAFKA_BOOTSTRAP_SERVERS": "Replaces `kafka.bootstrap_servers` when set and not"

@@ -128,7 +128,7 @@ class ApiEvents:
             keys.append(f"{cid}:{delivery}")
         return records, keys
 
-    def _admit(self, connector_id: str, request: InboundRequest) -> None:
+    async def _admit(self, connector_id: str, request: InboundRequest) -> None:
         """A paused connector, the ingress checks, the rate limit: raises to refuse."""
         p = self.pipeline
         if connector_id in p.paused():
@@ -136,7 +136,7 @@ class ApiEvents:
         guard = p.ingress.get(connector_id)
         if guard is not None:
             guard.check(request)
-        p.limits.check(connector_id)
+        await p.limits.check(connector_id)
 
     async def handle(self, request: InboundRequest, request_id: str, trace: Trace) -> Answer:
         p = self.pipeline
@@ -153,7 +153,7 @@ class ApiEvents:
                         handle=events_body(p.records.policies.get(connector_id)),
                         secret_headers=secret_headers(connector))
         try:
-            self._admit(connector_id, request)
+            await self._admit(connector_id, request)
         except Rejected as exc:
             return refuse(exc, audit)
         except Unavailable as paused:
@@ -181,7 +181,7 @@ class ApiEvents:
                                      "problems": forbidden[:MAX_PROBLEMS]}, "rejected")
         began = time.time_ns() if trace.span is not None else 0
         try:
-            fresh = await p.buffer.outbox.submit_each(records, keys)
+            fresh = await p.durable.submit_each(records, keys)
         except Unavailable as unavailable:
             return retry_later(unavailable, audit)
         finally:

@@ -47,6 +47,7 @@ from gateway.pipeline import Pipeline
 from gateway.polling import PollRunner
 from gateway.relay import Relay, RelayMonitor
 from gateway.reloading import Reloader
+from gateway.shared import Shared
 from gateway.tasks import cancel, supervised
 from gateway.telemetry import Telemetry
 from gateway.tracing import Trace, incoming
@@ -70,6 +71,7 @@ class Runtime:
     api: ApiEvents
     metrics: MetricsSync
     telemetry: Telemetry | None
+    shared: Shared | None = None  # redis: state shared by replicas
 
 
 def _json(status: int, data: object, headers: Mapping[str, str] | None = None) -> Response:
@@ -230,8 +232,13 @@ async def readyz(request: Request) -> Response:
                        f" buffer.max_age_seconds ({limits.max_age_seconds:g})")
     # Kafka refusing the gateway (a wrong password, an untrusted certificate) will not
     # heal by itself: not ready, though the buffer keeps taking events meanwhile.
+    shared_down = rt.shared is not None and not rt.shared.ok
+    if shared_down:
+        reasons.append(f"redis: unreachable (on_redis_down: "
+                       f"{rt.loaded.settings.redis.on_redis_down})")
     ready = ((relay.kafka_ok or buffer.has_room) and not relay.kafka_refused
-             and buffer.commit_error is None and age <= limits.max_age_seconds)
+             and buffer.commit_error is None and age <= limits.max_age_seconds
+             and not (shared_down and rt.loaded.settings.redis.on_redis_down == "reject"))
     body = {
         "ready": ready,
         "reason": "; ".join(reasons) or None,
@@ -244,6 +251,7 @@ async def readyz(request: Request) -> Response:
                    "has_room": buffer.has_room, "commit_error": buffer.commit_error,
                    "quarantined": buffer.quarantined},
         "relay": {"leader": relay.leader, "published": relay.published},
+        "redis": None if rt.shared is None else rt.shared.status(),
         "pollers": await rt.buffer.status.read_pollers(),
         "connectors": (await asyncio.to_thread(
             read_state, rt.loaded.settings.data_dir)).get("connectors", {}),
@@ -266,7 +274,8 @@ async def metrics(request: Request) -> Response:
         "gateway_relay_published_events": rt.relay.published,
         "gateway_relay_leader": int(rt.relay.leader),
         "gateway_kafka_up": int(rt.relay.kafka_ok),
-        "gateway_workers_reporting": sum(s.get("role") != "relay" for s in snapshots)},
+        "gateway_workers_reporting": sum(s.get("role") != "relay" for s in snapshots),
+        **({} if rt.shared is None else {"gateway_redis_up": int(rt.shared.ok)})},
         state.get("connectors", {}))
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
@@ -359,6 +368,9 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
             parts.add(f"connector:{cid}", start=connector.start, needs=["credentials"],
                       stop=functools.partial(_close_current, loaded, cid))
         connectors = [f"connector:{cid}" for cid in loaded.connectors]
+        shared = Shared.from_config(settings.redis, settings.buffer.dedup_window_seconds)
+        parts.add("shared", start=_started(shared.start) if shared else None,
+                  stop=shared.stop if shared else None)
         parts.add("connectors-added", needs=connectors,  # by a reload: stopped first
                   stop=functools.partial(_close_added, loaded, set(loaded.connectors)))
         telemetry = Telemetry.from_config(settings.telemetry, "worker")
@@ -374,11 +386,11 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                   needs=["buffer", "audit", "telemetry", "deliveries"])
         runner = PollRunner(settings, loaded.connectors if relay_in_process else {}, buffer,
                             audit, loaded.policies, loaded.acls, loaded.write_back,
-                            runs_pollers=relay_in_process)
+                            runs_pollers=relay_in_process, shared=shared)
         parts.add("pollers", start=_started(runner.start), stop=runner.stop,
-                  needs=["relay", *connectors])
+                  needs=["relay", "shared", *connectors])
         pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
-                            loaded.policies, loaded.acls, deliveries)
+                            loaded.policies, loaded.acls, deliveries, shared)
         sync = MetricsSync(METRICS, buffer, audit)
         parts.add("metrics", start=_started(sync.start), stop=sync.stop,
                   needs=["buffer", "audit"])
@@ -411,7 +423,7 @@ def create_app(loaded: LoadedConfig, *, relay_in_process: bool = True) -> Gatewa
                       needs=["pollers", "relay", "metrics"])
         await parts.start()
         app.state.runtime = Runtime(loaded, buffer, audit, relay, pipeline, ApiEvents(pipeline),
-                                    sync, telemetry)
+                                    sync, telemetry, shared)
         _tune_gc()
         log.info("gateway_started", connectors=sorted(loaded.connectors),
                  data_dir=settings.data_dir, pid=os.getpid())

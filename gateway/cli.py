@@ -9,6 +9,7 @@ import shlex
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -80,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     port = server.port if args.port is None else args.port
     workers = args.workers or server.workers
     gateway_logging.configure()
+    os.environ["GATEWAY_INSTANCE"] = uuid.uuid4().hex  # its workers' and relay's metrics
     relay = RelayProcess(config_path.resolve())
     relay.start()
     # No "server: uvicorn" header: a sender need not learn what answers it. No

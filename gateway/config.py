@@ -27,6 +27,7 @@ from gateway.deliveries import RetentionConfig
 from gateway.errors import ConfigError, ConfigProblem, InvalidConnector
 from gateway.governance import CertificationConfig, Governance, GovernanceKeys, Policy
 from gateway.kafka_settings import KafkaConfig, from_environment
+from gateway.shared_settings import RedisConfig
 from gateway.telemetry_settings import TelemetryConfig
 from gateway.topics import is_fixed, template_problem
 
@@ -113,6 +114,7 @@ class GatewayConfig(_Strict):
     credentials: CredentialsConfig = CredentialsConfig()  # gateway.credentials
     retention: RetentionConfig = RetentionConfig()  # gateway.deliveries
     admin: AdminConfig = AdminConfig()  # gateway.admin
+    redis: RedisConfig = RedisConfig()  # gateway.shared: state shared by replicas
     data_dir: str = "var"
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
 
@@ -256,6 +258,9 @@ def load_config(path: Path, env: dict[str, str] | None = None, *,
         tree["kafka"] = kafka
     if env.get("GATEWAY_DATA_DIR"):
         tree["data_dir"] = env["GATEWAY_DATA_DIR"]
+    if env.get("REDIS_URL"):
+        redis = tree.get("redis")
+        tree["redis"] = {**(redis if isinstance(redis, dict) else {}), "url": env["REDIS_URL"]}
 
     # Connectors are validated one by one, so that a broken top level does not hide them.
     raw_connectors = tree.pop("connectors", None) or {}

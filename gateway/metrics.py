@@ -200,6 +200,8 @@ _GAUGES = {
     "gateway_relay_leader": "1 when a relay holds the buffer's lease",
     "gateway_relay_published_events": "Events the relay published since it started",
     "gateway_kafka_up": "1 when Kafka answered the relay's last request",
+    "gateway_redis_up": "1 when Redis (redis.url: state shared by replicas) answered this"
+                        " process's last call; absent without redis",
     "gateway_workers_reporting": "Worker processes whose counts these totals include",
 }
 
@@ -296,6 +298,10 @@ def _connector_families(counts: dict[tuple[str, str], float]) -> Iterator[Metric
     yield from families.values()
 
 
+INSTANCE_ENV = "GATEWAY_INSTANCE"  # set by ``gateway run`` for its workers and relay
+STANDALONE = "standalone"
+
+
 class MetricsSync:
     """Shares this worker's counts through the buffer and keeps the other workers' latest."""
 
@@ -306,6 +312,10 @@ class MetricsSync:
         self.buffer = buffer
         self.audit = audit
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # the ``gateway run`` this process belongs to (its workers and its relay): totals
+        # are that instance's, so two instances sharing a data directory never both
+        # report the same counts (a sum() over them would count them twice)
+        self.instance = os.environ.get(INSTANCE_ENV) or STANDALONE
         self.peers: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -320,6 +330,7 @@ class MetricsSync:
         """This worker's snapshot: its counts and its audit writer's."""
         snap = self.metrics.snapshot()
         snap["role"] = self.role
+        snap["instance"] = self.instance
         if self.audit is not None:
             snap["audit"] = [self.audit.errors, self.audit.dropped, self.audit.backlog]
         return snap
@@ -327,7 +338,9 @@ class MetricsSync:
     async def sync(self) -> None:
         rows = await self.buffer.status.share_metrics(self.worker, orjson.dumps(self.own()),
                                                       time.time() - PEER_TTL)
-        self.peers = [orjson.loads(row) for row in rows]
+        peers = [orjson.loads(row) for row in rows]
+        self.peers = [p for p in peers if p.get("instance") == self.instance or (
+            p.get("instance") == STANDALONE and p.get("role") == "relay")]
 
     async def _run(self) -> None:
         while True:
@@ -338,7 +351,8 @@ class MetricsSync:
             await asyncio.sleep(SYNC_EVERY)
 
     def totals(self) -> list[dict[str, Any]]:
-        """Snapshots to sum: this worker's, now, and the others' latest."""
+        """Snapshots to sum: this worker's, now, and the latest of the others of its
+        instance (and of a ``gateway relay``/``poll`` started on its own beside it)."""
         return [self.own(), *self.peers]
 
 

@@ -35,6 +35,7 @@ from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
+from gateway.dedup import Durable
 from gateway.deliveries import DeliveryStore
 from gateway.errors import (
     Paused,
@@ -47,6 +48,7 @@ from gateway.errors import (
 from gateway.governance import Policy, SchemaViolation
 from gateway.ratelimit import RateLimits
 from gateway.records import Records, redacted, secret_headers
+from gateway.shared import Shared
 from gateway.telemetry import Telemetry
 from gateway.tracing import Trace
 
@@ -61,7 +63,8 @@ class Pipeline:
                  buffer: Buffer, audit: AuditLog, telemetry: Telemetry | None = None,
                  policies: Mapping[str, Policy] | None = None,
                  acls: Mapping[str, Acl] | None = None,
-                 deliveries: DeliveryStore | None = None) -> None:
+                 deliveries: DeliveryStore | None = None,
+                 shared: Shared | None = None) -> None:
         self.settings = settings
         self.deliveries = deliveries  # every request's outcome, kept (gateway.deliveries)
         self.paused: Callable[[], frozenset[str]] = frozenset  # gateway.admin.Controls
@@ -72,7 +75,8 @@ class Pipeline:
         self.buffer = buffer
         self.audit = audit
         self.records = Records(settings.kafka, policies, acls)
-        self.limits = RateLimits(connectors)
+        self.limits = RateLimits(connectors, shared)
+        self.durable = Durable(buffer.outbox, shared)  # behind the replicas' shared dedup
         self.ingress = {cid: guard for cid, c in connectors.items()
                         if (guard := Ingress.from_config(c.config)) is not None}
         self.acknowledgements = {cid: c.acknowledgement for cid, c in self.webhooks.items()
@@ -193,7 +197,7 @@ class Pipeline:
         if reply is not None:
             audit("handshake")
             return handshake_answer(reply)
-        self.limits.check(connector.connector_id)
+        await self.limits.check(connector.connector_id)
         return None
 
     async def _submit(self, dedup_key: tuple[str, ...], records: list[Record],
@@ -202,7 +206,7 @@ class Pipeline:
         answer (200 duplicate, 503 when the buffer cannot take them now)."""
         began = time.time_ns() if trace.span is not None else 0
         try:
-            fresh = await self.buffer.outbox.submit(dedup_key, records)
+            fresh = await self.durable.submit(dedup_key, records)
         except Unavailable as unavailable:
             return retry_later(unavailable, audit)
         finally:

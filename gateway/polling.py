@@ -7,6 +7,15 @@ recognised by deterministic event ids inside the dedup window and not published 
 Health (last success, last error, events polled, freshness) is written to the buffer,
 where ``/readyz`` reads it whichever process polls.
 
+With several replicas (``redis``: ``gateway.shared``) a poller runs on one of them at a
+time: the one holding its lease, renewed every third of ``redis.lease_seconds``; a
+replica that loses it (or cannot reach Redis to renew it) stops polling at once, and
+another takes it over once it expires. The cursor is then shared too: each page's
+records are claimed in Redis like webhook deliveries (so a new owner re-polling a page
+skips what the last one made durable), committed locally with the page's cursor, and
+the cursor is committed to Redis under the lease's fencing token, refused once the lease
+has passed on.
+
 A record that cannot become an envelope (an integer past 64 bits, nesting too deep) is
 dead-lettered in the page's transaction, under the id and dedup key it would have had,
 so the cursor moves past it. No exception ends a poller: a failed poll is logged with its
@@ -34,6 +43,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_never,
     wait_exponential,
 )
@@ -47,13 +57,19 @@ from gateway.audit import AuditLog
 from gateway.buffer import Buffer, Record
 from gateway.buffer.codec import Headers
 from gateway.config import GatewayConfig
+from gateway.dedup import Durable
 from gateway.errors import PayloadTooLarge, Unnormalizable
 from gateway.governance import Policy, SchemaViolation
 from gateway.metrics import METRICS
 from gateway.records import Records
+from gateway.shared import Shared, SharedDown
 from gateway.tasks import cancel, supervised
 
 log = structlog.get_logger(__name__)
+
+class LeaseLost(Exception):
+    """This replica's lease on a poller passed to another: it stops polling."""
+
 
 FIRST_BACKOFF = 1.0  # seconds after the first failed poll, doubling ...
 MAX_BACKOFF = 300.0  # ... up to this, and never past the next scheduled poll
@@ -83,8 +99,10 @@ class PollRunner:
                  policies: Mapping[str, Policy] | None = None,
                  acls: Mapping[str, Acl] | None = None,
                  write_back: Callable[[str, str], Awaitable[bool]] | None = None,
-                 runs_pollers: bool = True) -> None:
+                 runs_pollers: bool = True, shared: Shared | None = None) -> None:
         self.settings = settings
+        self.shared = shared
+        self.durable = Durable(buffer.outbox, shared)
         self.runs_pollers = runs_pollers  # else another process does (gateway relay)
         self.write_back = write_back  # a rotated credential, to the credential store
         self.pollers = {cid: c for cid, c in connectors.items()
@@ -137,11 +155,13 @@ class PollRunner:
             await http.aclose()
         self._tasks, self._https = {}, {}
 
-    async def run_once(self, cid: str, poller: PollingConnector[Any], http: PollHttp) -> int:
-        """Poll until the source has no more pages; returns how many events were new."""
+    async def run_once(self, cid: str, poller: PollingConnector[Any], http: PollHttp,
+                       lease: str | None = None) -> int:
+        """Poll until the source has no more pages; returns how many events were new.
+        ``lease``: the shared lease this replica polls under (its cursor is shared)."""
         new_total = 0
         while True:
-            saved = await self.buffer.cursors.load(cid)
+            saved = await self._cursor(cid, lease)
             state: dict[str, Any] = orjson.loads(saved) if saved else {}
             page = await poller.poll(http, state)
             now = datetime.now().astimezone()
@@ -164,8 +184,9 @@ class PollRunner:
                 records.append(record)
                 keys.append(f"{cid}:poll:{polled.id}")
                 reasons.append(reason)
-            flags = await self.buffer.outbox.submit_each(records, keys,
-                                                         cursor=(cid, orjson.dumps(page.state)))
+            cursor = orjson.dumps(page.state)
+            flags = await self.durable.submit_each(records, keys, cursor=(cid, cursor))
+            await self._share_cursor(cid, lease, cursor)
             new_ids = []
             for record, reason, fresh in zip(records, reasons, flags, strict=True):
                 if not fresh:
@@ -194,6 +215,19 @@ class PollRunner:
                 health["polls"] += 1
                 return new_total
 
+    async def _cursor(self, cid: str, lease: str | None) -> bytes | None:
+        """The poller's cursor: the shared one under a lease (the local one until a
+        first page commits there)."""
+        saved = None
+        if lease is not None and self.shared is not None:
+            saved = await self.shared.load_cursor(cid)
+        return saved if saved is not None else await self.buffer.cursors.load(cid)
+
+    async def _share_cursor(self, cid: str, lease: str | None, cursor: bytes) -> None:
+        if lease is not None and self.shared is not None and not (
+                await self.shared.commit_cursor(cid, lease, cursor)):
+            raise LeaseLost(f"the lease on poller {cid!r} passed to another replica")
+
     def _dead_letter(self, poller: PollingConnector[Any], polled: Polled, eid: str, reason: str,
                      received_at: datetime, trace: Headers,
                      violations: list[dict[str, str]] | None = None) -> Record:
@@ -217,16 +251,64 @@ class PollRunner:
             return letter(None)  # the id and the reason still go
 
     async def _loop(self, cid: str, poller: PollingConnector[Any], http: PollHttp) -> None:
+        if self.shared is None:
+            await self._polling(cid, poller, http, None)
+        else:
+            await self._leased(cid, poller, http, self.shared)
+
+    async def _polling(self, cid: str, poller: PollingConnector[Any], http: PollHttp,
+                       lease: str | None) -> None:
         """Poll on schedule forever; a failed poll is recorded and retried after a backoff
         (any exception: a poller must not die; CancelledError is not one)."""
         while True:
-            retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), stop=stop_never,
+            retrying = AsyncRetrying(retry=retry_if_exception_type(Exception)
+                                     & retry_if_not_exception_type(LeaseLost), stop=stop_never,
                                      wait=_Backoff(poller), reraise=True,
                                      before_sleep=functools.partial(self._failed, cid))
             async for attempt in retrying:
                 with attempt:
-                    await self.run_once(cid, poller, http)
+                    await self.run_once(cid, poller, http, lease)
             await asyncio.sleep(poller.next_delay())
+
+    async def _leased(self, cid: str, poller: PollingConnector[Any], http: PollHttp,
+                      shared: Shared) -> None:
+        """Poll while this replica holds the poller's lease; else wait for it."""
+        every = shared.config.lease_seconds / 3
+        health = self.health[cid]
+        while True:
+            try:
+                lease = await shared.acquire(cid)
+            except SharedDown:
+                lease, health["lease"] = None, "redis unreachable"
+            else:
+                health["lease"] = "held here" if lease else "held by another replica"
+            if lease is None:
+                await asyncio.sleep(every)
+                continue
+            log.info("poller_lease_taken", connector_id=cid, fence=lease.split("|")[-1])
+            polling = asyncio.create_task(self._polling(cid, poller, http, lease))
+            try:
+                while not polling.done():
+                    await asyncio.wait([polling], timeout=every)
+                    if not polling.done() and not await self._renewed(shared, cid, lease):
+                        break
+            finally:
+                await cancel(polling)
+            health["lease"] = "lost"
+            if polling.done() and not polling.cancelled():
+                error = polling.exception()
+                if error is not None and not isinstance(error, LeaseLost):
+                    raise error
+
+    @staticmethod
+    async def _renewed(shared: Shared, cid: str, lease: str) -> bool:
+        try:
+            held = await shared.renew(cid, lease)
+        except SharedDown:
+            held = False
+        if not held:
+            log.warning("poller_lease_lost", connector_id=cid)
+        return held
 
     def _failed(self, cid: str, retry_state: RetryCallState) -> None:
         """Health and a log line for a failed poll, before its backoff."""

@@ -1,4 +1,7 @@
-"""Per-connector rate limits: a token bucket per connector, per worker process.
+"""Per-connector rate limits: a token bucket per connector, per worker process, or one
+for the whole cluster when replicas share state (``redis``: ``gateway.shared``; Redis
+unreachable, ``on_redis_down: accept`` falls back to this process's bucket, ``reject``
+answers 503).
 
 A connector's ``config.rate_limit`` (``per_second``, ``burst``) bounds the authentic
 deliveries it accepts; past it the sender gets 429 with ``Retry-After``, the refusal is
@@ -16,6 +19,7 @@ from typing import Any
 from connectors.base import Connector
 from connectors.options import RateLimit
 from gateway.errors import RateLimited
+from gateway.shared import Shared, SharedDown
 
 
 class TokenBucket:
@@ -38,7 +42,9 @@ class TokenBucket:
 
 
 class RateLimits:
-    def __init__(self, connectors: Mapping[str, Connector[Any]]) -> None:
+    def __init__(self, connectors: Mapping[str, Connector[Any]],
+                 shared: Shared | None = None) -> None:
+        self.shared = shared
         self.buckets = {cid: TokenBucket(c.config.rate_limit)
                         for cid, c in connectors.items() if c.config.rate_limit is not None}
 
@@ -50,11 +56,20 @@ class RateLimits:
         elif (old := self.buckets.get(connector_id)) is None or old.limit != limit:
             self.buckets[connector_id] = TokenBucket(limit)
 
-    def check(self, connector_id: str) -> None:
+    async def check(self, connector_id: str) -> None:
         """Count one delivery for ``connector_id``; RateLimited when its bucket is empty."""
         bucket = self.buckets.get(connector_id)
         if bucket is not None:
-            wait = bucket.take()
+            wait = await self._take(connector_id, bucket)
             if wait:
                 raise RateLimited(f"connector {connector_id!r} is over its rate limit",
                                   retry_after=max(1, math.ceil(wait)))
+
+    async def _take(self, connector_id: str, bucket: TokenBucket) -> float:
+        if self.shared is not None:
+            try:
+                return await self.shared.take(connector_id, bucket.rate, bucket.capacity)
+            except SharedDown:
+                if self.shared.reject:
+                    raise
+        return bucket.take()

@@ -344,6 +344,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     from gateway.pipeline import Pipeline
     from gateway.polling import PollRunner
     from gateway.reloading import Reloader
+    from gateway.shared import Shared
 
     settings = loaded.settings
     buffer = Buffer(settings.data_path / "buffer.db", settings.buffer)
@@ -357,8 +358,12 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     relay = Relay(buffer, settings.kafka, audit, loaded.fixed_topics(), telemetry,
                   deliveries)
     relay.start()
+    shared = Shared.from_config(settings.redis, settings.buffer.dedup_window_seconds)
+    if shared is not None:
+        shared.start()
     runner = PollRunner(settings, loaded.connectors if pollers else {}, buffer, audit,
-                        loaded.policies, loaded.acls, loaded.write_back, runs_pollers=pollers)
+                        loaded.policies, loaded.acls, loaded.write_back, runs_pollers=pollers,
+                        shared=shared)
     runner.start()
     sync = MetricsSync(METRICS, buffer, role="relay")  # pollers' counts: /metrics, SLOs
     sync.start()
@@ -366,7 +371,7 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
     certifier.start()
 
     pipeline = Pipeline(settings, loaded.connectors, buffer, audit, telemetry,
-                        loaded.policies, loaded.acls, deliveries)  # replays, from the admin
+                        loaded.policies, loaded.acls, deliveries, shared)  # replays, from the admin
     controls = Controls(settings.data_path)
     pipeline.paused = controls.paused
 
@@ -392,6 +397,8 @@ async def serve(loaded: LoadedConfig, stop: asyncio.Event, *, pollers: bool) -> 
         await certifier.stop()
         await sync.stop()
         await runner.stop()
+        if shared is not None:
+            await shared.stop()
         await relay.stop()
         await deliveries.close()
         await buffer.close()

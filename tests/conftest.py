@@ -13,6 +13,7 @@ import pytest
 
 from devtools.kafka import LocalKafkaCluster, SecureAccess, Security
 from devtools.localkafka import LocalKafka
+from devtools.localredis import LocalRedis
 from devtools.registry import LocalRegistry
 
 
@@ -57,6 +58,16 @@ def cluster() -> Iterator[LocalKafkaCluster]:
         yield kafka
     finally:
         kafka.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis server of the test's own (Debian's redis-server), stopped after it."""
+    server = LocalRedis(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

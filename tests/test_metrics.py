@@ -61,6 +61,32 @@ def test_workers_share_their_counts_through_the_buffer(tmp_path: Path) -> None:
     assert requests_total(alone.decode(), "gh", "accepted") == 3
 
 
+def test_two_instances_sharing_a_data_directory_never_report_each_others_counts(
+        tmp_path: Path) -> None:
+    """Each ``gateway run`` sums its own workers and relay (and a ``gateway poll`` run on
+    its own beside it), not another instance's: a sum() over both counts each once."""
+    async def run() -> list[str]:
+        buffer = Buffer(tmp_path / "buffer.db", BufferConfig())
+        await buffer.open()
+        try:
+            syncs = [MetricsSync(Metrics(), buffer), MetricsSync(Metrics(), buffer),
+                     MetricsSync(Metrics(), buffer, role="relay")]
+            syncs[0].instance, syncs[1].instance = "run-a", "run-b"  # the poller: standalone
+            for n, sync in zip((3, 5, 7), syncs, strict=True):
+                for _ in range(n):
+                    sync.metrics.count("gh", "accepted")
+                await sync.sync()
+            for sync in syncs[:2]:
+                await sync.sync()
+            return [render(sync.totals(), {}).decode() for sync in syncs[:2]]
+        finally:
+            await buffer.close()
+
+    a, b = asyncio.run(run())
+    assert requests_total(a, "gh", "accepted") == 3 + 7
+    assert requests_total(b, "gh", "accepted") == 5 + 7
+
+
 def test_label_values_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     import gateway.metrics
 
