@@ -38,7 +38,7 @@ class Durable:
         except Exception:
             await shared.release(claim)
             raise
-        await shared.settle(claim)
+        shared.settle_soon(claim)  # durable: done, without holding the answer
         return fresh
 
     async def submit_each(self, records: Sequence[Record], keys: Sequence[str], *,
@@ -60,7 +60,7 @@ class Durable:
         except Exception:
             await shared.release(claim)
             raise
-        await shared.settle(claim)
+        shared.settle_soon(claim)
         fresh = [False] * len(records)
         for i, flag in zip(taken, flags, strict=True):
             fresh[i] = flag

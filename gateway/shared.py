@@ -34,6 +34,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,92 +42,16 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import shared_lua as lua
 from gateway.errors import Unavailable
 from gateway.shared_settings import RedisConfig
 from gateway.tasks import cancel, supervised
 
 log = structlog.get_logger(__name__)
 
-DONE = b"d"
 RETRY_SECONDS = 1.0  # once down, calls fail at once for this long (then one tries again)
 WAIT_SECONDS = 5.0  # how long a delivery waits for another replica's claim to settle
-
-# KEYS: a delivery's dedup keys; ARGV: claim value, claim ms. "done" when one is done
-# (a duplicate), "busy" when one is claimed, else every key claimed: "claimed".
-_CLAIM = """
-for _, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  if v == 'd' then return 'done' end
-  if v then return 'busy' end
-end
-for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
-return 'claimed'
-"""
-# KEYS: one key per record; ARGV: claim value, claim ms. Per key: done, busy or claimed.
-_CLAIM_EACH = """
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  if v == 'd' then out[i] = 'done'
-  elseif v then out[i] = 'busy'
-  else redis.call('SET', k, ARGV[1], 'PX', ARGV[2]); out[i] = 'claimed' end
-end
-return out
-"""
-# KEYS: claimed keys; ARGV: claim value, then "d" and the window in ms, or nothing to
-# delete. Only keys still holding this claim are touched.
-_SETTLE = """
-for _, k in ipairs(KEYS) do
-  if redis.call('GET', k) == ARGV[1] then
-    if ARGV[2] then redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
-    else redis.call('DEL', k) end
-  end
-end
-return 1
-"""
-# A token bucket on the server's clock. KEYS[1]: the bucket; ARGV: rate, capacity.
-# Returns the seconds until a token is there ("0": one was taken).
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1]) or capacity
-local at = tonumber(b[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return tostring(wait)
-"""
-# KEYS: lease, fence counter; ARGV: owner, ttl ms. Returns "owner|fence" or "".
-_ACQUIRE = """
-local held = redis.call('GET', KEYS[1])
-if held then
-  if string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2]); return held
-  end
-  return ''
-end
-local lease = ARGV[1] .. '|' .. redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], lease, 'PX', ARGV[2])
-return lease
-"""
-# KEYS: lease; ARGV: "owner|fence", ttl ms. 1 when still held (and extended).
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1
-end
-return 0
-"""
-# KEYS: lease, cursor; ARGV: "owner|fence", the cursor. 1 when committed.
-_COMMIT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[2], ARGV[2]); return 1
-end
-return 0
-"""
+MAX_BATCH = 256  # claims (or settles) sent in one script
 
 
 class SharedDown(Unavailable):
@@ -145,6 +70,56 @@ class ClaimPending(Unavailable):
 class Claim:
     keys: tuple[str, ...]
     value: bytes
+
+
+class Batched:
+    """Calls of one script made while the previous batch is on its way (or in the same
+    turn of the event loop) go to Redis as one: each call's future gets its own part of
+    the answer. One batch at a time, at most ``MAX_BATCH`` calls."""
+
+    def __init__(self, send: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
+        self.send = send
+        self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.busy = False
+
+    def __call__(self, item: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((item, future))
+        if not self.busy:
+            self.busy = True
+            asyncio.get_running_loop().call_soon(self._next)
+        return future
+
+    def _next(self) -> None:
+        batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+        if not batch:
+            self.busy = False
+            return
+        task = asyncio.create_task(self._send(batch))
+        _IN_FLIGHT.add(task)
+        task.add_done_callback(_IN_FLIGHT.discard)
+
+    async def _send(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        try:
+            answers = await self.send([item for item, _ in batch])
+        except Exception as exc:  # SharedDown: every caller of the batch is told
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+        finally:
+            self._next()
+
+
+_IN_FLIGHT: set[asyncio.Task[None]] = set()  # batches on their way (kept referenced)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("dedup_claims_unsettled", error=type(future.exception()).__name__)
 
 
 def replica_id() -> str:
@@ -169,9 +144,10 @@ class Shared:
             config.url.get_secret_value(), socket_timeout=config.timeout_seconds,
             socket_connect_timeout=config.timeout_seconds, retry_on_timeout=False)
         self._scripts = {name: self.client.register_script(text) for name, text in (
-            ("claim", _CLAIM), ("claim_each", _CLAIM_EACH), ("settle", _SETTLE),
-            ("take", _TAKE), ("acquire", _ACQUIRE), ("renew", _RENEW),
-            ("commit", _COMMIT))}
+            ("claim", lua.CLAIM), ("settle", lua.SETTLE), ("take", lua.TAKE),
+            ("acquire", lua.ACQUIRE), ("renew", lua.RENEW), ("commit", lua.COMMIT))}
+        self._claims = Batched(self._send_claims)
+        self._settles = Batched(self._send_settles)
 
     def __repr__(self) -> str:  # never the URL: it may hold a password
         return f"Shared(ok={self.ok}, owner={self.owner!r})"
@@ -185,6 +161,7 @@ class Shared:
 
     async def stop(self) -> None:
         await cancel(getattr(self, "_watch", None))
+        await asyncio.gather(*_IN_FLIGHT, return_exceptions=True)  # settles on their way
         await self.client.aclose()
 
     def status(self) -> dict[str, Any]:
@@ -237,12 +214,12 @@ class Shared:
         (durable elsewhere). ClaimPending when another replica's claim does not settle
         within ``WAIT_SECONDS``; SharedDown when Redis cannot be reached."""
         value = self._claim_value()
-        full = [self.prefix + "d:" + k for k in keys]
+        full = tuple(self.prefix + "d:" + k for k in keys)
         delay, waited = 0.01, 0.0
         while True:
-            found = await self._run("claim", full, [value, self.claim_ms])
+            found = await self._claims((full, value))
             if found == b"claimed":
-                return Claim(tuple(full), value)
+                return Claim(full, value)
             if found == b"done":
                 return None
             if waited >= WAIT_SECONDS:
@@ -261,8 +238,7 @@ class Shared:
         delay, waited = 0.01, 0.0
         while True:
             left = [i for i in range(len(full)) if i not in mine]
-            found = await self._run("claim_each", [full[i] for i in left],
-                                    [value, self.claim_ms])
+            found = await self._send_claims([((full[i],), value) for i in left])
             for i, state in zip(left, found, strict=True):
                 if state != b"busy":
                     mine[i] = state == b"claimed"
@@ -277,21 +253,43 @@ class Shared:
             waited += delay
             delay = min(delay * 2, 0.5)
 
+    async def _send_claims(self, items: list[tuple[tuple[str, ...], bytes]]) -> list[Any]:
+        args: list[Any] = [self.claim_ms]
+        for keys, value in items:
+            args += [len(keys), value]
+        found: list[Any] = await self._run("claim", [k for keys, _ in items for k in keys],
+                                           args)
+        return found
+
+    async def _send_settles(self, items: list[tuple[tuple[str, ...], bytes]]) -> list[Any]:
+        args: list[Any] = [self.window_ms]
+        for keys, value in items:
+            args += [len(keys), value]
+        try:
+            await self._run("settle", [k for keys, _ in items for k in keys], args)
+        except SharedDown:  # each claim then expires after claim_seconds
+            log.warning("dedup_claims_unsettled", claims=len(items))
+        return [None] * len(items)
+
     async def settle(self, claim: Claim) -> None:
-        """The claim's events are durable here: done, for the deduplication window. A
-        failure is logged; the claim then expires after ``claim_seconds``."""
+        """The claim's events are durable here: done, for the deduplication window,
+        with the other settles of the same moment (one script). A failure is logged; the
+        claim then expires after ``claim_seconds``."""
         if claim.keys:
-            try:
-                await self._run("settle", list(claim.keys), [claim.value, DONE,
-                                                             self.window_ms])
-            except SharedDown:
-                log.warning("dedup_claim_unsettled", keys=len(claim.keys))
+            await self._settles((claim.keys, claim.value))
+
+    def settle_soon(self, claim: Claim) -> None:
+        """``settle``, without waiting for it: the answer need not wait for Redis (a
+        copy arriving meanwhile waits for the claim to settle)."""
+        if claim.keys:
+            self._settles((claim.keys, claim.value)).add_done_callback(_retrieved)
 
     async def release(self, claim: Claim) -> None:
         """Nothing became durable: the claim goes, and a retry may claim at once."""
         if claim.keys:
             with contextlib.suppress(SharedDown):  # else it expires after claim_seconds
-                await self._run("settle", list(claim.keys), [claim.value])
+                await self._run("settle", list(claim.keys), ["", len(claim.keys),
+                                                             claim.value])
 
     # -- rate limits -----------------------------------------------------------------
 
