@@ -10,31 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.buffer import Record
-from gateway.buffer.outbox import Outbox
+from gateway.buffer import Buffer, Record
 from gateway.shared import Shared, SharedDown
 
 
 class Durable:
-    def __init__(self, outbox: Outbox, shared: Shared | None) -> None:
-        self.outbox = outbox
+    def __init__(self, buffer: Buffer, shared: Shared | None) -> None:
+        self.buffer = buffer  # its outbox, once open
         self.shared = shared
 
     async def submit(self, keys: tuple[str, ...], records: list[Record]) -> bool:
         """``Outbox.submit``: whether the records were new (else a duplicate)."""
         shared = self.shared
         if shared is None:
-            return await self.outbox.submit(keys, records)
+            return await self.buffer.outbox.submit(keys, records)
         try:
             claim = await shared.claim(keys)
         except SharedDown:
             if shared.reject:
                 raise
-            return await self.outbox.submit(keys, records)  # this replica's own dedup
+            return await self.buffer.outbox.submit(keys, records)  # this replica's own dedup
         if claim is None:
             return False  # durable on another replica (or here, earlier)
         try:
-            fresh = await self.outbox.submit(keys, records)
+            fresh = await self.buffer.outbox.submit(keys, records)
         except Exception:
             await shared.release(claim)
             raise
@@ -46,16 +45,16 @@ class Durable:
         """``Outbox.submit_each``: per record, whether it was new."""
         shared = self.shared
         if shared is None or not keys:
-            return await self.outbox.submit_each(records, keys, cursor=cursor)
+            return await self.buffer.outbox.submit_each(records, keys, cursor=cursor)
         try:
             mine, claim = await shared.claim_each(list(keys))
         except SharedDown:
             if shared.reject:
                 raise
-            return await self.outbox.submit_each(records, keys, cursor=cursor)
+            return await self.buffer.outbox.submit_each(records, keys, cursor=cursor)
         taken = [i for i, m in enumerate(mine) if m]
         try:
-            flags = await self.outbox.submit_each([records[i] for i in taken],
+            flags = await self.buffer.outbox.submit_each([records[i] for i in taken],
                                                   [keys[i] for i in taken], cursor=cursor)
         except Exception:
             await shared.release(claim)

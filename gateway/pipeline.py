@@ -76,7 +76,7 @@ class Pipeline:
         self.audit = audit
         self.records = Records(settings.kafka, policies, acls)
         self.limits = RateLimits(connectors, shared)
-        self.durable = Durable(buffer.outbox, shared)  # behind the replicas' shared dedup
+        self.durable = Durable(buffer, shared)  # behind the replicas' shared dedup
         self.ingress = {cid: guard for cid, c in connectors.items()
                         if (guard := Ingress.from_config(c.config)) is not None}
         self.acknowledgements = {cid: c.acknowledgement for cid, c in self.webhooks.items()

@@ -102,7 +102,7 @@ class PollRunner:
                  runs_pollers: bool = True, shared: Shared | None = None) -> None:
         self.settings = settings
         self.shared = shared
-        self.durable = Durable(buffer.outbox, shared)
+        self.durable = Durable(buffer, shared)
         self.runs_pollers = runs_pollers  # else another process does (gateway relay)
         self.write_back = write_back  # a rotated credential, to the credential store
         self.pollers = {cid: c for cid, c in connectors.items()

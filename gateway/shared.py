@@ -38,9 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from gateway import shared_lua as lua
 from gateway.errors import Unavailable
@@ -140,6 +138,11 @@ class Shared:
         self.owner = replica_id()
         self.ok, self.error = True, None  # type: bool, str | None
         self._down_at = 0.0
+        # redis-py imported here, only with a URL: importing it imports OpenTelemetry
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
         self.client = aioredis.Redis.from_url(
             config.url.get_secret_value(), socket_timeout=config.timeout_seconds,
             socket_connect_timeout=config.timeout_seconds, retry_on_timeout=False)
@@ -174,7 +177,7 @@ class Shared:
             raise SharedDown("the shared state (Redis) cannot be reached", retry_after=5)
         try:
             result = await self._scripts[script](keys=keys, args=args)
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._down(exc)
             raise SharedDown("the shared state (Redis) cannot be reached",
                              retry_after=5) from None
@@ -196,7 +199,7 @@ class Shared:
         while True:
             try:
                 await self.client.ping()
-            except (RedisError, OSError) as exc:
+            except self._errors as exc:
                 self._down(exc)
             else:
                 if not self.ok:
@@ -315,7 +318,7 @@ class Shared:
     async def load_cursor(self, name: str) -> bytes | None:
         try:
             found = await self.client.get(f"{self.prefix}cursor:{name}")
-        except (RedisError, OSError) as exc:
+        except self._errors as exc:
             self._down(exc)
             raise SharedDown("the shared state (Redis) cannot be reached") from None
         return found if isinstance(found, bytes) else None
