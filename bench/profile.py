@@ -64,6 +64,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--gil", action="store_true")
+    parser.add_argument("--native", action="store_true",
+                        help="C frames too (pauses the processes to sample them)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-profile-"))
@@ -83,8 +85,10 @@ def main() -> int:
         spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
                                 "--pid", str(proc.pid), "--subprocesses", "--rate", "200",
                                 "--duration", str(args.seconds), "--format", "raw",
-                                "--output", str(raw), "--nonblocking",
-                                *(["--gil"] if args.gil else [])],
+                                "--output", str(raw),
+                                *([] if args.native else ["--nonblocking"]),
+                                *(["--gil"] if args.gil else []),
+                                *(["--native"] if args.native else [])],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         statuses, _, secs = uvloop.run(drive(port, reqs, concurrency=64,
