@@ -54,8 +54,8 @@ class Durable:
             return await self.buffer.outbox.submit_each(records, keys, cursor=cursor)
         taken = [i for i, m in enumerate(mine) if m]
         try:
-            flags = await self.buffer.outbox.submit_each([records[i] for i in taken],
-                                                  [keys[i] for i in taken], cursor=cursor)
+            flags = await self.buffer.outbox.submit_each(
+                [records[i] for i in taken], [keys[i] for i in taken], cursor=cursor)
         except Exception:
             await shared.release(claim)
             raise

@@ -37,10 +37,9 @@ class Read:
     truncated: bool = False
 
 
-def to_delivery(value: bytes, handled: Callable[[str], bool]) -> Delivery | str:
-    """A dead letter's value as a stored delivery, or why it cannot be one."""
+def to_delivery(letter: Any, handled: Callable[[str], bool]) -> Delivery | str:
+    """A dead letter (its value, decoded) as a stored delivery, or why it cannot be one."""
     try:
-        letter = orjson.loads(value)
         if not isinstance(letter, dict) or not isinstance(letter.get("connector_id"), str):
             return "not a dead letter"
         if "event" in letter:
@@ -116,13 +115,17 @@ def _take(out: Read, value: bytes, connector_id: str | None,
           handled: Callable[[str], bool]) -> None:
     try:
         letter = orjson.loads(value)
-        cid, rid = letter.get("connector_id"), str(letter.get("request_id") or "")
-    except (ValueError, AttributeError):
-        cid, rid = None, ""
+    except orjson.JSONDecodeError as exc:
+        if connector_id is None:
+            out.skipped.append({"request_id": "",
+                                "reason": f"unreadable dead letter ({type(exc).__name__})"})
+        return
+    cid = letter.get("connector_id") if isinstance(letter, dict) else None
     if connector_id is not None and cid != connector_id:
         return
-    found = to_delivery(value, handled)
+    found = to_delivery(letter, handled)
     if isinstance(found, str):
+        rid = str(letter.get("request_id") or "") if isinstance(letter, dict) else ""
         out.skipped.append({"request_id": rid, "reason": found})
     else:
         out.deliveries.append(found)

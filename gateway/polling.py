@@ -67,6 +67,7 @@ from gateway.tasks import cancel, supervised
 
 log = structlog.get_logger(__name__)
 
+
 class LeaseLost(Exception):
     """This replica's lease on a poller passed to another: it stops polling."""
 

@@ -172,19 +172,26 @@ class Shared:
                 "on_redis_down": self.config.on_redis_down}
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._call(lambda: self._scripts[script](keys=keys, args=args))
+
+    async def _call(self, request: Callable[[], Awaitable[Any]]) -> Any:
+        """One call to Redis; SharedDown when it cannot be reached."""
         if not self.ok and time.monotonic() - self._down_at < RETRY_SECONDS:
             # known down: answered at once, not after a timeout per request
             raise SharedDown("the shared state (Redis) cannot be reached", retry_after=5)
         try:
-            result = await self._scripts[script](keys=keys, args=args)
+            result = await request()
         except self._errors as exc:
             self._down(exc)
             raise SharedDown("the shared state (Redis) cannot be reached",
                              retry_after=5) from None
+        self._up()
+        return result
+
+    def _up(self) -> None:
         if not self.ok:
             log.info("redis_available")
         self.ok, self.error = True, None
-        return result
 
     def _down(self, exc: BaseException) -> None:
         # the class and a fixed text, never str(exc): it can quote the URL
@@ -202,9 +209,7 @@ class Shared:
             except self._errors as exc:
                 self._down(exc)
             else:
-                if not self.ok:
-                    log.info("redis_available")
-                self.ok, self.error = True, None
+                self._up()
             await asyncio.sleep(5.0 if self.ok else 1.0)
 
     # -- deduplication ---------------------------------------------------------------
@@ -218,58 +223,60 @@ class Shared:
         within ``WAIT_SECONDS``; SharedDown when Redis cannot be reached."""
         value = self._claim_value()
         full = tuple(self.prefix + "d:" + k for k in keys)
-        delay, waited = 0.01, 0.0
-        while True:
-            found = await self._claims((full, value))
-            if found == b"claimed":
-                return Claim(full, value)
-            if found == b"done":
-                return None
-            if waited >= WAIT_SECONDS:
-                raise ClaimPending("another replica is taking the same delivery;"
-                                   " retry", retry_after=2)
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 0.5)
+        [mine] = await self._claim_groups([full], value, True, "delivery")
+        return Claim(full, value) if mine else None
 
     async def claim_each(self, keys: list[str]) -> tuple[list[bool], Claim]:
         """One key per record: per record, whether this replica claimed it (False: it is
         durable elsewhere). Waits for others' claims as ``claim`` does."""
         value = self._claim_value()
         full = [self.prefix + "d:" + k for k in keys]
+        mine = await self._claim_groups([(k,) for k in full], value, False, "records")
+        return mine, Claim(tuple(k for k, m in zip(full, mine, strict=True) if m), value)
+
+    async def _claim_groups(self, groups: list[tuple[str, ...]], value: bytes,
+                            batched: bool, what: str) -> list[bool]:
+        """Per group of keys, whether this replica claimed it (False: done elsewhere),
+        asking again for those another replica holds, for up to ``WAIT_SECONDS``.
+        ``batched``: with the other claims of the moment (a delivery's), else in a call
+        of its own (a page's records, already many)."""
         mine: dict[int, bool] = {}
         delay, waited = 0.01, 0.0
         while True:
-            left = [i for i in range(len(full)) if i not in mine]
-            found = await self._send_claims([((full[i],), value) for i in left])
+            left = [i for i in range(len(groups)) if i not in mine]
+            ask = [(groups[i], value) for i in left]
+            found = await (asyncio.gather(*map(self._claims, ask)) if batched
+                           else self._send_claims(ask))
             for i, state in zip(left, found, strict=True):
                 if state != b"busy":
                     mine[i] = state == b"claimed"
-            if len(mine) == len(full):
-                claimed = tuple(full[i] for i in range(len(full)) if mine[i])
-                return [mine[i] for i in range(len(full))], Claim(claimed, value)
+            if len(mine) == len(groups):
+                return [mine[i] for i in range(len(groups))]
             if waited >= WAIT_SECONDS:
-                await self.release(Claim(tuple(full[i] for i in mine if mine[i]), value))
-                raise ClaimPending("another replica is taking the same records; retry",
+                await self.release(Claim(tuple(k for i in mine if mine[i]
+                                               for k in groups[i]), value))
+                raise ClaimPending(f"another replica is taking the same {what}; retry",
                                    retry_after=2)
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.5)
 
-    async def _send_claims(self, items: list[tuple[tuple[str, ...], bytes]]) -> list[Any]:
-        args: list[Any] = [self.claim_ms]
+    def _grouped(self, first: Any, items: list[tuple[tuple[str, ...], bytes]]
+                 ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of a CLAIM or SETTLE script for ``items``: ``first``,
+        then per group its size and claim value (``shared_lua``)."""
+        args: list[Any] = [first]
         for keys, value in items:
             args += [len(keys), value]
-        found: list[Any] = await self._run("claim", [k for keys, _ in items for k in keys],
-                                           args)
+        return [k for keys, _ in items for k in keys], args
+
+    async def _send_claims(self, items: list[tuple[tuple[str, ...], bytes]]) -> list[Any]:
+        found: list[Any] = await self._run("claim", *self._grouped(self.claim_ms, items))
         return found
 
     async def _send_settles(self, items: list[tuple[tuple[str, ...], bytes]]) -> list[Any]:
-        args: list[Any] = [self.window_ms]
-        for keys, value in items:
-            args += [len(keys), value]
         try:
-            await self._run("settle", [k for keys, _ in items for k in keys], args)
+            await self._run("settle", *self._grouped(self.window_ms, items))
         except SharedDown:  # each claim then expires after claim_seconds
             log.warning("dedup_claims_unsettled", claims=len(items))
         return [None] * len(items)
@@ -291,8 +298,7 @@ class Shared:
         """Nothing became durable: the claim goes, and a retry may claim at once."""
         if claim.keys:
             with contextlib.suppress(SharedDown):  # else it expires after claim_seconds
-                await self._run("settle", list(claim.keys), ["", len(claim.keys),
-                                                             claim.value])
+                await self._run("settle", *self._grouped("", [(claim.keys, claim.value)]))
 
     # -- rate limits -----------------------------------------------------------------
 
@@ -316,11 +322,7 @@ class Shared:
                                     [lease, int(self.config.lease_seconds * 1000)]))
 
     async def load_cursor(self, name: str) -> bytes | None:
-        try:
-            found = await self.client.get(f"{self.prefix}cursor:{name}")
-        except self._errors as exc:
-            self._down(exc)
-            raise SharedDown("the shared state (Redis) cannot be reached") from None
+        found = await self._call(lambda: self.client.get(f"{self.prefix}cursor:{name}"))
         return found if isinstance(found, bytes) else None
 
     async def commit_cursor(self, name: str, lease: str, cursor: bytes) -> bool:
