@@ -64,6 +64,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--gil", action="store_true")
+    parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--native", action="store_true",
                         help="C frames too (pauses the processes to sample them)")
     parser.add_argument("--out", type=Path)
@@ -83,7 +84,7 @@ def main() -> int:
         wait_drained(f"http://127.0.0.1:{port}")
         reqs, _ = build_requests(150_000, port, 1024, "profiled")
         spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
-                                "--pid", str(proc.pid), "--subprocesses", "--rate", "200",
+                                "--pid", str(proc.pid), "--subprocesses", "--rate", str(args.rate),
                                 "--duration", str(args.seconds), "--format", "raw",
                                 "--output", str(raw),
                                 *([] if args.native else ["--nonblocking"]),

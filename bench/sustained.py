@@ -73,17 +73,28 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def role(pid: int) -> str:
+    """A process's part: ``poll`` (the relay and pollers) or ``http`` (the rest)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "http"
+    return "relay" if b"poll" in argv or b"relay" in argv else "http"
+
+
+def cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by ``pids`` (every thread), by ``role``."""
+    ticks: dict[str, int] = {}
     for pid in pids:
         try:
             for tid in os.listdir(f"/proc/{pid}/task"):
                 fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
                 parts = fields.split()
-                total += int(parts[11]) + int(parts[12])
+                part = role(pid)
+                ticks[part] = ticks.get(part, 0) + int(parts[11]) + int(parts[12])
         except OSError:
             continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return {part: n / os.sysconf("SC_CLK_TCK") for part, n in ticks.items()}
 
 
 class Target:
@@ -122,7 +133,9 @@ class Target:
                                          duration=args.duration, rate=rate))
         self._drained()
         until_kafka = time.perf_counter() - t0
-        cpu = cpu_seconds(tree(self.proc.pid)) - cpu0
+        cpu1 = cpu_seconds(tree(self.proc.pid))
+        parts = {part: cpu1[part] - cpu0.get(part, 0.0) for part in cpu1}
+        cpu = sum(parts.values())
         run = summarize(self.name, st, lat, secs)
         accepted = {event_id(CONNECTOR, deliveries[i]) for i, s in enumerate(st)
                     if 200 <= s < 300}
@@ -136,6 +149,8 @@ class Target:
                     len(accepted) / until_kafka, 1),
                 "p50_ms": run.p50_ms, "p99_ms": run.p99_ms, "accepted": len(accepted),
                 "cpu_us_per_event": round(cpu / max(len(accepted), 1) * 1e6, 1),
+                "cpu_us_by_part": {part: round(c / max(len(accepted), 1) * 1e6, 1)
+                                   for part, c in sorted(parts.items())},
                 "missing": missing}
 
     def _drained(self) -> None:
@@ -151,6 +166,7 @@ def show(r: dict[str, Any]) -> None:
     print(f"{r['name']:<16} sustained {sustained if sustained is not None else '-':>8}/s"
           f"  answered {r['answered_per_s']:>8.0f}/s  p50 {r['p50_ms']:>6.2f} ms"
           f"  p99 {r['p99_ms']:>6.2f} ms  CPU {r['cpu_us_per_event']:>6.1f} µs/event"
+          f" ({', '.join(f'{k} {v:.0f}' for k, v in r['cpu_us_by_part'].items())})"
           f"  missing {r['missing'] if r['missing'] is not None else '-'}", flush=True)
 
 
@@ -163,6 +179,8 @@ def main() -> int:
     parser.add_argument("--payload", type=int, default=1024)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--max-requests", type=int, default=150_000)
+    parser.add_argument("--only", nargs="+", choices=["bare", "naive", "gateway"],
+                        help="measure only these targets (no ratios; for iterating)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-sustained-"))
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -175,6 +193,8 @@ def main() -> int:
           flush=True)
     kinds = [("bare", "bare", 1), ("naive", "naive", 1),
              *((f"gateway x{n}", "gateway", n) for n in args.workers)]
+    if args.only:
+        kinds = [k for k in kinds if k[1] in args.only]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in kinds}
     try:
         for rnd in range(args.rounds):
@@ -189,7 +209,7 @@ def main() -> int:
             r["sustained_per_s"] or r["answered_per_s"] for r in rs)
             for name, rs in runs.items()}
         half: dict[str, dict[str, Any]] = {}
-        for name, kind, workers in kinds[1:]:
+        for name, kind, workers in ([] if args.only else kinds[1:]):
             target = Target(name, kind, workers, bootstrap, work, args)
             try:
                 half[name] = target.run(f"half-{kind}{workers}", rate=medians[name] / 2)
@@ -202,6 +222,8 @@ def main() -> int:
             kafka.close()
     gateway = medians.get("gateway x1", 0.0)
     print(f"median sustained: {', '.join(f'{n} {m:.0f}/s' for n, m in medians.items())}")
+    if args.only:
+        return 0
     print(f"gateway x1 / naive {gateway / medians['naive']:.2f};"
           f" / bare {gateway / medians['bare']:.2f}; CPU"
           f" {statistics.median(r['cpu_us_per_event'] for r in runs['gateway x1']):.0f}"
