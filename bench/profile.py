@@ -2,16 +2,21 @@
 load, sampled by py-spy (PyPI; a dev dependency) across the process tree.
 
     .venv/bin/python -m bench.profile [--seconds 8] [--gil] [--out profile.txt]
+                                      [--threads]
 
 ``--gil`` counts only samples holding the GIL (Python's CPU, not waits). Prints the
 functions by own samples and a few stages of the request path by inclusive samples;
-``--out`` keeps the collapsed stacks (flamegraph input).
+``--out`` keeps the collapsed stacks (flamegraph input). ``--threads`` also prints every
+thread's CPU (user, system) and run-queue wait per accepted event, from /proc over a
+load of its own before the profiled one, drain included (the main thread of each process
+is its event loop).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import subprocess
 import sys
@@ -59,6 +64,43 @@ def summarize(raw: str, most: int = 15) -> str:
     return "\n".join(out)
 
 
+def thread_times(root: int) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Per (pid, tid) under ``root``: user and system ticks, nanoseconds spent waiting
+    on a run queue."""
+    from bench.sustained import tree
+
+    out: dict[tuple[int, int], tuple[int, int, int]] = {}
+    for pid in tree(root):
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
+                sched = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+                fields = stat.split()
+                out[(pid, int(tid))] = (int(fields[11]), int(fields[12]), int(sched[1]))
+        except OSError:
+            continue
+    return out
+
+
+def thread_table(before: dict[tuple[int, int], tuple[int, int, int]],
+                 after: dict[tuple[int, int], tuple[int, int, int]], events: int) -> str:
+    from bench.sustained import role
+
+    tick = 1e6 / os.sysconf("SC_CLK_TCK") / max(events, 1)
+    rows = []
+    for (pid, tid), (user, system, wait) in after.items():
+        u0, s0, w0 = before.get((pid, tid), (0, 0, 0))
+        name = f"{role(pid)} {pid} {'main' if pid == tid else f'thread {tid}'}"
+        rows.append(((user - u0 + system - s0) * tick, (user - u0) * tick,
+                     (system - s0) * tick, (wait - w0) / 1e3 / max(events, 1), name))
+    rows.sort(reverse=True)
+    out = ["per accepted event: CPU (user + system) µs, run-queue wait µs, thread"]
+    out += [f"  {cpu:6.1f} ({u:5.1f} + {s:5.1f})  wait {w:5.1f}  {name}"
+            for cpu, u, s, w, name in rows if cpu >= 0.5]
+    out.append(f"  {sum(r[0] for r in rows):6.1f} in all")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +110,8 @@ def main() -> int:
     parser.add_argument("--native", action="store_true",
                         help="C frames too (pauses the processes to sample them)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--threads", action="store_true",
+                        help="also CPU and run-queue wait per thread, per accepted event")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-profile-"))
     raw = args.out or work / "stacks.txt"
@@ -82,6 +126,15 @@ def main() -> int:
         warm, _ = build_requests(150_000, port, 1024, "warm")
         uvloop.run(drive(port, warm, concurrency=64, duration=WARM_UP))
         wait_drained(f"http://127.0.0.1:{port}")
+        if args.threads:  # a load of its own, without py-spy taking a core
+            reqs, _ = build_requests(150_000, port, 1024, "threads")
+            before = thread_times(proc.pid)
+            statuses, _, secs = uvloop.run(drive(port, reqs, concurrency=64,
+                                                 duration=args.seconds))
+            wait_drained(f"http://127.0.0.1:{port}")
+            accepted = sum(1 for s in statuses if s == 202)
+            print(f"# {accepted} accepted in {secs:.1f} s, drained; no profiler")
+            print(thread_table(before, thread_times(proc.pid), accepted))
         reqs, _ = build_requests(150_000, port, 1024, "profiled")
         spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
                                 "--pid", str(proc.pid), "--subprocesses", "--rate", str(args.rate),
