@@ -70,8 +70,13 @@ class Reloader:
         return False
 
     async def reload(self) -> list[str]:
-        """Reads the configuration again and swaps the changed connectors: their ids."""
+        """Reads the configuration again and swaps the changed connectors: their ids. It
+        answers every reload asked for until now: the watch loop does not redo them (it
+        would otherwise take a later change of the file before the caller's next reload
+        could report it)."""
         async with self._lock:
+            if self.requested is not None:
+                self._asked = await asyncio.to_thread(self.requested)
             return await self._reload()
 
     async def _reload(self) -> list[str]:

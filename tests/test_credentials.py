@@ -29,6 +29,7 @@ from starlette.routing import Route
 from connectors.polling.http import PollHttp
 from gateway.config import load_config
 from gateway.errors import ConfigError
+from gateway.reloading import Reloader
 from tests.helpers import base_config, github_headers, local_api, thread_server, write_config
 
 ROOT_TOKEN = "hvs.test-root-token-4f1c"
@@ -162,6 +163,25 @@ def test_a_rotated_secret_file_is_taken_without_a_restart(tmp_path: Path) -> Non
         secret_file.unlink()  # broken: refused, the running configuration stays
         time.sleep(0.5)
         assert deliver(server.url, "second-secret-9c0d1e2f") == 202
+
+
+def test_a_reload_answers_the_requests_made_before_it(tmp_path: Path) -> None:
+    """``POST /admin/reload`` asks every process to reload, then reloads its own at once
+    and reports what changed. Its own watch loop must not make that reload again later:
+    it would take an edit made meanwhile, and the next ``/admin/reload`` would report
+    nothing changed (a race the admin test ran into under load)."""
+    (tmp_path / "gh.secret").write_text("first-secret-5e6f7a8b\n")
+    path = config(tmp_path, {"gh-cred": {"type": "github",
+                                    "config": {"secret": "${file:gh.secret}"}}})
+    asked = [1.0]
+
+    async def apply(_: Any, changed: dict[str, Any], removed: list[str]) -> None:
+        return None
+
+    reloader = Reloader(load_config(path), apply, lambda: asked[0])
+    asked[0] = 2.0  # a reload is asked for (reload.request touched)...
+    asyncio.run(reloader.reload())  # ...and made here, at once
+    assert not reloader._changed(refresh_seconds=3600)
 
 
 @dataclass
