@@ -1,13 +1,15 @@
 """A/B: the gateway at two (or more) git revisions, alternated against one broker.
 
     .venv/bin/python -m bench.ab HEAD~1 HEAD [--rounds 4] [--duration 6] [--concurrency 64]
+                                             [--workers 1]
 
 Each revision is checked out once in a temporary git worktree; then, round after round,
-each revision's ``gateway run`` (one worker) is started, warmed up, driven at full load
-like ``bench.run`` drives it, and stopped. Alternating the revisions makes the machine's
-drift hit them alike, which a before/after pair of single runs cannot. ``WORKTREE``
-(the literal word) stands for the current working tree, uncommitted changes included.
-Prints each run, then per revision the median rate and CPU per request.
+each revision's ``gateway run`` (``--workers`` workers) is started, warmed up, driven at
+full load like ``bench.run`` drives it, and stopped. Alternating the revisions makes the
+machine's drift hit them alike, which a before/after pair of single runs cannot.
+``WORKTREE`` (the literal word) stands for the current working tree, uncommitted changes
+included. Prints each run, then per revision the median rate, p99 and CPU per request:
+every process of the tree (workers, relay), until the buffer is drained.
 """
 
 from __future__ import annotations
@@ -33,16 +35,14 @@ from bench.run import (
     wait_drained,
     wait_http,
 )
+from bench.sustained import cpu_seconds
+from bench.sustained import tree as process_tree
 from devtools.localkafka import LocalKafka, free_port
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds of every thread of ``pid``."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of every thread of ``pid`` and the processes under it."""
+    return sum(cpu_seconds(process_tree(pid)).values())
 
 
 def checkout(rev: str, work: Path) -> Path:
@@ -62,13 +62,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--payload", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gateway-ab-"))
     trees = {rev: checkout(rev, work) for rev in args.revisions}
     kafka = LocalKafka()
     bootstrap = kafka.start()
-    results: dict[str, list[tuple[float, float]]] = {rev: [] for rev in trees}
+    results: dict[str, list[tuple[float, float, float]]] = {rev: [] for rev in trees}
     try:
         for round_no in range(args.rounds):
             for rev, tree in trees.items():
@@ -77,7 +78,8 @@ def main() -> int:
                                         bootstrap, f"ab.{port}")
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "gateway", "run", "--config", str(config),
-                     "--port", str(port)], cwd=tree, start_new_session=True,
+                     "--port", str(port), "--workers", str(args.workers)],
+                    cwd=tree, start_new_session=True,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                          "PYTHONPATH": str(tree)})
@@ -89,15 +91,15 @@ def main() -> int:
                                      duration=WARM_UP))
                     wait_drained(url)
                     reqs, _ = build_requests(100_000, port, args.payload, "peak")
-                    before = process_cpu(proc.pid)
+                    before = tree_cpu(proc.pid)
                     st, lat, secs = uvloop.run(drive(port, reqs, concurrency=args.concurrency,
                                                      duration=args.duration))
-                    cpu = process_cpu(proc.pid) - before
                     wait_drained(url)  # the relay's catching up must not overlap the next run
+                    cpu = tree_cpu(proc.pid) - before
                 finally:
                     stop(proc)
                 run = summarize(rev, st, lat, secs)
-                results[rev].append((run.rate, cpu / max(run.ok, 1) * 1e6))
+                results[rev].append((run.rate, cpu / max(run.ok, 1) * 1e6, run.p99_ms))
                 print(f"{rev:<20} {run.rate:>8.0f}/s  {results[rev][-1][1]:>5.0f} us/req"
                       f"  p99 {run.p99_ms:>6.2f} ms", flush=True)
     finally:
@@ -107,8 +109,9 @@ def main() -> int:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                                capture_output=True)
     for rev, runs in results.items():
-        print(f"== {rev}: median {statistics.median(r for r, _ in runs):.0f}/s, CPU per request"
-              f" {statistics.median(c for _, c in runs):.0f} us ({len(runs)} runs)")
+        print(f"== {rev}: median {statistics.median(r for r, _, _ in runs):.0f}/s, p99"
+              f" {statistics.median(p for _, _, p in runs):.2f} ms, CPU per request"
+              f" {statistics.median(c for _, c, _ in runs):.0f} us ({len(runs)} runs)")
     return 0
 
 

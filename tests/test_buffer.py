@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -114,3 +115,40 @@ def test_acknowledged_segments_leave_the_stats(tmp_path: Path, acked: int) -> No
     remaining = 1 if acked == 1 else 0
     assert run(BufferConfig(), path, scenario) == remaining
     assert stored(path)[:2] == (2 - acked, remaining)
+
+
+_HOLD = """
+import fcntl, sys
+with open(sys.argv[1], "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes our stdin
+"""
+
+
+def test_writers_queue_on_the_lock_file_and_readers_do_not(tmp_path: Path) -> None:
+    """Another process writing (it holds ``buffer.db.lock``): a group commit waits for it
+    instead of sleeping in SQLite's retries, and completes once it is released; reading
+    (the relay's fetch) needs no lock."""
+    path = tmp_path / "buffer.db"
+
+    async def scenario(buffer: Buffer) -> object:
+        await submit_together(buffer, ["a"])
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _HOLD, f"{path}.lock", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        try:
+            assert await holder.stdout.readline() == b"held\n"
+            fetched = await asyncio.wait_for(buffer.outbox.fetch(), 5)
+            pending = asyncio.ensure_future(buffer.outbox.submit("b", [record(1)]))
+            await asyncio.sleep(0.5)
+            waited = not pending.done()
+        finally:
+            holder.stdin.close()
+            await holder.wait()
+        return [s.events for s in fetched], waited, await asyncio.wait_for(pending, 5)
+
+    assert run(BufferConfig(), path, scenario) == ([1], True, True)
+    assert stored(path) == (2, 2, 2)

@@ -27,4 +27,4 @@ class Cursors:
             row = self._db.conn.execute("SELECT state FROM cursors WHERE poller = ?",
                                         (poller,)).fetchone()
             return None if row is None else bytes(row[0])
-        return await self._db.run(read)
+        return await self._db.read(read)

@@ -88,7 +88,7 @@ class Outbox:
 
     async def open(self) -> None:
         """Read the counts, then accept submissions (the database is open)."""
-        await self._db.run(self.read_stats)
+        await self._db.read(self.read_stats)
         self._loop = self._db.loop
 
     def close(self) -> None:
@@ -183,6 +183,10 @@ class Outbox:
         self.wake.set()
 
     def _commit(self, batch: list[Submission]) -> list[Outcome]:
+        with self._db.writer:
+            return self._commit_locked(batch)
+
+    def _commit_locked(self, batch: list[Submission]) -> list[Outcome]:
         conn = self._db.conn
         added = commit_all(conn, batch, self.settings)
         if added is not None:  # other processes move the stats too: read_stats refreshes them
@@ -203,7 +207,7 @@ class Outbox:
 
     async def fetch(self, limit: int = 8) -> list[Segment]:
         """The oldest segments, in commit order."""
-        return await self._db.run(self._fetch, limit)
+        return await self._db.read(self._fetch, limit)
 
     def _fetch(self, limit: int) -> list[Segment]:
         rows = self._db.conn.execute(
@@ -257,4 +261,4 @@ class Outbox:
             rows = self._db.conn.execute("SELECT id, record, reason, created FROM quarantine"
                                          " ORDER BY id LIMIT ?", (limit,)).fetchall()
             return [Quarantined(r[0], unpack(r[1])[0], r[2], r[3]) for r in rows]
-        return await self._db.run(read)
+        return await self._db.read(read)

@@ -59,7 +59,7 @@ class Status:
                 " expires > ? FROM lease) FROM relay_status", (time.time(),)).fetchone()
             return RelayStatus(row[0] == 1, row[1], row[2], row[3], bool(row[4]),
                                refused=row[0] == -1)
-        return await self._db.run(read)
+        return await self._db.read(read)
 
     async def write_pollers(self, view: dict[str, Any]) -> None:
         def write() -> None:
@@ -76,7 +76,7 @@ class Status:
             for health in view.values():
                 health["reported_seconds_ago"] = round(time.time() - row[1], 1)
             return view
-        return await self._db.run(read)
+        return await self._db.read(read)
 
     async def read_metrics(self, oldest: float) -> list[tuple[str, bytes]]:
         """Every process's latest metrics snapshot updated since ``oldest``, by worker."""
@@ -85,7 +85,7 @@ class Status:
                 "SELECT worker, snapshot FROM worker_metrics WHERE updated >= ?",
                 (oldest,)).fetchall()
             return [(str(row[0]), bytes(row[1])) for row in rows]
-        return await self._db.run(read)
+        return await self._db.read(read)
 
     async def share_metrics(self, worker: str, snapshot: bytes, oldest: float) -> list[bytes]:
         """Store ``worker``'s metrics snapshot; forget those not updated since ``oldest``;
