@@ -181,6 +181,8 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=150_000)
     parser.add_argument("--only", nargs="+", choices=["bare", "naive", "gateway"],
                         help="measure only these targets (no ratios; for iterating)")
+    parser.add_argument("--half", action="store_true",
+                        help="with --only: the half-peak runs too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-sustained-"))
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -209,7 +211,8 @@ def main() -> int:
             r["sustained_per_s"] or r["answered_per_s"] for r in rs)
             for name, rs in runs.items()}
         half: dict[str, dict[str, Any]] = {}
-        for name, kind, workers in ([] if args.only else kinds[1:]):
+        for name, kind, workers in ([] if args.only and not args.half else
+                                    [k for k in kinds if k[1] != "bare"]):
             target = Target(name, kind, workers, bootstrap, work, args)
             try:
                 half[name] = target.run(f"half-{kind}{workers}", rate=medians[name] / 2)

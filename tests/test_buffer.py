@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.buffer import Buffer, Record
+from gateway.buffer.db import CHECKPOINT_EVERY
 from gateway.config import BufferConfig
 from gateway.errors import BufferFull
 
@@ -152,3 +153,23 @@ def test_writers_queue_on_the_lock_file_and_readers_do_not(tmp_path: Path) -> No
 
     assert run(BufferConfig(), path, scenario) == ([1], True, True)
     assert stored(path) == (2, 2, 2)
+
+
+def test_the_log_is_copied_into_the_file_every_few_writes(tmp_path: Path) -> None:
+    """SQLite's own checkpoint is off (it would run under the writer lock): the database
+    thread copies the log into the file itself, every ``CHECKPOINT_EVERY`` writes."""
+    path = tmp_path / "buffer.db"
+    big = Record("t", b"k", b"v" * 20_000, "id", "c", "e", "s")
+
+    async def scenario(buffer: Buffer) -> object:
+        sizes = [path.stat().st_size]
+        for n in range(2 * CHECKPOINT_EVERY):
+            await buffer.outbox.submit(f"key-{n}", [big])
+            sizes.append(path.stat().st_size)
+        return sizes
+
+    sizes = run(BufferConfig(), path, scenario)
+    assert isinstance(sizes, list)
+    grew = [n for n in range(1, len(sizes)) if sizes[n] > sizes[n - 1]]
+    assert grew, "nothing reached the database file: no checkpoint ran"
+    assert sizes[-1] >= sizes[0] + CHECKPOINT_EVERY * 20_000

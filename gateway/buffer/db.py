@@ -13,7 +13,10 @@ SQLite alone would make a writer that finds the file locked sleep and retry (1, 
 writers queue on ``WriterLock`` first (``flock`` on ``<file>.lock``): the kernel hands it
 to the next one the moment it is released, and a process that dies releases it with its
 file descriptors. ``Database.run`` calls and the outbox's group commits hold it;
-``Database.read`` calls (WAL readers block nobody) do not.
+``Database.read`` calls (WAL readers block nobody) do not. SQLite's own checkpoint would
+run inside the committing statement, so under the lock, making every other writer wait
+for it; the thread checkpoints instead (``PASSIVE``) after every ``CHECKPOINT_EVERY``
+writes, once the lock is released, as SQLite does after its write lock.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gateway.errors import Unavailable
 T = TypeVar("T")
 
 MAX_BATCH = 2000
+CHECKPOINT_EVERY = 8  # writes (a group commit: some hundred pages; SQLite's default: 1000)
 
 _Call = tuple[Callable[..., Any], tuple[object, ...], "asyncio.Future[Any]", bool]
 _STOP: Any = object()  # queued by close(): the database thread exits
@@ -115,6 +119,7 @@ class Database:
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self.writer = WriterLock(path)
+        self._writes = 0  # since the last checkpoint
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -138,6 +143,7 @@ class Database:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # ours: outside the writer lock
         prepare(conn)
         self._conn = conn
 
@@ -197,6 +203,8 @@ class Database:
                         except Exception as exc:
                             result, error = None, exc
                         self.post(settle, future, result, error)
+                        if writes:
+                            self._wrote()
                     elif self.pending:  # what was queued before close() is committed first
                         self._calls.append(_STOP)
                     else:
@@ -208,3 +216,13 @@ class Database:
                 if self.pending:
                     pending = self.pending
                     self.commit([pending.popleft() for _ in range(min(len(pending), MAX_BATCH))])
+                    self._wrote()
+
+    def _wrote(self) -> None:
+        """Count a write; every ``CHECKPOINT_EVERY``, copy the log into the file (what
+        readers still use stays; a failure is retried with the next)."""
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and self._conn is not None:
+            self._writes = 0
+            with suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
