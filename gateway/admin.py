@@ -323,8 +323,8 @@ class AdminApi:
         return _json(200, {"paused": sorted(self.controls.set_paused(cid, action == "pause"))})
 
     async def reload_all(self, request: Request) -> Response:
-        self.controls.request_reload()  # the workers' reloaders (answered here by ours:)
-        swapped = await self.parts.reload()  # its answer says what changed
+        self.controls.request_reload()  # every process's reloader; this one's answers now,
+        swapped = await self.parts.reload()  # and says what changed
         return _json(200, {"reloaded": swapped})
 
 
