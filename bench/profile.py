@@ -36,6 +36,7 @@ from bench.run import (
     wait_drained,
     wait_http,
 )
+from bench.sustained import role, tree
 from devtools.localkafka import LocalKafka, free_port
 
 STAGES = ["Gateway.serve", "LimitedProtocol.data_received", "Pipeline.webhook",
@@ -67,8 +68,6 @@ def summarize(raw: str, most: int = 15) -> str:
 def thread_times(root: int) -> dict[tuple[int, int], tuple[int, int, int]]:
     """Per (pid, tid) under ``root``: user and system ticks, nanoseconds spent waiting
     on a run queue."""
-    from bench.sustained import tree
-
     out: dict[tuple[int, int], tuple[int, int, int]] = {}
     for pid in tree(root):
         try:
@@ -84,8 +83,6 @@ def thread_times(root: int) -> dict[tuple[int, int], tuple[int, int, int]]:
 
 def thread_table(before: dict[tuple[int, int], tuple[int, int, int]],
                  after: dict[tuple[int, int], tuple[int, int, int]], events: int) -> str:
-    from bench.sustained import role
-
     tick = 1e6 / os.sysconf("SC_CLK_TCK") / max(events, 1)
     rows = []
     for (pid, tid), (user, system, wait) in after.items():

@@ -161,7 +161,8 @@ class Outbox:
     def _group_commit(self, batch: list[Submission]) -> None:
         """Commit ``batch``, then hand every outcome back with one loop callback."""
         try:
-            results = self._commit(batch)
+            with self._db.writer:  # behind other processes' writers, not in SQLite's sleeps
+                results = self._commit(batch)
         except Exception as exc:
             if self.commit_error is None:  # once per episode
                 log.error("buffer_commit_failed", error=type(exc).__name__,
@@ -183,10 +184,6 @@ class Outbox:
         self.wake.set()
 
     def _commit(self, batch: list[Submission]) -> list[Outcome]:
-        with self._db.writer:
-            return self._commit_locked(batch)
-
-    def _commit_locked(self, batch: list[Submission]) -> list[Outcome]:
         conn = self._db.conn
         added = commit_all(conn, batch, self.settings)
         if added is not None:  # other processes move the stats too: read_stats refreshes them
