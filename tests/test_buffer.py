@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,8 +23,14 @@ def record(n: int) -> Record:
 
 
 async def submit_together(buffer: Buffer, keys: list[str | None]) -> list[object]:
-    """Submitted in one loop turn, so the database thread commits them as one batch."""
+    """Submitted while the database thread is held in a call, so that it commits them as
+    one batch (in one loop turn alone, it may wake between two and commit the first)."""
+    gate = threading.Event()
+    held = asyncio.ensure_future(buffer.db.run(gate.wait))
+    await asyncio.sleep(0)  # the call is queued: the thread takes it before any commit
     futures = [buffer.outbox.submit(key, [record(i)]) for i, key in enumerate(keys)]
+    gate.set()
+    await held
     return list(await asyncio.gather(*futures, return_exceptions=True))
 
 
