@@ -2,7 +2,7 @@
 the references, in one invocation, alternated over several rounds (medians).
 
     .venv/bin/python -m bench.sustained [--rounds 3] [--duration 8] [--concurrency 64]
-                                        [--workers 1 2]
+                                        [--workers 1 2] [--only ...] [--half] [--rate R]
 
 Targets, each started fresh every round with unique delivery ids (no round measures the
 duplicate path by accident):
@@ -20,6 +20,10 @@ p50/p99 latency, **CPU microseconds per accepted event** for the whole process t
 (workers, relay, pollers; read from /proc before and after, drain included) and the ids
 missing on the topic. Then each Kafka target once more at half its median peak, for
 p99. Results also go to ``bench/results/sustained.json``.
+
+``--rate R`` drives every target at R requests per second instead of full load (and
+skips the half-peak runs): what each costs per request at a rate all of them keep up
+with. Each run also shows the CPU of the HTTP processes' event loops alone (``loop``).
 """
 
 from __future__ import annotations
@@ -97,6 +101,22 @@ def cpu_seconds(pids: list[int]) -> dict[str, float]:
     return {part: n / os.sysconf("SC_CLK_TCK") for part, n in ticks.items()}
 
 
+def loop_seconds(pids: list[int]) -> float:
+    """CPU seconds so far of the HTTP processes' main threads: each worker's event loop
+    (with one worker, the process ``gateway run`` started is the worker)."""
+    ticks = 0
+    for pid in pids:
+        if role(pid) != "http":
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1]
+        except OSError:
+            continue
+        parts = fields.split()
+        ticks += int(parts[11]) + int(parts[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Target:
     def __init__(self, name: str, kind: str, workers: int, bootstrap: str, work: Path,
                  args: argparse.Namespace) -> None:
@@ -128,12 +148,13 @@ class Target:
         self._drained()
         reqs, deliveries = build_requests(args.max_requests, self.port, args.payload, tag)
         pids = tree(self.proc.pid)
-        cpu0, t0 = cpu_seconds(pids), time.perf_counter()
+        cpu0, loop0, t0 = cpu_seconds(pids), loop_seconds(pids), time.perf_counter()
         st, lat, secs = uvloop.run(drive(self.port, reqs, concurrency=args.concurrency,
                                          duration=args.duration, rate=rate))
         self._drained()
         until_kafka = time.perf_counter() - t0
         cpu1 = cpu_seconds(tree(self.proc.pid))
+        loop = loop_seconds(tree(self.proc.pid)) - loop0
         parts = {part: cpu1[part] - cpu0.get(part, 0.0) for part in cpu1}
         cpu = sum(parts.values())
         run = summarize(self.name, st, lat, secs)
@@ -151,6 +172,7 @@ class Target:
                 "cpu_us_per_event": round(cpu / max(len(accepted), 1) * 1e6, 1),
                 "cpu_us_by_part": {part: round(c / max(len(accepted), 1) * 1e6, 1)
                                    for part, c in sorted(parts.items())},
+                "loop_us_per_event": round(loop / max(len(accepted), 1) * 1e6, 1),
                 "missing": missing}
 
     def _drained(self) -> None:
@@ -166,7 +188,8 @@ def show(r: dict[str, Any]) -> None:
     print(f"{r['name']:<16} sustained {sustained if sustained is not None else '-':>8}/s"
           f"  answered {r['answered_per_s']:>8.0f}/s  p50 {r['p50_ms']:>6.2f} ms"
           f"  p99 {r['p99_ms']:>6.2f} ms  CPU {r['cpu_us_per_event']:>6.1f} µs/event"
-          f" ({', '.join(f'{k} {v:.0f}' for k, v in r['cpu_us_by_part'].items())})"
+          f" ({', '.join(f'{k} {v:.0f}' for k, v in r['cpu_us_by_part'].items())};"
+          f" loop {r['loop_us_per_event']:.0f})"
           f"  missing {r['missing'] if r['missing'] is not None else '-'}", flush=True)
 
 
@@ -183,6 +206,8 @@ def main() -> int:
                         help="measure only these targets (no ratios; for iterating)")
     parser.add_argument("--half", action="store_true",
                         help="with --only: the half-peak runs too")
+    parser.add_argument("--rate", type=float,
+                        help="requests per second for every run (default: full load)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-sustained-"))
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -203,7 +228,7 @@ def main() -> int:
             for name, kind, workers in kinds:
                 target = Target(name, kind, workers, bootstrap, work, args)
                 try:
-                    runs[name].append(target.run(f"r{rnd}-{kind}{workers}"))
+                    runs[name].append(target.run(f"r{rnd}-{kind}{workers}", rate=args.rate))
                 finally:
                     target.stop()
                 show(runs[name][-1])
@@ -211,7 +236,7 @@ def main() -> int:
             r["sustained_per_s"] or r["answered_per_s"] for r in rs)
             for name, rs in runs.items()}
         half: dict[str, dict[str, Any]] = {}
-        for name, kind, workers in ([] if args.only and not args.half else
+        for name, kind, workers in ([] if args.rate or (args.only and not args.half) else
                                     [k for k in kinds if k[1] != "bare"]):
             target = Target(name, kind, workers, bootstrap, work, args)
             try:
@@ -225,7 +250,7 @@ def main() -> int:
             kafka.close()
     gateway = medians.get("gateway x1", 0.0)
     print(f"median sustained: {', '.join(f'{n} {m:.0f}/s' for n, m in medians.items())}")
-    if args.only:
+    if args.only or args.rate:
         return 0
     print(f"gateway x1 / naive {gateway / medians['naive']:.2f};"
           f" / bare {gateway / medians['bare']:.2f}; CPU"
