@@ -18,8 +18,10 @@ Per run: the **sustained rate** (2xx answers divided by the time until the last 
 was on Kafka: the gateway keeps running until its buffer is empty), the answer rate,
 p50/p99 latency, **CPU microseconds per accepted event** for the whole process tree
 (workers, relay, pollers; read from /proc before and after, drain included) and the ids
-missing on the topic. Then each Kafka target once more at half its median peak, for
-p99. Results also go to ``bench/results/sustained.json``.
+missing on the topic. Then each Kafka target at half its median peak, for p99, alternated
+over ``--half-rounds`` rounds (default: as many as ``--rounds``; the median p99 is the
+figure: one run's p99 at half peak moves by a factor of three here with the scheduling).
+Results also go to ``bench/results/sustained.json``.
 
 ``--rate R`` drives every target at R requests per second instead of full load (and
 skips the half-peak runs): what each costs per request at a rate all of them keep up
@@ -206,6 +208,8 @@ def main() -> int:
                         help="measure only these targets (no ratios; for iterating)")
     parser.add_argument("--half", action="store_true",
                         help="with --only: the half-peak runs too")
+    parser.add_argument("--half-rounds", type=int,
+                        help="rounds of half-peak runs (default: --rounds)")
     parser.add_argument("--rate", type=float,
                         help="requests per second for every run (default: full load)")
     args = parser.parse_args()
@@ -235,27 +239,35 @@ def main() -> int:
         medians = {name: statistics.median(
             r["sustained_per_s"] or r["answered_per_s"] for r in rs)
             for name, rs in runs.items()}
-        half: dict[str, dict[str, Any]] = {}
-        for name, kind, workers in ([] if args.rate or (args.only and not args.half) else
-                                    [k for k in kinds if k[1] != "bare"]):
-            target = Target(name, kind, workers, bootstrap, work, args)
-            try:
-                half[name] = target.run(f"half-{kind}{workers}", rate=medians[name] / 2)
-            finally:
-                target.stop()
-            half[name]["name"] = f"{name} @half"
-            show(half[name])
+        half: dict[str, list[dict[str, Any]]] = {}
+        halves = [] if args.rate or (args.only and not args.half) else [
+            k for k in kinds if k[1] != "bare"]
+        for rnd in range(args.rounds if args.half_rounds is None else args.half_rounds):
+            for name, kind, workers in halves:
+                target = Target(name, kind, workers, bootstrap, work, args)
+                try:
+                    run = target.run(f"half{rnd}-{kind}{workers}", rate=medians[name] / 2)
+                finally:
+                    target.stop()
+                run["name"] = f"{name} @half"
+                half.setdefault(name, []).append(run)
+                show(run)
     finally:
         if kafka is not None:
             kafka.close()
     gateway = medians.get("gateway x1", 0.0)
     print(f"median sustained: {', '.join(f'{n} {m:.0f}/s' for n, m in medians.items())}")
+    if half:
+        print("median p99 at half peak: " + ", ".join(
+            f"{n} {statistics.median(r['p99_ms'] for r in rs):.1f} ms"
+            for n, rs in half.items()))
     if args.only or args.rate:
         return 0
     print(f"gateway x1 / naive {gateway / medians['naive']:.2f};"
           f" / bare {gateway / medians['bare']:.2f}; CPU"
           f" {statistics.median(r['cpu_us_per_event'] for r in runs['gateway x1']):.0f}"
-          f" µs/event; p99 at half peak {half['gateway x1']['p99_ms']} ms")
+          f" µs/event; p99 at half peak (median)"
+          f" {statistics.median(r['p99_ms'] for r in half['gateway x1']):.1f} ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "sustained.json").write_text(json.dumps({"args": vars(args), "runs": runs,
