@@ -104,12 +104,12 @@ def cpu_seconds(pids: list[int]) -> dict[str, float]:
 
 
 def loop_seconds(pids: list[int]) -> float:
-    """CPU seconds so far of the HTTP processes' main threads: each worker's event loop
-    (with one worker, the process ``gateway run`` started is the worker)."""
+    """CPU seconds so far of the HTTP processes' main threads: each worker's event loop.
+    ``pids`` as ``tree`` gives them, the started process first: with one worker it is the
+    worker; with more, the supervisor, left out."""
+    http = [pid for pid in pids if role(pid) == "http"]
     ticks = 0
-    for pid in pids:
-        if role(pid) != "http":
-            continue
+    for pid in http[1:] if len(http) > 1 else http:
         try:
             fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1]
         except OSError:
