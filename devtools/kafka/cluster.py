@@ -40,6 +40,8 @@ from devtools.kafka.security import (
 )
 from devtools.kafka.tls import Pki, write_pki
 
+METADATA_WAIT = 15.0  # seconds a broker may take to learn of what the controller decided
+
 
 class LocalKafkaCluster:
     """``nodes`` combined broker+controller JVMs, node ids 1..nodes, a quorum of all.
@@ -269,10 +271,22 @@ class LocalKafkaCluster:
                                        replication=replication or len(self.nodes),
                                        config=config))
 
-    def partition(self, topic: str, partition: int = 0) -> PartitionState:
-        """Leader, replicas and in-sync replicas (node ids) of one partition."""
-        with probe.quiet():
-            return asyncio.run(probe.partition_state(self._live_bootstrap(), topic, partition))
+    def partition(self, topic: str, partition: int = 0, *,
+                  wait: float = METADATA_WAIT) -> PartitionState:
+        """Leader, replicas and in-sync replicas (node ids) of one partition. Each broker
+        applies the controller's records at its own moment, so the one that answers may
+        not know a topic another has just reported: asked again for up to ``wait``
+        seconds before ``LookupError``."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                with probe.quiet():
+                    return asyncio.run(probe.partition_state(self._live_bootstrap(), topic,
+                                                             partition))
+            except LookupError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.2)
 
     def leader(self, topic: str, partition: int = 0) -> int:
         """The node id leading ``topic``'s partition (-1: none at the moment)."""
@@ -285,7 +299,7 @@ class LocalKafkaCluster:
         state: PartitionState | None = None
         while True:
             try:
-                state = self.partition(topic, partition)
+                state = self.partition(topic, partition, wait=0)
             except LookupError:
                 state = None
             if state is not None and state.leader >= 0 and set(state.isr) == set(
