@@ -44,11 +44,6 @@ from bench.sustained import tree as process_tree
 from devtools.localkafka import LocalKafka, free_port
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of every thread of ``pid`` and the processes under it."""
-    return sum(cpu_seconds(process_tree(pid)).values())
-
-
 def checkout(rev: str, work: Path) -> Path:
     if rev == "WORKTREE":
         return ROOT
@@ -96,13 +91,14 @@ def main() -> int:
                                      duration=WARM_UP))
                     wait_drained(url)
                     reqs, _ = build_requests(100_000, port, args.payload, "peak")
-                    before = tree_cpu(proc.pid)
-                    loop_before = loop_seconds(process_tree(proc.pid))
+                    pids = process_tree(proc.pid)
+                    before, loop_before = sum(cpu_seconds(pids).values()), loop_seconds(pids)
                     st, lat, secs = uvloop.run(drive(port, reqs, concurrency=args.concurrency,
                                                      duration=args.duration, rate=args.rate))
                     wait_drained(url)  # the relay's catching up must not overlap the next run
-                    cpu = tree_cpu(proc.pid) - before
-                    loop = loop_seconds(process_tree(proc.pid)) - loop_before
+                    pids = process_tree(proc.pid)
+                    cpu = sum(cpu_seconds(pids).values()) - before
+                    loop = loop_seconds(pids) - loop_before
                 finally:
                     stop(proc)
                 run = summarize(rev, st, lat, secs)

@@ -36,7 +36,7 @@ from bench.run import (
     wait_drained,
     wait_http,
 )
-from bench.sustained import role, tree
+from bench.sustained import role, thread_ticks, tree
 from devtools.localkafka import LocalKafka, free_port
 
 STAGES = ["Gateway.serve", "LimitedProtocol.data_received", "Pipeline.webhook",
@@ -72,10 +72,9 @@ def thread_times(root: int) -> dict[tuple[int, int], tuple[int, int, int]]:
     for pid in tree(root):
         try:
             for tid in os.listdir(f"/proc/{pid}/task"):
-                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
+                user, system = thread_ticks(pid, int(tid))
                 sched = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-                fields = stat.split()
-                out[(pid, int(tid))] = (int(fields[11]), int(fields[12]), int(sched[1]))
+                out[(pid, int(tid))] = (user, system, int(sched[1]))
         except OSError:
             continue
     return out

@@ -37,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +89,20 @@ def role(pid: int) -> str:
     return "relay" if b"poll" in argv or b"relay" in argv else "http"
 
 
+def thread_ticks(pid: int, tid: int) -> tuple[int, int]:
+    """User and system clock ticks a thread has used so far (OSError: it is gone)."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
 def cpu_seconds(pids: list[int]) -> dict[str, float]:
     """CPU seconds used so far by ``pids`` (every thread), by ``role``."""
     ticks: dict[str, int] = {}
     for pid in pids:
+        part = role(pid)
         try:
             for tid in os.listdir(f"/proc/{pid}/task"):
-                fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1]
-                parts = fields.split()
-                part = role(pid)
-                ticks[part] = ticks.get(part, 0) + int(parts[11]) + int(parts[12])
+                ticks[part] = ticks.get(part, 0) + sum(thread_ticks(pid, int(tid)))
         except OSError:
             continue
     return {part: n / os.sysconf("SC_CLK_TCK") for part, n in ticks.items()}
@@ -110,12 +115,8 @@ def loop_seconds(pids: list[int]) -> float:
     http = [pid for pid in pids if role(pid) == "http"]
     ticks = 0
     for pid in http[1:] if len(http) > 1 else http:
-        try:
-            fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1]
-        except OSError:
-            continue
-        parts = fields.split()
-        ticks += int(parts[11]) + int(parts[12])
+        with suppress(OSError):
+            ticks += sum(thread_ticks(pid, pid))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -155,8 +156,9 @@ class Target:
                                          duration=args.duration, rate=rate))
         self._drained()
         until_kafka = time.perf_counter() - t0
-        cpu1 = cpu_seconds(tree(self.proc.pid))
-        loop = loop_seconds(tree(self.proc.pid)) - loop0
+        pids = tree(self.proc.pid)
+        cpu1 = cpu_seconds(pids)
+        loop = loop_seconds(pids) - loop0
         parts = {part: cpu1[part] - cpu0.get(part, 0.0) for part in cpu1}
         cpu = sum(parts.values())
         run = summarize(self.name, st, lat, secs)
