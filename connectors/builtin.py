@@ -21,6 +21,10 @@ BUILTIN: dict[str, dict[str, str]] = {
             '[accepted].'
         ),
     },
+    'airtable': {
+        'display_name': 'Airtable',
+        'docs_url': 'https://airtable.com/developers/web/api/webhooks-overview',
+    },
     'asana': {
         'display_name': 'Asana',
         'docs_url': 'https://developers.asana.com/docs/webhooks-guide',
@@ -77,6 +81,17 @@ BUILTIN: dict[str, dict[str, str]] = {
             'primary and secondary keys, 10 minute replay window.'
         ),
     },
+    'braintree': {
+        'display_name': 'Braintree',
+        'docs_url': (
+            'https://developer.paypal.com/braintree/docs/guides/webhooks/parse/python'
+        ),
+        'description': (
+            'Braintree webhooks: a form whose bt_signature holds HMAC-SHA1 (keyed '
+            'with SHA-1 of the API private key) of bt_payload, a base64 XML '
+            'notification; the legacy bt_challenge check answered.'
+        ),
+    },
     'buildkite': {
         'display_name': 'Buildkite',
         'docs_url': 'https://buildkite.com/docs/apis/webhooks/pipelines',
@@ -110,6 +125,15 @@ BUILTIN: dict[str, dict[str, str]] = {
     'clerk': {
         'display_name': 'Clerk',
         'docs_url': 'https://clerk.com/docs/webhooks/sync-data',
+    },
+    'cloudinary': {
+        'display_name': 'Cloudinary',
+        'docs_url': 'https://cloudinary.com/documentation/notification_signatures',
+        'description': (
+            'Cloudinary notifications: X-Cld-Signature, SHA-1 or SHA-256 hex of '
+            'body + X-Cld-Timestamp + API secret (a plain hash, not HMAC), two '
+            'hours into the past.'
+        ),
     },
     'coinbase': {
         'display_name': 'Coinbase Commerce',
@@ -317,6 +341,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         'description': (
             'Plaid webhooks: the ES256 JWT in Plaid-Verification, its key fetched '
             'from Plaid by kid, its body hash claim checked.'
+        ),
+    },
+    'plivo': {
+        'display_name': 'Plivo',
+        'docs_url': 'https://plivo.com/docs/voice/xml/request/validation',
+        'description': (
+            'Plivo voice callbacks: X-Plivo-Signature-V3, HMAC-SHA256 (base64) of the URL '
+            'with its sorted query, the sorted form parameters and '
+            'X-Plivo-Signature-V3-Nonce.'
         ),
     },
     'postmark': {

@@ -22,6 +22,7 @@ WHSEC = "whsec_" + base64.b64encode(b"fuzz-case-standard-webhooks-key!").decode(
 ADYEN_HEX_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
 PUBLIC_URL = "https://hooks.example.com/webhooks/case"
 CONTENTFUL_SECRET = "fuzz-case-contentful-signing-secret-".ljust(64, "x")  # 64 characters
+AIRTABLE_SECRET = base64.b64encode(b"fuzz-case-airtable-mac-secret!!!").decode()  # base64
 
 # Private keys of the public-key connectors (Discord, SendGrid, Standard Webhooks v1a).
 ED25519_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -91,6 +92,11 @@ CASES: dict[str, dict[str, Any]] = {
     "openai": _WHSEC, "polar": _HMAC, "elevenlabs": _HMAC, "line": _HMAC, "pusher": _HMAC,
     "onfido": _HMAC, "modern_treasury": _HMAC, "easypost": _HMAC,
     "contentful": {"secret": CONTENTFUL_SECRET, "public_url": PUBLIC_URL},
+    # catalogue, fourth round
+    "cloudinary": _HMAC,
+    "airtable": {"secret": AIRTABLE_SECRET},
+    "braintree": {"secret": SECRET, "public_key": "fuzz-case-public-key"},
+    "plivo": {"secret": SECRET, "public_url": PUBLIC_URL},
 }
 
 # Headers the hand-written connectors read (presets are read from their Preset).
@@ -122,6 +128,10 @@ HEADERS: dict[str, tuple[str, ...]] = {
                    "x-contentful-idempotency-key"),
     "figma": ("Content-Type",),
     "dropbox_sign": ("Content-Type",),
+    "cloudinary": ("X-Cld-Signature", "X-Cld-Timestamp"),
+    "braintree": ("Content-Type",),
+    "plivo": ("X-Plivo-Signature-V3", "X-Plivo-Signature-Ma-V3", "X-Plivo-Signature-V3-Nonce",
+              "Content-Type"),
 }
 
 

@@ -3,7 +3,7 @@
 
 ``sign_detached`` gives the headers that prove a body (the connector's own ``sign``, or
 the provider's algorithm with the cases' private keys); ``with_proof`` builds a body that
-carries its own proof (Mailgun, Graph, Adyen, SNS, Figma, Dropbox Sign); ``keep_local``
+carries its own proof (Mailgun, Graph, Adyen, SNS, Figma, Dropbox Sign, Braintree); ``keep_local``
 points a connector's key and certificate fetches at a local server.
 """
 
@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from cryptography.hazmat.primitives import hashes
@@ -89,6 +91,14 @@ def with_proof(type_name: str, value: Any, sns: Fake, cert_url: str = CERT_URL,
         mac = hmac.new(SECRET.encode(), (stamp + etype).encode(), hashlib.sha256).hexdigest()
         return orjson.dumps({**fields, "event": {"event_time": stamp, "event_type": etype,
                                                  "event_hash": mac}})
+    if type_name == "braintree":  # bt_signature over bt_payload, a base64 XML notification
+        xml = ("<notification><kind>check</kind><subject><data>"
+               + html.escape(orjson.dumps(value).decode()) + "</data></subject></notification>")
+        payload = base64.encodebytes(xml.encode())
+        key = hashlib.sha1(SECRET.encode()).digest()  # noqa: S324 - Braintree's scheme
+        mac = hmac.new(key, payload, hashlib.sha1).hexdigest()
+        return urlencode({"bt_signature": f"fuzz-case-public-key|{mac}",
+                          "bt_payload": payload.decode()}).encode()
     return None
 
 

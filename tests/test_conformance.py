@@ -54,12 +54,15 @@ BODY_NOT_COVERED = {
     "azure_event_grid": "a shared key in the query or a header",
     "adyen": "each item's signed fields, not the body's bytes (tampered below by field)",
     "aws_sns": "the documented name/value pairs, not the bytes (tampered below by field)",
+    "braintree": "bt_signature covers the bt_payload field; other form fields are ignored",
 }
 # Schemes without a timestamp the signature covers (so nothing can be stale).
 NOT_TIMESTAMPED_CLASSES = {"github", "adyen", "microsoft_graph", "twilio", "figma",
+                           "braintree", "plivo",
                            "azure_event_grid", "teams_outgoing", "contentful_untimed"}
 # Where the proof travels when it is not in a header.
-PROOF_IN_BODY = {"mailgun", "microsoft_graph", "adyen", "aws_sns", "figma", "dropbox_sign"}
+PROOF_IN_BODY = {"mailgun", "microsoft_graph", "adyen", "aws_sns", "figma", "dropbox_sign",
+                 "braintree"}
 PUBLIC_KEY_TYPES = {"discord", "sendgrid", "telnyx"}
 
 

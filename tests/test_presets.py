@@ -54,6 +54,8 @@ def request(body: bytes, headers: dict[str, str], url: str = URL) -> InboundRequ
 def secret_for(preset: Preset) -> str:
     if preset.scheme.key_format == "whsec":
         return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    if preset.scheme.key_format == "base64":
+        return base64.b64encode(os.urandom(32)).decode()
     return "preset-suite-secret-" + preset.name
 
 

@@ -31,6 +31,9 @@ def verification(preset: Preset) -> Verification:
     dedup = (f"`{preset.id_header}`" if preset.id_header
              else f"body `{preset.id_pointer}`" if preset.id_pointer else "body SHA-256")
     handshakes = [h.description for h in (preset.challenge, preset.handshake) if h]
+    if (ack := preset.acknowledgement) is not None:
+        handshakes.append(f"every received delivery answered {ack.status}"
+                          + (f" `{ack.body.decode()}`" if ack.body else " with no body"))
     common = {"handshake": "; ".join(handshakes) or "-",
               "vectors": VECTORS.get(preset.name, DOCUMENTED_ONLY)}
     if isinstance(s, TokenScheme):

@@ -45,6 +45,8 @@ class Preset:
     batch: bool = False  # the body is a JSON array, one event per element
     batch_pointer: str | None = None  # ... or the array is at this pointer in the body
     aliases: dict[str, str] = field(default_factory=dict)  # header -> its other name
+    # the answer the provider insists on for a received delivery (``Webhook.acknowledgement``)
+    acknowledgement: HandshakeReply | None = None
     sample: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -206,4 +208,5 @@ def connector_class(preset: Preset) -> type[PresetConnector]:
     """The connector type a preset is in config (``type: stripe``)."""
     return type(preset.name, (PresetConnector,), {
         "preset": preset, "source": preset.name, "Config": config_for(preset),
+        "acknowledgement": preset.acknowledgement,
         "__doc__": summary(preset), "__module__": __name__})

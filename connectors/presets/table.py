@@ -7,6 +7,7 @@ import dataclasses
 
 from connectors.presets.engine import Preset
 from connectors.presets.handshakes import DROPBOX, META, OKTA, SLACK, TWITCH, WOOCOMMERCE, ZOOM
+from connectors.request import HandshakeReply
 from connectors.signing import HmacScheme, TokenScheme, standard_webhooks_scheme
 
 H = HmacScheme
@@ -295,4 +296,10 @@ PRESETS: list[Preset] = [
            type_pointer="/description", id_pointer="/id", time_pointer="/created_at",
            sample={"object": "Event", "id": "evt_1", "description": "tracker.updated",
                    "created_at": "2026-01-01T00:00:00Z", "result": {"id": "trk_1"}}),
+    # Airtable's ping only says that a webhook has payloads to list; it retries anything
+    # but 200 or 204 with an empty body, then turns the webhook's notifications off
+    Preset("airtable", H("X-Airtable-Content-MAC", prefix="hmac-sha256=", key_format="base64"),
+           time_pointer="/timestamp", acknowledgement=HandshakeReply(204, b"", "text/plain"),
+           sample={"base": {"id": "app00000000000000"}, "webhook": {"id": "ach00000000000000"},
+                   "timestamp": "2022-02-01T21:25:05.663Z"}),
 ]

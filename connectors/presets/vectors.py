@@ -102,4 +102,6 @@ VECTORS: dict[str, str] = {
     "modern_treasury": "modern-treasury SDK test vectors + `get_signature` / "
                        "`validate_signature` (in the tests)",
     "easypost": "easypost SDK `validate_webhook` (in the tests, with a non-ASCII secret)",
+    "airtable": DOCUMENTED_ONLY + "; Airtable ships no SDK: the community pyairtable "
+                "`WebhookNotification.from_request` accepts what we sign (in the tests)",
 }
