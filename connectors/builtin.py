@@ -21,6 +21,10 @@ BUILTIN: dict[str, dict[str, str]] = {
             '[accepted].'
         ),
     },
+    'aftership': {
+        'display_name': 'AfterShip',
+        'docs_url': 'https://www.aftership.com/docs/tracking/webhook/webhook-signature',
+    },
     'airtable': {
         'display_name': 'Airtable',
         'docs_url': 'https://airtable.com/developers/web/api/webhooks-overview',
@@ -191,6 +195,14 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Frame.io',
         'docs_url': 'https://developer.frame.io/platform/v4/docs/guides/webhooks',
     },
+    'front': {
+        'display_name': 'Front',
+        'docs_url': 'https://dev.frontapp.com/docs/application-webhooks',
+    },
+    'front_rule': {
+        'display_name': 'Front (rule webhooks)',
+        'docs_url': 'https://dev.frontapp.com/docs/rule-webhooks',
+    },
     'github': {
         'display_name': 'GitHub',
         'docs_url': 'https://docs.github.com/webhooks/securing',
@@ -226,6 +238,14 @@ BUILTIN: dict[str, dict[str, str]] = {
             "Google Cloud Pub/Sub push subscriptions: the OIDC token (RS256, Google's "
             'keys) checked for audience and service account.'
         ),
+    },
+    'help_scout': {
+        'display_name': 'Help Scout',
+        'docs_url': 'https://developer.helpscout.com/webhooks/',
+    },
+    'heroku': {
+        'display_name': 'Heroku',
+        'docs_url': 'https://devcenter.heroku.com/articles/app-webhooks',
     },
     'http_poll': {
         'display_name': 'HTTP API poller',
@@ -364,6 +384,12 @@ BUILTIN: dict[str, dict[str, str]] = {
             "a Standard Webhooks signature, limited to the connector's sources."
         ),
     },
+    'quickbooks': {
+        'display_name': 'QuickBooks Online',
+        'docs_url': (
+            'https://developer.intuit.com/app/developer/qbo/docs/develop/webhooks/managing-webhooks-notifications'
+        ),
+    },
     'razorpay': {
         'display_name': 'Razorpay',
         'docs_url': 'https://razorpay.com/docs/webhooks/validate-test/',
@@ -461,6 +487,14 @@ BUILTIN: dict[str, dict[str, str]] = {
             'https://developer.hashicorp.com/terraform/cloud-docs/api-docs/notification-configurations'
         ),
     },
+    'todoist': {
+        'display_name': 'Todoist',
+        'docs_url': 'https://developer.todoist.com/api/v1/#tag/Webhooks',
+    },
+    'trello': {
+        'display_name': 'Trello',
+        'docs_url': 'https://developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/',
+    },
     'twilio': {
         'display_name': 'Twilio',
         'docs_url': 'https://www.twilio.com/docs/usage/webhooks/webhooks-security',
@@ -510,6 +544,14 @@ BUILTIN: dict[str, dict[str, str]] = {
     'workos': {
         'display_name': 'WorkOS',
         'docs_url': 'https://www.workos.com/docs/webhooks',
+    },
+    'x_activity': {
+        'display_name': 'X Account Activity',
+        'docs_url': 'https://docs.x.com/x-api/webhooks/introduction',
+        'description': (
+            'X (Twitter) Account Activity webhooks: sha256= base64 HMAC-SHA256 of '
+            "the body; the CRC challenge answered for tokens of X's shape only."
+        ),
     },
     'xero': {
         'display_name': 'Xero',

@@ -134,7 +134,7 @@ class Gateway:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "GET", "OPTIONS"):
+        if scope["type"] == "http" and scope["method"] in ("POST", "GET", "OPTIONS", "HEAD"):
             path: str = scope["path"]
             if path.startswith("/webhooks/") and "/" not in path[10:] and len(path) > 10:
                 await self.serve(path[10:], scope, receive, send)

@@ -28,7 +28,8 @@ MAX_EVENT_TYPE = 256  # characters; a longer type is dead-lettered (400 on /api/
 # Header names whose values prove or carry a secret: never kept in a dead letter
 _SECRET_HEADER = re.compile(
     r"authori[sz]ation|cookie|signature|\bsig\b|token|secret|passw|hmac|api-?key|"
-    r"(^|-)key$|(^|-)mac$|sas-key|verification|passcode|credential", re.IGNORECASE)
+    r"(^|-)key$|(^|-)mac$|sas-key|verification|passcode|credential|^x-trello-webhook$",
+    re.IGNORECASE)
 REDACTED = "[redacted]"
 
 

@@ -97,6 +97,9 @@ CASES: dict[str, dict[str, Any]] = {
     "airtable": {"secret": AIRTABLE_SECRET},
     "braintree": {"secret": SECRET, "public_key": "fuzz-case-public-key"},
     "plivo": {"secret": SECRET, "public_url": PUBLIC_URL},
+    "aftership": _HMAC, "todoist": _HMAC, "heroku": _HMAC, "front": _HMAC, "front_rule": _HMAC,
+    "trello": {"secret": SECRET, "public_url": PUBLIC_URL},
+    "help_scout": _HMAC, "quickbooks": _HMAC, "x_activity": _HMAC,
 }
 
 # Headers the hand-written connectors read (presets are read from their Preset).

@@ -66,8 +66,11 @@ class PresetConnector(Webhook[ConnectorConfig]):
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
-        if "verification" not in cls.__dict__ and "preset" in cls.__dict__:
-            cls.verification = verification(cls.preset)  # a class may state its own
+        if "preset" in cls.__dict__:  # a class may state its own of each
+            if "verification" not in cls.__dict__:
+                cls.verification = verification(cls.preset)
+            if "acknowledgement" not in cls.__dict__:
+                cls.acknowledgement = cls.preset.acknowledgement
 
     def __init__(self, connector_id: str, config: ConnectorConfig) -> None:
         super().__init__(connector_id, config)
@@ -208,5 +211,4 @@ def connector_class(preset: Preset) -> type[PresetConnector]:
     """The connector type a preset is in config (``type: stripe``)."""
     return type(preset.name, (PresetConnector,), {
         "preset": preset, "source": preset.name, "Config": config_for(preset),
-        "acknowledgement": preset.acknowledgement,
         "__doc__": summary(preset), "__module__": __name__})

@@ -118,6 +118,32 @@ class WooCommercePing(Handshake):
         return None
 
 
+class TrelloHead(Handshake):
+    """Trello sends ``HEAD`` to a callback URL before it creates the webhook, and creates
+    it only on a 200. It proves nothing and publishes nothing."""
+
+    name = "trello"
+    description = ("the `HEAD` Trello sends before creating a webhook answered 200; nothing"
+                   " published")
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        return HandshakeReply(200, b"", "text/plain") if request.method == "HEAD" else None
+
+
+class FrontChallenge(Handshake):
+    """Saving an application webhook sends a signed ``sync`` with ``X-Front-Challenge``:
+    the URL is accepted once the answer echoes it."""
+
+    name = "front"
+    description = "`X-Front-Challenge` (the signed `sync` on saving) echoed as JSON"
+
+    def answer(self, connector: PresetConnector, request: InboundRequest
+               ) -> HandshakeReply | None:
+        value = request.header("X-Front-Challenge")
+        return None if value is None else HandshakeReply(200, orjson.dumps({"challenge": value}))
+
+
 class SlackUrlVerification(Handshake):
     name = "slack"
     description = "`url_verification` challenge echoed after its signature checks"
@@ -186,3 +212,5 @@ WOOCOMMERCE = WooCommercePing()
 SLACK = SlackUrlVerification()
 ZOOM = ZoomUrlValidation()
 TWITCH = TwitchCallbackVerification()
+TRELLO = TrelloHead()
+FRONT = FrontChallenge()

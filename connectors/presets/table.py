@@ -6,7 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 from connectors.presets.engine import Preset
-from connectors.presets.handshakes import DROPBOX, META, OKTA, SLACK, TWITCH, WOOCOMMERCE, ZOOM
+from connectors.presets.handshakes import (
+    DROPBOX,
+    FRONT,
+    META,
+    OKTA,
+    SLACK,
+    TRELLO,
+    TWITCH,
+    WOOCOMMERCE,
+    ZOOM,
+)
 from connectors.request import HandshakeReply
 from connectors.signing import HmacScheme, TokenScheme, standard_webhooks_scheme
 
@@ -302,4 +312,56 @@ PRESETS: list[Preset] = [
            time_pointer="/timestamp", acknowledgement=HandshakeReply(204, b"", "text/plain"),
            sample={"base": {"id": "app00000000000000"}, "webhook": {"id": "ach00000000000000"},
                    "timestamp": "2022-02-01T21:25:05.663Z"}),
+    # Tracking webhooks; Shipping and Returns sign with other headers (research notes)
+    Preset("aftership", H("aftership-hmac-sha256", encoding="base64"),
+           type_pointer="/event", id_pointer="/event_id", time_pointer="/ts",
+           sample={"event": "tracking_update", "event_id": "3f645f5e-530b-4062-8695-db6a64420af8",
+                   "msg": {"id": "grhrexm6t3hiwkjwq37jd003", "tag": "InTransit", "slug": "usps"},
+                   "ts": 1610585520}),
+    # Todoist counts anything but 200 as a failed delivery (retried three times, 15 min apart:
+    # too far apart for its `triggered_at` to serve as a replay window)
+    Preset("todoist", H("X-Todoist-Hmac-SHA256", encoding="base64"),
+           type_pointer="/event_name", id_header="X-Todoist-Delivery-ID",
+           time_pointer="/triggered_at", acknowledgement=HandshakeReply(200, b"", "text/plain"),
+           sample={"event_name": "item:added", "user_id": "2671355", "version": "1",
+                   "event_data": {"id": "6XR4GqQQCW6Gv9h4", "content": "Buy Milk"},
+                   "triggered_at": "2025-02-10T10:39:38.000000Z"}),
+    # Heroku: a retry's body carries a new attempt id, so the event's own id deduplicates
+    Preset("heroku", H("Heroku-Webhook-Hmac-SHA256", encoding="base64"),
+           type_pointer="/resource", action_pointer="/action", id_pointer="/id",
+           time_pointer="/created_at",
+           sample={"action": "update", "resource": "app",
+                   "id": "d472a8bb-1a3c-4f78-aad1-995e6d0022ec",
+                   "created_at": "2016-10-26T22:50:14Z", "data": {"name": "sample-app"}}),
+    # Front: application webhooks (the app's signing key) and rule webhooks (the Webhooks
+    # integration's API secret) share the header and sign differently
+    Preset("front", H("X-Front-Signature", encoding="base64", signed="{timestamp}:{body}",
+                      timestamp_header="X-Front-Request-Timestamp", timestamp_format="unix_ms"),
+           type_pointer="/type", id_pointer="/payload/id", time_pointer="/payload/emitted_at",
+           handshake=FRONT,
+           sample={"type": "inbound_received", "payload": {"id": "evt_55c8c149",
+                                                           "emitted_at": 1767225599.87}}),
+    Preset("front_rule", H("X-Front-Signature", digest="sha1", encoding="base64"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/emitted_at",
+           sample={"id": "evt_7a1b2c3d", "type": "tag", "emitted_at": 1767225599.5}),
+    # Trello signs the body followed by the callback URL exactly as registered
+    Preset("trello", H("X-Trello-Webhook", digest="sha1", encoding="base64", signed="{body}{url}"),
+           type_pointer="/action/type", id_pointer="/action/id", time_pointer="/action/date",
+           needs_url=True, challenge=TRELLO,
+           sample={"action": {"id": "51f9424bcd6e040f3c002412", "type": "voteOnCard",
+                              "date": "2013-07-31T16:58:51.949Z"},
+                   "model": {"id": "4d5ea62fd76aa1136000000c", "name": "Trello Development"}}),
+    Preset("help_scout", H("X-HelpScout-Signature", digest="sha1", encoding="base64"),
+           type_header="X-HelpScout-Event",
+           sample={"id": 2391938111, "number": 349, "type": "email", "status": "active",
+                   "mailboxId": 85, "createdAt": "2026-11-02T09:15:00Z"}),
+    # QuickBooks Online sends a JSON array of CloudEvents (its earlier eventNotifications
+    # object is dead-lettered) and wants 200 within 3 s
+    Preset("quickbooks", H("intuit-signature", encoding="base64"),
+           batch=True, type_pointer="/type", time_pointer="/time",
+           acknowledgement=HandshakeReply(200, b"", "text/plain"),
+           sample={"specversion": "1.0", "id": "88cd52aa-33b6-4351-9aa4-47572edbd068",
+                   "source": "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU=",
+                   "type": "qbo.account.created.v1", "time": "2025-09-10T21:31:25.179851517Z",
+                   "intuitentityid": "1234", "intuitaccountid": "310687", "data": {}}),
 ]

@@ -104,4 +104,20 @@ VECTORS: dict[str, str] = {
     "easypost": "easypost SDK `validate_webhook` (in the tests, with a non-ASCII secret)",
     "airtable": DOCUMENTED_ONLY + "; Airtable ships no SDK: the community pyairtable "
                 "`WebhookNotification.from_request` accepts what we sign (in the tests)",
+    "aftership": "AfterShip docs' own Node `generateSignature` sample, run verbatim (recorded; "
+                 "no AfterShip SDK verifies webhooks)",
+    "todoist": "@doist/todoist-sdk `verifyWebhookSignature` accepted its own test's body and "
+               "secret (recorded; the Python SDK has no webhook code)",
+    "heroku": "Heroku's sample receiver (heroku/webhooks-demo) signed and accepted them "
+              "(recorded; Heroku ships no verifier)",
+    "front": "Front's official sample verifier (frontapp/dynamic-objects-handler) accepted "
+             "them (recorded; Front's SDKs have no verifier)",
+    "front_rule": "the `validateFrontSignature` snippet of Front's rule-webhook docs accepted "
+                  "it (recorded)",
+    "trello": "Trello's published verification code (both versions) accepted them (recorded; "
+              "Trello has no SDK)",
+    "help_scout": "helpscout-api-php `IncomingWebhook` test vector, and what its "
+                  "`validateSignature` accepted (recorded)",
+    "quickbooks": "QuickBooks Java SDK (ipp-v3-java-devkit) `WebhooksService` test vector, and "
+                  "what its `verifyPayload` accepted (recorded; Intuit ships no Python verifier)",
 }
