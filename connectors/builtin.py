@@ -130,6 +130,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Clerk',
         'docs_url': 'https://clerk.com/docs/webhooks/sync-data',
     },
+    'clickup': {
+        'display_name': 'ClickUp',
+        'docs_url': 'https://developer.clickup.com/docs/webhooksignature',
+    },
     'cloudinary': {
         'display_name': 'Cloudinary',
         'docs_url': 'https://cloudinary.com/documentation/notification_signatures',
@@ -295,6 +299,15 @@ BUILTIN: dict[str, dict[str, str]] = {
             'inside the body.'
         ),
     },
+    'mandrill': {
+        'display_name': 'Mailchimp Transactional (Mandrill)',
+        'docs_url': 'https://mailchimp.com/developer/transactional/docs/webhooks/',
+        'description': (
+            'Mailchimp Transactional (Mandrill) webhooks: X-Mandrill-Signature, '
+            'HMAC-SHA1 (base64) of the URL and the sorted form parameters; one '
+            'event per element of mandrill_events.'
+        ),
+    },
     'meta_whatsapp': {
         'display_name': 'WhatsApp Cloud API',
         'docs_url': 'https://developers.facebook.com/docs/graph-api/webhooks/getting-started/',
@@ -330,6 +343,10 @@ BUILTIN: dict[str, dict[str, str]] = {
     'notion': {
         'display_name': 'Notion',
         'docs_url': 'https://developers.notion.com/reference/webhooks',
+    },
+    'nylas': {
+        'display_name': 'Nylas',
+        'docs_url': 'https://developer.nylas.com/docs/v3/notifications/',
     },
     'okta': {
         'display_name': 'Okta',
@@ -437,6 +454,10 @@ BUILTIN: dict[str, dict[str, str]] = {
     'square': {
         'display_name': 'Square',
         'docs_url': 'https://developer.squareup.com/docs/webhooks/step3validate',
+    },
+    'squarespace': {
+        'display_name': 'Squarespace',
+        'docs_url': 'https://developers.squarespace.com/webhooks/verifying-notifications',
     },
     'standard_webhooks': {
         'display_name': 'Standard Webhooks',

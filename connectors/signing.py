@@ -46,7 +46,7 @@ Encoding = Literal["hex", "base64", "base64url"]
 Layout = Literal["single", "list", "params", "stamped_list"]
 TimeFormat = Literal["unix", "unix_ms", "iso", "http"]
 Location = Literal["header", "query"]
-KeyFormat = Literal["raw", "whsec", "base64", "nfkd"]
+KeyFormat = Literal["raw", "whsec", "base64", "nfkd", "hex"]
 
 _PLACEHOLDER = re.compile(r"\{(body|timestamp|delivery_id|method|url)\}")
 
@@ -88,12 +88,17 @@ def _needs(signed: str) -> frozenset[str]:
 
 def key_from_secret(secret: bytes, key_format: KeyFormat) -> bytes:
     """The HMAC key a secret stands for: as is, ``whsec_``+base64 (Standard Webhooks,
-    Svix), base64, or its UTF-8 in Unicode NFKD form (EasyPost)."""
+    Svix), base64, hex (Squarespace), or its UTF-8 in Unicode NFKD form (EasyPost)."""
     if key_format == "raw":
         return secret
     text = secret.decode()
     if key_format == "nfkd":
         return unicodedata.normalize("NFKD", text).encode()
+    if key_format == "hex":
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("the secret is not valid hex") from None
     if key_format == "whsec":
         text = text.removeprefix("whsec_")
     try:

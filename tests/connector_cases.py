@@ -100,6 +100,8 @@ CASES: dict[str, dict[str, Any]] = {
     "aftership": _HMAC, "todoist": _HMAC, "heroku": _HMAC, "front": _HMAC, "front_rule": _HMAC,
     "trello": {"secret": SECRET, "public_url": PUBLIC_URL},
     "help_scout": _HMAC, "quickbooks": _HMAC, "x_activity": _HMAC,
+    "squarespace": {"secret": SECRET.encode().hex()}, "clickup": _HMAC, "nylas": _HMAC,
+    "mandrill": {"secret": SECRET, "public_url": PUBLIC_URL},
 }
 
 # Headers the hand-written connectors read (presets are read from their Preset).
@@ -135,6 +137,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "braintree": ("Content-Type",),
     "plivo": ("X-Plivo-Signature-V3", "X-Plivo-Signature-Ma-V3", "X-Plivo-Signature-V3-Nonce",
               "Content-Type"),
+    "mandrill": ("X-Mandrill-Signature", "Content-Type"),
 }
 
 

@@ -1,10 +1,12 @@
-"""AfterShip, Todoist, Heroku, Front, Trello, Help Scout, QuickBooks and X: what each does
-beyond its signature, whose vectors (recorded from the provider's own code: its sample
-verifier, its SDK in another language) are in fixtures/provider_vectors.json.
+"""AfterShip, Todoist, Heroku, Front, Trello, Help Scout, QuickBooks, X, Squarespace,
+ClickUp, Nylas and Mandrill: what each does beyond its signature, whose vectors (recorded
+from the provider's own code: its sample verifier, its SDK in another language) are in
+fixtures/provider_vectors.json.
 
-The handshakes (Trello's HEAD, Front's signed ``sync`` challenge, X's CRC and its guard
-against being used to sign forged bodies), the answers the providers insist on, how each
-body becomes events, and one run through a real server into Kafka.
+The handshakes (Trello's and Mandrill's HEAD, Front's signed ``sync`` challenge, Nylas's
+challenge, X's CRC and its guard against being used to sign forged bodies), the answers
+the providers insist on, how each body becomes events, and one run through a real server
+into Kafka.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import orjson
 import pytest
 
 from connectors.base import Webhook
-from connectors.errors import Unnormalizable
+from connectors.errors import InvalidConnector, Unnormalizable
 from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
@@ -156,6 +158,44 @@ def test_heroku_deduplicates_on_the_event_id_not_on_the_retry_s_body() -> None:
     ids = {c.delivery_id(req(b.encode(), {})) for b in (v["body"], retry)}
     assert ids == {"d472a8bb-1a3c-4f78-aad1-995e6d0022ec"}
     assert c.normalize(req(v["body"].encode(), {}))[0].type == "app.update"
+
+
+def test_mandrill_signs_the_url_as_entered_and_each_event_is_one() -> None:
+    v = vector("mandrill", "blacklist")
+    c = build("mandrill", v["secret"], public_url=v["url"])
+    body = v["body"].encode()
+    settle(c.verify(req(body, v["headers"])))
+    with pytest.raises(SignatureError):  # the URL without its query: another webhook
+        settle(build("mandrill", v["secret"], public_url=v["url"].split("?")[0]).verify(
+            req(body, v["headers"])))
+    events = c.normalize(req(body, v["headers"]))
+    assert [e.type for e in events] == ["click", "blacklist.add"]
+    assert events[0].timestamp == datetime.fromtimestamp(1700000120, UTC)
+    reply = c.challenge(req(b"", {}, method="HEAD"))
+    assert reply is not None
+    assert (reply.status, reply.body) == (200, b"")
+    assert c.normalize(req(b"mandrill_events=%5B%5D", {})) == []  # nothing: filtered
+    with pytest.raises(Unnormalizable):
+        c.normalize(req(b"mandrill_events=%7B%7D", {}))
+
+
+def test_squarespace_keys_with_the_bytes_its_hex_secret_spells() -> None:
+    v = vector("squarespace", "order.create")
+    settle(build("squarespace", v["secret"].lower()).verify(
+        req(v["body"].encode(), v["headers"])))
+    with pytest.raises(InvalidConnector, match="hex"):  # refused at startup, not per request
+        build("squarespace", "not-hex-at-all")
+
+
+def test_nylas_echoes_its_challenge_and_deduplicates_on_the_notification_id() -> None:
+    v = vector("nylas", "grant.deleted")
+    c = build("nylas", v["secret"])
+    reply = c.challenge(req(b"", {}, method="GET", query={"challenge": "abc-123"}))
+    assert reply is not None
+    assert (reply.status, reply.body) == (200, b"abc-123")
+    retry = v["body"].replace('"webhook_delivery_attempt":1', '"webhook_delivery_attempt":2')
+    assert {c.delivery_id(req(b.encode(), {})) for b in (v["body"], retry)} == {
+        "Kkx2QQB7TWjWM3KXRQQn562394"}
 
 
 @pytest.mark.parametrize(("name", "status"), [

@@ -58,7 +58,7 @@ BODY_NOT_COVERED = {
 }
 # Schemes without a timestamp the signature covers (so nothing can be stale).
 NOT_TIMESTAMPED_CLASSES = {"github", "adyen", "microsoft_graph", "twilio", "figma",
-                           "braintree", "plivo",
+                           "braintree", "plivo", "mandrill",
                            "azure_event_grid", "teams_outgoing", "contentful_untimed"}
 # Where the proof travels when it is not in a header.
 PROOF_IN_BODY = {"mailgun", "microsoft_graph", "adyen", "aws_sns", "figma", "dropbox_sign",

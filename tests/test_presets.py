@@ -56,6 +56,8 @@ def secret_for(preset: Preset) -> str:
         return "whsec_" + base64.b64encode(os.urandom(24)).decode()
     if preset.scheme.key_format == "base64":
         return base64.b64encode(os.urandom(32)).decode()
+    if preset.scheme.key_format == "hex":
+        return os.urandom(32).hex().upper()
     return "preset-suite-secret-" + preset.name
 
 

@@ -364,4 +364,23 @@ PRESETS: list[Preset] = [
                    "source": "intuit.dsnBgbseACLLRZNxo2dfc4evmEJdxde58xeeYcZliOU=",
                    "type": "qbo.account.created.v1", "time": "2025-09-10T21:31:25.179851517Z",
                    "intuitentityid": "1234", "intuitaccountid": "310687", "data": {}}),
+    # Squarespace's secret is hex: the key is the bytes it spells
+    Preset("squarespace", H("Squarespace-Signature", key_format="hex"),
+           type_pointer="/topic", id_pointer="/id", time_pointer="/createdOn",
+           sample={"id": "5c2ba184b63ed3cb411ce2b1", "websiteId": "5f3c3d55ac435e1a051f77b3",
+                   "subscriptionId": "5f3c2155d947844beedda991", "topic": "order.create",
+                   "createdOn": "2020-04-22T22:18+00:00",
+                   "data": {"orderId": "5f3c39ce69e11e796f19990e"}}),
+    Preset("clickup", H("X-Signature"),
+           type_pointer="/event",
+           sample={"webhook_id": "7689a169-a000-4985-8676-6902b96d6627",
+                   "event": "taskCreated", "task_id": "c0j"}),
+    # Nylas: a retry carries a new webhook_delivery_attempt, so its notification id
+    # deduplicates; creating a destination sends GET ?challenge= (unsigned: no secret yet)
+    Preset("nylas", H("x-nylas-signature"),
+           type_pointer="/type", id_pointer="/id", time_pointer="/time", challenge=DROPBOX,
+           sample={"specversion": "1.0", "type": "message.created",
+                   "source": "/google/emails/realtime", "id": "test-notification-id",
+                   "time": 1764720000, "webhook_delivery_attempt": 1,
+                   "data": {"application_id": "app", "object": {"id": "msg"}}}),
 ]

@@ -120,4 +120,10 @@ VECTORS: dict[str, str] = {
                   "`validateSignature` accepted (recorded)",
     "quickbooks": "QuickBooks Java SDK (ipp-v3-java-devkit) `WebhooksService` test vector, and "
                   "what its `verifyPayload` accepted (recorded; Intuit ships no Python verifier)",
+    "squarespace": "Squarespace docs' own Node verifier and OpenSSL command, run verbatim "
+                   "(recorded; Squarespace has no SDK)",
+    "clickup": "ClickUp docs' own Node verification snippet, run verbatim (recorded; ClickUp "
+               "has no SDK)",
+    "nylas": "nylas-java `WebhookRequestValidator` test vector, and what nylas-legacy's "
+             "`verify_webhook_signature` accepted",
 }
