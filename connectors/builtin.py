@@ -372,6 +372,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Patreon',
         'docs_url': 'https://docs.patreon.com/',
     },
+    'paypal': {
+        'display_name': 'PayPal',
+        'docs_url': 'https://developer.paypal.com/api/rest/webhooks/rest/',
+        'description': (
+            'PayPal REST webhooks: an RSA signature over the transmission id and time, '
+            'the webhook id and the CRC-32 of the body, checked with the certificate '
+            "fetched from PayPal's API hosts."
+        ),
+    },
     'plaid': {
         'display_name': 'Plaid',
         'docs_url': 'https://plaid.com/docs/api/webhooks/webhook-verification/',

@@ -102,6 +102,7 @@ CASES: dict[str, dict[str, Any]] = {
     "help_scout": _HMAC, "quickbooks": _HMAC, "x_activity": _HMAC,
     "squarespace": {"secret": SECRET.encode().hex()}, "clickup": _HMAC, "nylas": _HMAC,
     "mandrill": {"secret": SECRET, "public_url": PUBLIC_URL},
+    "paypal": {"webhook_id": "WH-FUZZ-CASE"},
 }
 
 # Headers the hand-written connectors read (presets are read from their Preset).
@@ -138,6 +139,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "plivo": ("X-Plivo-Signature-V3", "X-Plivo-Signature-Ma-V3", "X-Plivo-Signature-V3-Nonce",
               "Content-Type"),
     "mandrill": ("X-Mandrill-Signature", "Content-Type"),
+    "paypal": ("PAYPAL-TRANSMISSION-ID", "PAYPAL-TRANSMISSION-TIME", "PAYPAL-TRANSMISSION-SIG",
+               "PAYPAL-CERT-URL", "PAYPAL-AUTH-ALGO"),
 }
 
 

@@ -44,7 +44,7 @@ RECORDS = Records(KafkaConfig())
 
 # Verified with keys only the provider serves: their own tests run a key server.
 KEY_SERVER_ONLY = {"google_pubsub": "tests/test_catalog_jwt.py",
-                   "plaid": "tests/test_catalog_jwt.py"}
+                   "plaid": "tests/test_catalog_jwt.py", "paypal": "tests/test_paypal.py"}
 # Proofs that do not cover the body's bytes.
 BODY_NOT_COVERED = {
     "microsoft_graph": "clientState is a shared value inside each item, not a signature",
