@@ -37,6 +37,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Jira',
         'docs_url': 'https://developer.atlassian.com/cloud/jira/platform/webhooks',
     },
+    'authorize_net': {
+        'display_name': 'Authorize.net',
+        'docs_url': 'https://developer.authorize.net/api/reference/features/webhooks.html',
+    },
     'aws_eventbridge': {
         'display_name': 'Amazon EventBridge',
         'docs_url': (
@@ -121,6 +125,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         'docs_url': (
             'https://www.checkout.com/docs/developer-resources/webhooks/manage-webhooks/set-up-your-webhook-receiver'
         ),
+    },
+    'checkr': {
+        'display_name': 'Checkr',
+        'docs_url': 'https://docs.checkr.com/apis/webhooks',
     },
     'circleci': {
         'display_name': 'CircleCI',
@@ -207,6 +215,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         'display_name': 'Front (rule webhooks)',
         'docs_url': 'https://dev.frontapp.com/docs/rule-webhooks',
     },
+    'ghost': {
+        'display_name': 'Ghost',
+        'docs_url': 'https://docs.ghost.org/webhooks',
+    },
     'github': {
         'display_name': 'GitHub',
         'docs_url': 'https://docs.github.com/webhooks/securing',
@@ -242,6 +254,10 @@ BUILTIN: dict[str, dict[str, str]] = {
             "Google Cloud Pub/Sub push subscriptions: the OIDC token (RS256, Google's "
             'keys) checked for audience and service account.'
         ),
+    },
+    'greenhouse': {
+        'display_name': 'Greenhouse',
+        'docs_url': 'https://developers.greenhouse.io/webhooks.html',
     },
     'help_scout': {
         'display_name': 'Help Scout',
@@ -381,6 +397,14 @@ BUILTIN: dict[str, dict[str, str]] = {
             "fetched from PayPal's API hosts."
         ),
     },
+    'paystack': {
+        'display_name': 'Paystack',
+        'docs_url': 'https://paystack.com/docs/payments/webhooks/',
+    },
+    'persona': {
+        'display_name': 'Persona',
+        'docs_url': 'https://docs.withpersona.com/docs/webhooks-best-practices',
+    },
     'plaid': {
         'display_name': 'Plaid',
         'docs_url': 'https://plaid.com/docs/api/webhooks/webhook-verification/',
@@ -427,6 +451,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     'resend': {
         'display_name': 'Resend',
         'docs_url': 'https://resend.com/docs/webhooks/verify-webhooks-requests',
+    },
+    'revolut': {
+        'display_name': 'Revolut Business',
+        'docs_url': (
+            'https://developer.revolut.com/docs/guides/manage-accounts/webhooks/verify-the-payload-signature'
+        ),
     },
     'sanity': {
         'display_name': 'Sanity',

@@ -197,8 +197,8 @@ class HmacScheme:
                 sig = self._unprefixed(item.strip())
                 if sig is not None:
                     found.append(sig)
-        else:
-            for part in raw.split(self.separator):
+        else:  # whitespace separates sets too: "t=..,v1=.. t=..,v1=.." (Persona rotating)
+            for part in (p for piece in raw.split(self.separator) for p in piece.split()):
                 key, _, value = part.strip().partition("=")
                 if key in self.signature_keys:
                     sig = self._decode(value)

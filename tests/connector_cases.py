@@ -103,6 +103,8 @@ CASES: dict[str, dict[str, Any]] = {
     "squarespace": {"secret": SECRET.encode().hex()}, "clickup": _HMAC, "nylas": _HMAC,
     "mandrill": {"secret": SECRET, "public_url": PUBLIC_URL},
     "paypal": {"webhook_id": "WH-FUZZ-CASE"},
+    "persona": _HMAC, "checkr": _HMAC, "greenhouse": _HMAC, "ghost": _HMAC, "revolut": _HMAC,
+    "paystack": _HMAC, "authorize_net": _HMAC,
 }
 
 # Headers the hand-written connectors read (presets are read from their Preset).

@@ -1,6 +1,7 @@
 """AfterShip, Todoist, Heroku, Front, Trello, Help Scout, QuickBooks, X, Squarespace,
-ClickUp, Nylas and Mandrill: what each does beyond its signature, whose vectors (recorded
-from the provider's own code: its sample verifier, its SDK in another language) are in
+ClickUp, Nylas, Mandrill, Persona, Checkr, Greenhouse, Ghost, Revolut, Paystack and
+Authorize.net: what each does beyond its signature, whose vectors (recorded from the
+provider's own code: its sample verifier, its SDK in another language) are in
 fixtures/provider_vectors.json.
 
 The handshakes (Trello's and Mandrill's HEAD, Front's signed ``sync`` challenge, Nylas's
@@ -198,8 +199,37 @@ def test_nylas_echoes_its_challenge_and_deduplicates_on_the_notification_id() ->
         "Kkx2QQB7TWjWM3KXRQQn562394"}
 
 
+def test_persona_verifies_while_a_secret_is_rotated_with_either_secret() -> None:
+    rotating = vector("persona")  # any: the body is the same
+    old = next(v for v in VECTORS if v["provider"] == "persona"
+               and " t=" in v["headers"]["Persona-Signature"] and "9e8d" in v["secret"])
+    new = next(v for v in VECTORS if v["provider"] == "persona"
+               and " t=" in v["headers"]["Persona-Signature"] and "0f3c" in v["secret"])
+    for v in (old, new):
+        c = build("persona", v["secret"])
+        c.preset.scheme.verify(  # type: ignore[attr-defined]
+            req(v["body"].encode(), v["headers"]), c.keys, now=v["now"])  # type: ignore[attr-defined]
+    c = build("persona", "wbhsec_neither")
+    with pytest.raises(SignatureError):
+        c.preset.scheme.verify(  # type: ignore[attr-defined]
+            req(rotating["body"].encode(), old["headers"]), c.keys,  # type: ignore[attr-defined]
+            now=old["now"])
+
+
+def test_ghost_tells_identical_bodies_apart_by_their_signed_time() -> None:
+    v = vector("ghost", "site.changed")
+    c = build("ghost", v["secret"])
+    first = req(v["body"].encode(), v["headers"])
+    later = v["headers"]["X-Ghost-Signature"].replace("t=1767225600123", "t=1767225660123")
+    second = req(v["body"].encode(), {**v["headers"], "X-Ghost-Signature": later})
+    assert c.delivery_id(first) != c.delivery_id(second)  # two site.changed events
+    assert c.delivery_id(first) == c.delivery_id(req(v["body"].encode(), v["headers"]))
+    assert c.normalize(first)[0].type == "site.changed"
+
+
 @pytest.mark.parametrize(("name", "status"), [
     ("todoist", 200), ("quickbooks", 200), ("x_activity", 200), ("airtable", 204),
+    ("greenhouse", 200),
     ("aftership", None), ("heroku", None), ("front", None), ("help_scout", None)])
 def test_the_answers_providers_insist_on(name: str, status: int | None) -> None:
     ack = available()[name].acknowledgement  # type: ignore[attr-defined]

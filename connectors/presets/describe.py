@@ -29,7 +29,9 @@ def summary(preset: Preset) -> str:
 def verification(preset: Preset) -> Verification:
     s = preset.scheme
     dedup = (f"`{preset.id_header}`" if preset.id_header
-             else f"body `{preset.id_pointer}`" if preset.id_pointer else "body SHA-256")
+             else f"body `{preset.id_pointer}`" if preset.id_pointer
+             else "body SHA-256 + the signed timestamp" if preset.id_timestamp
+             else "body SHA-256")
     handshakes = [h.description for h in (preset.challenge, preset.handshake) if h]
     if (ack := preset.acknowledgement) is not None:
         handshakes.append(f"every received delivery answered {ack.status}"

@@ -37,6 +37,9 @@ class Preset:
     action_pointer: str | None = None  # appended to the type: "pull_request.opened"
     id_header: str | None = None  # the provider's delivery id, for ids and dedup ...
     id_pointer: str | None = None  # ... or from the body
+    # ... or, with neither, the body's hash and the signed timestamp: identical bodies are
+    # distinct events (Ghost's `{"event":"site.changed"}`), a replay is not
+    id_timestamp: bool = False
     time_pointer: str | None = None  # the event's own time in the body
     needs_url: bool = False  # the URL is signed: `public_url` is required
     handshake: Handshake | None = None  # inside a verified delivery (handshakes.py)
@@ -104,6 +107,10 @@ class PresetConnector(Webhook[ConnectorConfig]):
             found = json_pointer(request.json_or_none(), p.id_pointer)
             if found is not None and not isinstance(found, dict | list):
                 return str(found)
+        if p.id_timestamp and isinstance(p.scheme, HmacScheme):
+            stamp = p.scheme.signed_timestamp(request)
+            if stamp:
+                return f"sha256:{request.sha256()}:{stamp}"
         return super().delivery_id(request)
 
     def replay_key(self, request: InboundRequest) -> str | None:

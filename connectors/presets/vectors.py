@@ -126,4 +126,15 @@ VECTORS: dict[str, str] = {
                "has no SDK)",
     "nylas": "nylas-java `WebhookRequestValidator` test vector, and what nylas-legacy's "
              "`verify_webhook_signature` accepted",
+    "persona": "the sample code of Persona's docs accepted them, a rotating header too "
+               "(recorded; Persona ships no SDK verifier)",
+    "checkr": "Checkr's official examples repository (webhook-verification-examples) and its "
+              "verifier (recorded)",
+    "greenhouse": "Greenhouse docs' own Ruby and PHP snippets, run verbatim (recorded; no SDK)",
+    "ghost": "Ghost's own server code (ghost 6.65.0 `WebhookTrigger`) signed them (recorded)",
+    "revolut": "published (Revolut's docs: secret, timestamp and body of its worked example)",
+    "paystack": "Paystack's own CLI (`pingWebhook`) signed them (recorded; its SDKs have no "
+                "verifier)",
+    "authorize_net": "a real delivery's signature with its Signature Key (posted on "
+                     "Authorize.net's developer forum); no official SDK verifies webhooks",
 }
