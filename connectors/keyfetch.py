@@ -77,9 +77,10 @@ def check_url(url: str, hosts: Collection[str]) -> None:
         raise ValueError(f"{url!r} is not an https URL on {sorted(hosts)}")
 
 
-async def fetch_json(client: httpx.AsyncClient, url: str, hosts: Collection[str], what: str,
-                     *, body: dict[str, Any] | None = None) -> tuple[Any, httpx.Headers]:
-    """GET (or POST ``body`` as JSON) ``url`` after the host check; the answer's JSON.
+async def fetch_bytes(client: httpx.AsyncClient, url: str, hosts: Collection[str], what: str,
+                      *, body: dict[str, Any] | None = None) -> tuple[bytes, httpx.Headers]:
+    """GET (or POST ``body`` as JSON) ``url`` after the host check; the answer's bytes (at
+    most ``MAX_KEY_BYTES``) and headers.
 
     Statuses 5xx and 429 are retriable (503 to the sender); other non-200 answers are not
     (the key id is unknown: 401), except 401/403, which say our credentials are wrong."""
@@ -110,6 +111,13 @@ async def fetch_json(client: httpx.AsyncClient, url: str, hosts: Collection[str]
             pass
         raise KeyFetchError(f"{what}: HTTP {status}{code}",
                             retriable=status >= 500 or status in (401, 403, 429))
+    return bytes(data), headers
+
+
+async def fetch_json(client: httpx.AsyncClient, url: str, hosts: Collection[str], what: str,
+                     *, body: dict[str, Any] | None = None) -> tuple[Any, httpx.Headers]:
+    """``fetch_bytes``, the answer read as JSON."""
+    data, headers = await fetch_bytes(client, url, hosts, what, body=body)
     try:
         return orjson.loads(data), headers
     except orjson.JSONDecodeError:

@@ -44,7 +44,7 @@ from cryptography.x509.oid import NameOID
 
 from connectors.base import Webhook
 from connectors.errors import KeyFetchError, SignatureError
-from connectors.keyfetch import MAX_KEY_BYTES, KeyCache, check_url
+from connectors.keyfetch import KeyCache, check_url, fetch_bytes
 from connectors.options import ConnectorConfig
 from connectors.request import EventDraft, InboundRequest, json_pointer, parse_time
 from connectors.timestamps import CLOCK_SKEW, ReplayWindow, parse_rfc3339_seconds
@@ -109,21 +109,8 @@ def certificate_key(pem: bytes, now: float) -> tuple[rsa.RSAPublicKey, float]:
 
 
 async def _fetch(client: httpx.AsyncClient, url: str) -> tuple[rsa.RSAPublicKey, float]:
-    try:
-        async with client.stream("GET", url) as answer:
-            status = answer.status_code
-            data = bytearray()
-            async for chunk in answer.aiter_bytes():
-                data += chunk
-                if len(data) > MAX_KEY_BYTES:
-                    raise KeyFetchError("the PayPal certificate is too large", retriable=True)
-    except httpx.HTTPError as exc:
-        raise KeyFetchError(f"cannot fetch the PayPal certificate: {type(exc).__name__}",
-                            retriable=True) from None
-    if status != 200:
-        raise KeyFetchError(f"the PayPal certificate: HTTP {status}",
-                            retriable=status >= 500 or status == 429)
-    return certificate_key(bytes(data), time.time())
+    pem, _ = await fetch_bytes(client, url, CERT_HOSTS, "the PayPal certificate")
+    return certificate_key(pem, time.time())
 
 
 class PayPalConnector(Webhook[PayPalConfig]):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
+import orjson
 import uvicorn
 import yaml
 from aiokafka import AIOKafkaConsumer
@@ -223,6 +224,12 @@ def consume(bootstrap: str, topic: str, *, expect: int | None = None,
         return out
 
     return asyncio.run(run())
+
+
+def event_types(bootstrap: str, topic: str, expect: int) -> list[str]:
+    """The ``type`` of each envelope on ``topic`` (``consume``; tombstones left out)."""
+    records = consume(bootstrap, topic, expect=expect, timeout=20)
+    return [orjson.loads(r.value)["type"] for r in records if r.value is not None]
 
 
 def settle(step: Coroutine[Any, Any, T]) -> T:

@@ -31,7 +31,14 @@ from connectors.presets import PresetConnector
 from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
-from tests.helpers import base_config, consume, settle, thread_server, write_config
+from tests.helpers import (
+    base_config,
+    consume,
+    event_types,
+    settle,
+    thread_server,
+    write_config,
+)
 
 URL = "https://hooks.example.com/webhooks/test"
 
@@ -688,9 +695,7 @@ def test_catalogue_end_to_end(kafka_bootstrap: str, data_dir: Path, tmp_path: Pa
         assert ping.status_code == 200
 
         def types(source: str, expect: int) -> list[str]:
-            records = consume(kafka_bootstrap, f"{topic_prefix}.{source}", expect=expect,
-                              timeout=20)
-            return [orjson.loads(r.value)["type"] for r in records if r.value is not None]
+            return event_types(kafka_bootstrap, f"{topic_prefix}.{source}", expect)
 
         assert types("recurly", 1) == ["account.created"]
         assert types("dropbox_sign", 1) == ["signature_request_sent"]  # not the duplicate

@@ -29,7 +29,13 @@ from connectors.errors import InvalidConnector, Unnormalizable
 from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
-from tests.helpers import base_config, consume, settle, thread_server, write_config
+from tests.helpers import (
+    base_config,
+    event_types,
+    settle,
+    thread_server,
+    write_config,
+)
 
 URL = "https://hooks.example.com/webhooks/test"
 VECTORS: list[dict[str, Any]] = json.loads(
@@ -275,9 +281,7 @@ def test_handshakes_and_answers_end_to_end(kafka_bootstrap: str, data_dir: Path,
         assert r.status_code == 202
 
         def types(source: str, expect: int) -> list[str]:
-            records = consume(kafka_bootstrap, f"{topic_prefix}.{source}", expect=expect,
-                              timeout=20)
-            return [orjson.loads(r.value)["type"] for r in records if r.value is not None]
+            return event_types(kafka_bootstrap, f"{topic_prefix}.{source}", expect)
 
         assert types("trello", 1) == ["voteOnCard"]
         assert types("quickbooks", 2) == ["qbo.account.created.v1", "qbo.class.created.v1"]

@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import orjson
 import pytest
 
 from connectors.base import Webhook
@@ -29,7 +28,13 @@ from connectors.errors import Unnormalizable
 from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
-from tests.helpers import base_config, consume, settle, thread_server, write_config
+from tests.helpers import (
+    base_config,
+    event_types,
+    settle,
+    thread_server,
+    write_config,
+)
 
 URL = "https://hooks.example.com/webhooks/test"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -334,9 +339,7 @@ def test_the_four_end_to_end(kafka_bootstrap: str, data_dir: Path, tmp_path: Pat
         assert r.status_code == 202, r.text
 
         def types(source: str, expect: int) -> list[str]:
-            records = consume(kafka_bootstrap, f"{topic_prefix}.{source}", expect=expect,
-                              timeout=20)
-            return [orjson.loads(r.value)["type"] for r in records if r.value is not None]
+            return event_types(kafka_bootstrap, f"{topic_prefix}.{source}", expect)
 
         assert types("cloudinary", 1) == ["upload"]
         assert types("airtable", 1) == ["airtable.event"]  # not the duplicate
