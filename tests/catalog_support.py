@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import jwt
 import orjson
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -31,8 +32,10 @@ from jwt.algorithms import RSAAlgorithm
 from connectors.base import Webhook
 from connectors.google_pubsub import PubSubConnector
 from connectors.jwt_signed import PlaidConnector
+from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
+from tests.helpers import settle
 
 W = TypeVar("W", bound=Webhook[Any])
 
@@ -50,6 +53,22 @@ def req(body: bytes, headers: dict[str, str] | None = None, query: dict[str, str
 
 def make(cls: type[W], **config: Any) -> W:
     return cls("c", cls.Config.model_validate(config))
+
+
+def build(name: str, *secrets: str, **config: Any) -> Webhook[Any]:
+    """The registered type ``name`` with ``secrets`` and ``config``."""
+    cls = available()[name]
+    c = cls(f"{name}-test", cls.Config.model_validate({"secrets": list(secrets), **config}))
+    assert isinstance(c, Webhook)
+    return c
+
+
+def rejected(c: Webhook[Any], request: InboundRequest,
+             reason: str = "invalid_signature") -> None:
+    """``c`` refuses ``request`` (verified without an event loop) for ``reason``."""
+    with pytest.raises(SignatureError) as err:
+        settle(c.verify(request))
+    assert err.value.reason == reason
 
 
 def auth(c: Webhook[Any], *requests: InboundRequest) -> list[BaseException | None]:

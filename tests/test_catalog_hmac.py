@@ -25,12 +25,11 @@ import httpx
 import orjson
 import pytest
 
-from connectors.base import Webhook
 from connectors.catalog import HELLO, contentful_path, contentful_signature
 from connectors.presets import PresetConnector
-from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
+from tests.catalog_support import build, rejected
 from tests.helpers import (
     base_config,
     consume,
@@ -43,13 +42,6 @@ from tests.helpers import (
 URL = "https://hooks.example.com/webhooks/test"
 
 
-def build(name: str, *secrets: str, **config: Any) -> Webhook[Any]:
-    cls = available()[name]
-    c = cls(f"{name}-test", cls.Config.model_validate({"secrets": list(secrets), **config}))
-    assert isinstance(c, Webhook)
-    return c
-
-
 def preset(name: str, *secrets: str, **config: Any) -> PresetConnector:
     c = build(name, *secrets, **config)
     assert isinstance(c, PresetConnector)
@@ -60,13 +52,6 @@ def req(body: bytes, headers: dict[str, str], *, url: str = URL, method: str = "
         query: dict[str, str] | None = None) -> InboundRequest:
     return InboundRequest(method, url, {k.lower(): v for k, v in headers.items()},
                           query or {}, body, "127.0.0.1", datetime.now(UTC))
-
-
-def rejected(c: Webhook[Any], request: InboundRequest,
-             reason: str = "invalid_signature") -> None:
-    with pytest.raises(SignatureError) as err:
-        settle(c.verify(request))
-    assert err.value.reason == reason
 
 
 def hexmac(key: str, message: bytes, digest: str = "sha256") -> str:

@@ -24,11 +24,11 @@ import httpx
 import orjson
 import pytest
 
-from connectors.base import Webhook
 from connectors.errors import InvalidConnector, Unnormalizable
 from connectors.registry import available
 from connectors.request import InboundRequest
 from gateway.errors import SignatureError
+from tests.catalog_support import build
 from tests.helpers import (
     base_config,
     event_types,
@@ -40,13 +40,6 @@ from tests.helpers import (
 URL = "https://hooks.example.com/webhooks/test"
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "fixtures" / "provider_vectors.json").read_text())
-
-
-def build(name: str, *secrets: str, **config: Any) -> Webhook[Any]:
-    cls = available()[name]
-    c = cls(f"{name}-test", cls.Config.model_validate({"secrets": list(secrets), **config}))
-    assert isinstance(c, Webhook)
-    return c
 
 
 def req(body: bytes, headers: dict[str, str], *, method: str = "POST", url: str = URL,

@@ -22,12 +22,10 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import pytest
 
-from connectors.base import Webhook
 from connectors.braintree import BraintreeConnector
 from connectors.errors import Unnormalizable
-from connectors.registry import available
 from connectors.request import InboundRequest
-from gateway.errors import SignatureError
+from tests.catalog_support import build, rejected
 from tests.helpers import (
     base_config,
     event_types,
@@ -40,25 +38,11 @@ URL = "https://hooks.example.com/webhooks/test"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def build(name: str, *secrets: str, **config: Any) -> Webhook[Any]:
-    cls = available()[name]
-    c = cls(f"{name}-test", cls.Config.model_validate({"secrets": list(secrets), **config}))
-    assert isinstance(c, Webhook)
-    return c
-
-
 def req(body: bytes, headers: dict[str, str], *, url: str = URL,
         method: str = "POST") -> InboundRequest:
     return InboundRequest(method, url, {k.lower(): v for k, v in headers.items()},
                           dict(parse_qsl(url.partition("?")[2])), body, "127.0.0.1",
                           datetime.now(UTC))
-
-
-def rejected(c: Webhook[Any], request: InboundRequest,
-             reason: str = "invalid_signature") -> None:
-    with pytest.raises(SignatureError) as err:
-        settle(c.verify(request))
-    assert err.value.reason == reason
 
 
 # -- Cloudinary ----------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from connectors.aws_sns import SnsConnector
 from connectors.errors import SignatureError
 from connectors.request import InboundRequest
 from connectors.timestamps import CLOCK_SKEW, PAST_ONLY, ReplayWindow
+from tests.catalog_support import build
 from tests.helpers import settle
 from tests.test_aws_sns import CertServer, Fake, connector, request, run
-from tests.test_catalog_hmac import build, hexmac, req
+from tests.test_catalog_hmac import hexmac, req
 
 
 def test_the_window_reaches_back_and_ahead_and_reads_the_configured_tolerance() -> None:
