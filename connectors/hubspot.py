@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from connectors.errors import SignatureError
 from connectors.presets import BY_NAME, PresetConnector
-from connectors.request import EventDraft, InboundRequest
+from connectors.request import EventDraft, InboundRequest, with_query
 from connectors.signing import matches_any
 from connectors.verification import Verification
 
@@ -44,9 +43,7 @@ class HubSpotConnector(PresetConnector):
     methods: ClassVar[frozenset[str]] = frozenset({"POST", "GET"})
 
     def _uri(self, request: InboundRequest) -> str:
-        base = self.config.public_url or request.url
-        query = urlsplit(request.url).query
-        return f"{base}?{query}" if query and "?" not in base else base
+        return with_query(self.config.public_url or request.url, request.url)
 
     async def verify(self, request: InboundRequest) -> None:
         if request.header(_V3):

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
-from connectors.request import EventDraft, InboundRequest
+from connectors.request import EventDraft, InboundRequest, with_query
 from connectors.signing import matches_any
 from connectors.verification import Verification
 
@@ -87,9 +87,7 @@ class PlivoConnector(Webhook[PlivoConfig]):
     methods: ClassVar[frozenset[str]] = frozenset({"POST", "GET"})
 
     def _url(self, request: InboundRequest) -> str:
-        public = self.config.public_url
-        query = request.url.partition("?")[2]
-        return public if "?" in public or not query else f"{public}?{query}"
+        return with_query(self.config.public_url, request.url)
 
     def _form(self, request: InboundRequest) -> dict[str, list[str]]:
         if request.method == "GET" or not request.body:

@@ -112,6 +112,13 @@ class HandshakeReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def with_query(base: str, url: str) -> str:
+    """``base`` (a configured ``public_url``) with ``url``'s query string, unless ``base``
+    holds one of its own: the URL a provider that signs its URL called."""
+    query = url.partition("?")[2]
+    return base if "?" in base or not query else f"{base}?{query}"
+
+
 def body_replay_key(request: InboundRequest, signed_timestamp: str | None = None) -> str:
     """The body's hash, plus the timestamp the signature covers where there is one: what
     a replay of a captured delivery cannot change, whatever unsigned id it carries."""

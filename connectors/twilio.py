@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
-from connectors.request import EventDraft, InboundRequest, body_replay_key
+from connectors.request import EventDraft, InboundRequest, body_replay_key, with_query
 from connectors.signing import matches_any
 from connectors.verification import Verification
 
@@ -70,9 +70,7 @@ class TwilioConnector(Webhook[TwilioConfig]):
     HEADER = "X-Twilio-Signature"
 
     def _url(self, request: InboundRequest) -> str:
-        public = self.config.public_url or ""
-        query = request.url.partition("?")[2]
-        return public if "?" in public or not query else f"{public}?{query}"
+        return with_query(self.config.public_url or "", request.url)
 
     def _is_json(self, request: InboundRequest) -> bool:
         return (request.header("content-type") or "").split(";")[0].strip().lower() == \
