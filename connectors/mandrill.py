@@ -22,7 +22,7 @@ from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
 from connectors.request import EventDraft, HandshakeReply, InboundRequest, parse_time
-from connectors.signing import matches_any
+from connectors.signing import matches_any, sorted_params
 from connectors.verification import Verification
 
 SIGNATURE = "X-Mandrill-Signature"
@@ -39,7 +39,7 @@ def signed_string(url: str, body: bytes) -> bytes:
         params = parse_qsl(body.decode(), keep_blank_values=True)
     except UnicodeDecodeError:
         raise SignatureError("the form body is not UTF-8") from None
-    return (url + "".join(k + v for k, v in sorted(params))).encode()
+    return (url + sorted_params(params)).encode()
 
 
 def signature(key: bytes, url: str, body: bytes) -> str:

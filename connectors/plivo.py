@@ -32,7 +32,7 @@ from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, with_query
-from connectors.signing import matches_any
+from connectors.signing import matches_any, sorted_params
 from connectors.verification import Verification
 
 SIGNATURE = "X-Plivo-Signature-V3"
@@ -53,10 +53,6 @@ def _sorted_query(params: dict[str, list[str]]) -> str:
     return "&".join("&".join(f"{k}={v}" for v in sorted(params[k])) for k in sorted(params))
 
 
-def _sorted_form(params: dict[str, list[str]]) -> str:
-    return "".join("".join(f"{k}{v}" for v in sorted(params[k])) for k in sorted(params))
-
-
 def canonical(url: str, method: str, form: dict[str, list[str]]) -> str:
     """What Plivo signs before the nonce: ``construct_get_url`` / ``construct_post_url``."""
     parts = urlsplit(url)
@@ -64,7 +60,8 @@ def canonical(url: str, method: str, form: dict[str, list[str]]) -> str:
     query = _sorted_query(_params(parts.query))
     if method == "GET" or not form:
         return f"{base}?{query}" if query else base
-    return f"{base}?{query}{'.' if query else ''}{_sorted_form(form)}"
+    params = sorted_params((k, v) for k, values in form.items() for v in values)
+    return f"{base}?{query}{'.' if query else ''}{params}"
 
 
 def signature(token: bytes, signed: str, nonce: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
@@ -19,7 +18,7 @@ from connectors.base import Webhook
 from connectors.errors import SignatureError, Unnormalizable
 from connectors.options import SecretRequired
 from connectors.request import EventDraft, InboundRequest, body_replay_key, with_query
-from connectors.signing import matches_any
+from connectors.signing import matches_any, sorted_params
 from connectors.verification import Verification
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -79,11 +78,7 @@ class TwilioConnector(Webhook[TwilioConfig]):
     def _message(self, url: str, request: InboundRequest) -> bytes:
         if self._is_json(request):
             return url.encode()
-        grouped: dict[str, list[str]] = defaultdict(list)
-        for name, value in _form(request.body):
-            grouped[name].append(value)
-        return (url + "".join(name + value for name in sorted(grouped)
-                              for value in sorted(grouped[name]))).encode()
+        return (url + sorted_params(_form(request.body))).encode()
 
     async def verify(self, request: InboundRequest) -> None:
         raw = request.header(self.HEADER)
