@@ -11,6 +11,10 @@ duplicate path by accident):
   ceiling of an ASGI app here);
 - ``naive``: the handler a team writes in an afternoon (``bench/naive_app.py``: HMAC,
   ``send_and_wait`` with acks=all, idempotence, linger 5 ms; nothing durable locally);
+- ``floor``: the least a CPython gateway can do and still keep the delivery promise
+  (``bench/floor_app.py``: HMAC, a group commit with fsync and the delivery id claimed in
+  it, produced from the same process; no envelope, audit, delivery store or relay):
+  what the targets ask of CPython here;
 - ``gateway xN``: ``gateway run`` with N workers, fsync before 2xx, deduplication and the
   audit trail on.
 
@@ -129,7 +133,8 @@ class Target:
         self.url = f"http://127.0.0.1:{self.port}"
         self.topic = f"bench.sus.{kind}{workers}.{int(time.time() * 1000)}"
         log = work / f"{kind}{workers}-{self.port}.log"
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BENCH_TOPIC": self.topic}
+        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BENCH_TOPIC": self.topic,
+               "BENCH_DATA": str(work / f"{kind}-{self.port}")}
         if kind == "gateway":
             config = gateway_config(work / f"gw-{self.port}", bootstrap, self.topic)
             cmd = [sys.executable, "-m", "gateway", "run", "--config", str(config),
@@ -180,7 +185,7 @@ class Target:
                 "missing": missing}
 
     def _drained(self) -> None:
-        if self.kind == "gateway":
+        if self.kind in ("gateway", "floor"):
             wait_drained(self.url)
 
     def stop(self) -> None:
@@ -206,7 +211,7 @@ def main() -> int:
     parser.add_argument("--payload", type=int, default=1024)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--max-requests", type=int, default=150_000)
-    parser.add_argument("--only", nargs="+", choices=["bare", "naive", "gateway"],
+    parser.add_argument("--only", nargs="+", choices=["bare", "naive", "floor", "gateway"],
                         help="measure only these targets (no ratios; for iterating)")
     parser.add_argument("--half", action="store_true",
                         help="with --only: the half-peak runs too")
@@ -224,7 +229,7 @@ def main() -> int:
     print(f"# {os.cpu_count()} cores; {args.rounds} rounds of {args.duration:.0f}s;"
           f" concurrency {args.concurrency}; body {args.payload} B; logs in {work}",
           flush=True)
-    kinds = [("bare", "bare", 1), ("naive", "naive", 1),
+    kinds = [("bare", "bare", 1), ("naive", "naive", 1), ("floor", "floor", 1),
              *((f"gateway x{n}", "gateway", n) for n in args.workers)]
     if args.only:
         kinds = [k for k in kinds if k[1] in args.only]
@@ -243,7 +248,7 @@ def main() -> int:
             for name, rs in runs.items()}
         half: dict[str, list[dict[str, Any]]] = {}
         halves = [] if args.rate or (args.only and not args.half) else [
-            k for k in kinds if k[1] != "bare"]
+            k for k in kinds if k[1] in ("naive", "gateway")]
         for rnd in range(args.rounds if args.half_rounds is None else args.half_rounds):
             for name, kind, workers in halves:
                 target = Target(name, kind, workers, bootstrap, work, args)
@@ -270,6 +275,10 @@ def main() -> int:
           f" {statistics.median(r['cpu_us_per_event'] for r in runs['gateway x1']):.0f}"
           f" µs/event; p99 at half peak (median)"
           f" {statistics.median(r['p99_ms'] for r in half['gateway x1']):.1f} ms")
+    print(f"floor / naive {medians['floor'] / medians['naive']:.2f};"
+          f" / bare {medians['floor'] / medians['bare']:.2f}; CPU"
+          f" {statistics.median(r['cpu_us_per_event'] for r in runs['floor']):.0f}"
+          " µs/event")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "sustained.json").write_text(json.dumps({"args": vars(args), "runs": runs,
