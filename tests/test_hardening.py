@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import orjson
 import pytest
 
 from gateway.buffer import DEDUP_ROW_BYTES, PURGE_CHUNK, Buffer, Record
+from gateway.buffer import outbox as outbox_module
 from gateway.config import BufferConfig, load_config
 from gateway.errors import ConfigError
 from tests.helpers import ThreadServer, base_config, consume, thread_server, write_config
@@ -186,13 +188,16 @@ def test_settings_never_show_a_secret(tmp_path: Path) -> None:
 
 # -- deduplication state ---------------------------------------------------------------
 
-def test_dedup_rows_count_toward_max_bytes_and_expire_in_chunks(tmp_path: Path) -> None:
+def test_dedup_rows_count_toward_max_bytes_and_expire_in_chunks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def record(n: int) -> Record:
         return Record("t", b"k", b"v", f"id-{n}", "c", "t", "s")
 
     async def run() -> None:
+        # A window no fill outlasts, however slow the machine; then the purge's clock is
+        # moved past it (a real one-second window let early rows expire mid-fill).
         buffer = Buffer(tmp_path / "b.db", BufferConfig(max_bytes=20_000,
-                                                        dedup_window_seconds=1))
+                                                        dedup_window_seconds=3600))
         await buffer.open()
         try:
             accepted = 0
@@ -206,8 +211,8 @@ def test_dedup_rows_count_toward_max_bytes_and_expire_in_chunks(tmp_path: Path) 
             key_bytes = len("key-0000") + DEDUP_ROW_BYTES
             assert accepted == 20_000 // key_bytes  # the bound is the dedup rows' bytes
             assert buffer.outbox.dedup_bytes == accepted * key_bytes
-            await asyncio.sleep(1.1)  # the window passes: every row expires
-            buffer.outbox._last_purge = 0.0
+            later = time.time() + 3601  # the window has passed: every row expired
+            monkeypatch.setattr(outbox_module, "time", SimpleNamespace(time=lambda: later))
             await buffer.outbox.purge_expired()
             assert buffer.outbox.dedup_bytes == max(0, accepted - PURGE_CHUNK) * key_bytes
         finally:
