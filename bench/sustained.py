@@ -248,7 +248,7 @@ def main() -> int:
             for name, rs in runs.items()}
         half: dict[str, list[dict[str, Any]]] = {}
         halves = [] if args.rate or (args.only and not args.half) else [
-            k for k in kinds if k[1] in ("naive", "gateway")]
+            k for k in kinds if k[1] != "bare"]
         for rnd in range(args.rounds if args.half_rounds is None else args.half_rounds):
             for name, kind, workers in halves:
                 target = Target(name, kind, workers, bootstrap, work, args)
@@ -278,7 +278,8 @@ def main() -> int:
     print(f"floor / naive {medians['floor'] / medians['naive']:.2f};"
           f" / bare {medians['floor'] / medians['bare']:.2f}; CPU"
           f" {statistics.median(r['cpu_us_per_event'] for r in runs['floor']):.0f}"
-          " µs/event")
+          f" µs/event; p99 at half peak (median)"
+          f" {statistics.median(r['p99_ms'] for r in half['floor']):.1f} ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "sustained.json").write_text(json.dumps({"args": vars(args), "runs": runs,
